@@ -1,0 +1,311 @@
+"""The policy interface (template method) shared by every policy.
+
+:meth:`Policy.choose` validates input, asks the subclass for expected rewards and a pmf, applies
+the probability floor, samples deterministically from ``(seed, event_id)`` and returns a
+:class:`~bandit.types.Decision`. :meth:`Policy.learn` validates the reward and forwards one
+logged interaction to the subclass. Subclasses implement only ``_expected_rewards``, ``_pmf``,
+``_learn`` and, if they hold a model, ``_dump_state`` / ``_load_state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from bandit.errors import InvalidInputError, ModelFormatError
+from bandit.types import Action, Decision, Features
+
+SNAPSHOT_FORMAT = 1
+_Z95 = 1.959963984540054
+_U64 = float(2**64)
+
+
+@dataclass(frozen=True, slots=True)
+class RewardEstimate:
+    """Expected reward of one action with a 95 % interval (for explanations)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def deterministic_uniform(seed: int, event_id: str) -> float:
+    """A uniform number in [0, 1) fixed by ``(seed, event_id)``.
+
+    Sampling from it makes the choice for an event reproducible regardless of call order.
+    """
+    digest = hashlib.blake2b(f"{seed}:{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _U64
+
+
+def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
+    """Mix ``pmf`` with uniform so every entry is at least ``min(floor, 1/K)``.
+
+    ``p' = f + (1 - K f) p`` keeps the ordering of ``p`` and sums to 1.
+
+    Examples
+    --------
+    >>> apply_floor(np.array([1.0, 0.0, 0.0]), 0.1).round(3).tolist()
+    [0.8, 0.1, 0.1]
+    """
+    k = pmf.shape[0]
+    total = float(pmf.sum())
+    if not math.isfinite(total) or total <= 0 or np.any(pmf < 0):
+        pmf = np.full(k, 1.0 / k)
+    else:
+        pmf = pmf / total
+    f = min(floor, 1.0 / k)
+    floored: np.ndarray = f + (1.0 - k * f) * pmf
+    return floored
+
+
+class Policy(ABC):
+    """Base class of every policy.
+
+    Parameters
+    ----------
+    floor
+        Minimum probability of every eligible action (capped at ``1/K``), so logs support
+        off-policy evaluation.
+    seed
+        Seed of the deterministic sampler (with the event id) and of any model randomness.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, *, floor: float = 0.02, seed: int = 0) -> None:
+        if not 0.0 <= floor <= 1.0 or not math.isfinite(floor):
+            msg = f"Expected 0 <= floor <= 1, got {floor}"
+            raise InvalidInputError(msg)
+        self.floor = floor
+        self.seed = seed
+        self.n_updates = 0
+        self._action_stats: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ public API
+
+    def choose(self, context: Features, actions: Sequence[Action], *, event_id: str) -> Decision:
+        """Score the eligible actions, floor the pmf and sample one action.
+
+        Parameters
+        ----------
+        context
+            Model features of the citizen.
+        actions
+            Eligible actions (already filtered for legality and capacity), at least one.
+        event_id
+            Unique event id; the same ``(seed, event_id)`` and model state give the same choice.
+        """
+        if not event_id:
+            msg = "Expected a non-empty event_id"
+            raise InvalidInputError(msg)
+        actions = self._check_actions(actions)
+        expected = self._expected_rewards(context, actions)
+        pmf = apply_floor(self._pmf(context, actions, expected), self.floor)
+        cdf = np.cumsum(pmf)
+        index = int(
+            np.searchsorted(cdf, deterministic_uniform(self.seed, event_id) * cdf[-1], side="right")
+        )
+        index = min(index, len(actions) - 1)
+        return Decision(
+            event_id=event_id,
+            context=dict(context),
+            actions=tuple(actions),
+            pmf=tuple(float(p) for p in pmf),
+            chosen=index,
+            propensity=float(pmf[index]),
+            expected_rewards=tuple(float(r) for r in expected),
+            model_version=self.model_version,
+            policy=self.name,
+        )
+
+    def probabilities(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        """The floored pmf over ``actions`` without sampling, shape ``(len(actions),)``."""
+        actions = self._check_actions(actions)
+        expected = self._expected_rewards(context, actions)
+        return apply_floor(self._pmf(context, actions, expected), self.floor)
+
+    def learn(
+        self,
+        decision: Decision,
+        reward: float,
+        *,
+        action_index: int | None = None,
+        propensity: float | None = None,
+    ) -> None:
+        """Learn from the reward of one decision.
+
+        Parameters
+        ----------
+        decision
+            The decision as logged (context, eligible actions, pmf).
+        reward
+            Observed reward (higher is better); must be finite.
+        action_index
+            Index of the action whose reward this is; default the sampled one.
+        propensity
+            Logging probability of that action; default ``decision.pmf[action_index]``.
+        """
+        if not isinstance(reward, (int, float)) or not math.isfinite(reward):
+            msg = f"Expected a finite reward, got {reward!r}"
+            raise InvalidInputError(msg)
+        index = decision.chosen if action_index is None else action_index
+        if not 0 <= index < len(decision.actions):
+            msg = f"action_index {index} out of range for {len(decision.actions)} actions"
+            raise InvalidInputError(msg)
+        p = decision.pmf[index] if propensity is None else propensity
+        if not 0.0 < p <= 1.0:
+            msg = f"Expected a propensity in (0, 1], got {p}"
+            raise InvalidInputError(msg)
+        self._learn(decision.context, decision.actions, index, p, float(reward))
+        stats = self._action_stats.setdefault(decision.actions[index].id, [0.0, 0.0, 0.0])
+        stats[0] += 1.0
+        stats[1] += reward
+        stats[2] += reward * reward
+        self.n_updates += 1
+
+    def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
+        """Expected reward of each action with a 95 % interval.
+
+        The mean is the model's estimate; the interval's half-width comes from the reward
+        variance and the number of rewards learned for that action (wide when few were seen).
+        """
+        actions = self._check_actions(actions)
+        expected = self._expected_rewards(context, actions)
+        out = []
+        for action, mean in zip(actions, expected, strict=True):
+            n, s, ss = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
+            var = max(ss / n - (s / n) ** 2, 0.0) if n > 1 else 0.25
+            half = _Z95 * math.sqrt(max(var, 1e-4) / (n + 1.0))
+            m = float(mean)
+            out.append(RewardEstimate(m, m - half, m + half, int(n)))
+        return out
+
+    @property
+    def model_version(self) -> str:
+        """Version id: policy name, parameter fingerprint and number of updates."""
+        return f"{self.name}-{self._params_fingerprint()}-{self.n_updates:08d}"
+
+    # ------------------------------------------------------------------ configuration
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, stored unchanged under the same names."""
+        return {"floor": self.floor, "seed": self.seed}
+
+    def clone(self) -> Self:
+        """A fresh, untrained policy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """Keyword arguments that make small, fast instances for the conformance suite."""
+        yield {"floor": 0.05, "seed": 7}
+
+    def _params_fingerprint(self) -> str:
+        blob = json.dumps(self.get_params(), sort_keys=True, default=str).encode()
+        return hashlib.blake2b(blob, digest_size=4).hexdigest()
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_bytes(self) -> bytes:
+        """Serialise the policy (header JSON line + model payload); no pickle."""
+        header = {
+            "format": SNAPSHOT_FORMAT,
+            "policy": self.name,
+            "params": self.get_params(),
+            "n_updates": self.n_updates,
+            "action_stats": self._action_stats,
+            "model_version": self.model_version,
+        }
+        return json.dumps(header, sort_keys=True).encode() + b"\n" + self._dump_state()
+
+    def save(self, path: str | Any) -> str:
+        """Write :meth:`to_bytes` to ``path``; return the model version."""
+        from pathlib import Path
+
+        target = Path(path)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        tmp.replace(target)
+        return self.model_version
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Rebuild a policy of this class from :meth:`to_bytes` output."""
+        header, payload = read_snapshot_header(data)
+        if header["policy"] != cls.name:
+            msg = f"Snapshot is for policy {header['policy']!r}, not {cls.name!r}"
+            raise ModelFormatError(msg)
+        policy = cls(**header["params"])
+        policy._load_state(payload)
+        policy.n_updates = int(header["n_updates"])
+        policy._action_stats = {k: list(v) for k, v in header["action_stats"].items()}
+        return policy
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    @abstractmethod
+    def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        """Expected reward of each action, shape ``(len(actions),)``."""
+
+    @abstractmethod
+    def _pmf(
+        self, context: Features, actions: Sequence[Action], expected: np.ndarray
+    ) -> np.ndarray:
+        """Unfloored probabilities of each action (non-negative, any positive sum)."""
+
+    @abstractmethod
+    def _learn(
+        self,
+        context: Features,
+        actions: Sequence[Action],
+        index: int,
+        propensity: float,
+        reward: float,
+    ) -> None:
+        """Update the model with one interaction."""
+
+    def _dump_state(self) -> bytes:
+        """Model payload for :meth:`to_bytes` (empty for stateless policies)."""
+        return b""
+
+    def _load_state(self, payload: bytes) -> None:  # noqa: B027 (optional hook)
+        """Restore the payload written by :meth:`_dump_state`."""
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _check_actions(actions: Sequence[Action]) -> Sequence[Action]:
+        if len(actions) == 0:
+            msg = "Expected at least one eligible action"
+            raise InvalidInputError(msg)
+        ids = [a.id for a in actions]
+        if len(set(ids)) != len(ids):
+            msg = "Expected unique action ids among the eligible actions"
+            raise InvalidInputError(msg)
+        return actions
+
+
+def read_snapshot_header(data: bytes) -> tuple[Mapping[str, Any], bytes]:
+    """Split a snapshot into its JSON header and model payload; validate the header."""
+    head, sep, payload = data.partition(b"\n")
+    if not sep:
+        msg = "Not a policy snapshot: no header line"
+        raise ModelFormatError(msg)
+    try:
+        header = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        msg = "Not a policy snapshot: header is not JSON"
+        raise ModelFormatError(msg) from None
+    if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
+        msg = f"Unsupported snapshot format {header.get('format') if isinstance(header, dict) else None!r}"
+        raise ModelFormatError(msg)
+    return header, payload

@@ -1,0 +1,167 @@
+"""The decision record: one durable record per request, control group included.
+
+Written by the service (both stores), by the simulator's logs and read by ``offline_eval``.
+Protected attributes are *not* part of the record; they are stored apart, keyed by event id.
+Records are immutable; the assignment and the outcome are added with :meth:`with_assignment`
+and :meth:`with_outcome`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bandit.control import Group
+from bandit.errors import InvalidInputError
+from bandit.rewards import Outcome, OutcomeStatus
+from bandit.types import FeatureValue
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """Everything needed for learning, off-policy evaluation and the RCT analysis.
+
+    Parameters
+    ----------
+    event_id
+        Unique id of the decision event.
+    timestamp
+        Unix time (seconds) of the decision.
+    citizen_key
+        Pseudonym of the citizen (never the raw id).
+    group
+        RCT arm.
+    context
+        Model features used.
+    eligible
+        Eligible action ids in pmf order (after the legal and capacity filter).
+    pmf
+        Probability of each eligible action; empty for the control group.
+    recommended
+        Sampled action id; ``None`` for control.
+    propensity
+        ``pmf`` of ``recommended``; ``None`` for control.
+    model_version, policy
+        Which model and policy produced the pmf.
+    experiment
+        Fingerprint of the experiment config (control share, salt id, start date).
+    excluded
+        Why each non-eligible action was filtered out (action id -> reason).
+    assigned, assignment_reason
+        What the caseworker actually assigned, and the reason code when it differs.
+    outcome
+        Employment outcome once known.
+    reward
+        Reward once settled; ``None`` while pending or when censored.
+    censored
+        True when the outcome is censored (dropout before the horizon).
+    """
+
+    event_id: str
+    timestamp: float
+    citizen_key: str
+    group: Group
+    context: Mapping[str, FeatureValue]
+    eligible: tuple[str, ...]
+    pmf: tuple[float, ...]
+    recommended: str | None
+    propensity: float | None
+    model_version: str
+    policy: str
+    experiment: str = ""
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    assigned: str | None = None
+    assignment_reason: str | None = None
+    outcome: Outcome | None = None
+    reward: float | None = None
+    censored: bool = False
+
+    @property
+    def complied(self) -> bool | None:
+        """Whether the caseworker followed the recommendation (``None`` if unknown/control)."""
+        if self.recommended is None or self.assigned is None:
+            return None
+        return self.assigned == self.recommended
+
+    @property
+    def settled(self) -> bool:
+        """True once an outcome is recorded."""
+        return self.outcome is not None
+
+    def with_assignment(self, assigned: str, reason: str | None) -> DecisionRecord:
+        """A copy with the caseworker's assignment."""
+        return dataclasses.replace(self, assigned=assigned, assignment_reason=reason)
+
+    def with_outcome(
+        self, outcome: Outcome, reward: float | None, *, censored: bool
+    ) -> DecisionRecord:
+        """A copy with the settled outcome and reward."""
+        return dataclasses.replace(self, outcome=outcome, reward=reward, censored=censored)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (enums as strings, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Group):
+                value = value.value
+            elif isinstance(value, Outcome):
+                value = {
+                    "status": value.status.value,
+                    "weeks_to_job": value.weeks_to_job,
+                    "weeks_observed": value.weeks_observed,
+                }
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DecisionRecord:
+        """Inverse of :meth:`to_dict`; raise :class:`InvalidInputError` if malformed."""
+        try:
+            outcome_data = data.get("outcome")
+            outcome = (
+                None
+                if outcome_data is None
+                else Outcome(
+                    OutcomeStatus(outcome_data["status"]),
+                    outcome_data.get("weeks_to_job"),
+                    outcome_data.get("weeks_observed"),
+                )
+            )
+            record = cls(
+                event_id=str(data["event_id"]),
+                timestamp=float(data["timestamp"]),
+                citizen_key=str(data["citizen_key"]),
+                group=Group(data["group"]),
+                context=dict(data["context"]),
+                eligible=tuple(data["eligible"]),
+                pmf=tuple(float(p) for p in data["pmf"]),
+                recommended=data.get("recommended"),
+                propensity=None if data.get("propensity") is None else float(data["propensity"]),
+                model_version=str(data["model_version"]),
+                policy=str(data["policy"]),
+                experiment=str(data.get("experiment", "")),
+                excluded=dict(data.get("excluded") or {}),
+                assigned=data.get("assigned"),
+                assignment_reason=data.get("assignment_reason"),
+                outcome=outcome,
+                reward=None if data.get("reward") is None else float(data["reward"]),
+                censored=bool(data.get("censored", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"Malformed decision record: {exc}"
+            raise InvalidInputError(msg) from None
+        pmf_ok = len(record.pmf) == len(record.eligible) and math.isclose(
+            sum(record.pmf), 1.0, abs_tol=1e-6
+        )
+        if record.group is Group.TREATMENT and not pmf_ok:
+            msg = "Malformed decision record: pmf must match eligible and sum to 1"
+            raise InvalidInputError(msg)
+        return record

@@ -1,0 +1,141 @@
+"""Outcomes and the rewards derived from them (higher is better, everywhere).
+
+An :class:`Outcome` says what happened after a decision: a job after ``weeks_to_job`` weeks,
+still unemployed at the horizon, or a dropout (moved, sick, ...) after ``weeks_observed`` weeks.
+A dropout before any job and before the horizon is *censored*: its reward is unknown, and
+reward functions return ``RewardValue(value=None, censored=True)`` instead of a silent zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bandit.context import TargetGroup
+from bandit.errors import InvalidInputError
+
+DEFAULT_HORIZON_WEEKS = 26
+BENEFIT_DKK_PER_DAY = {TargetGroup.DAGPENGE: 360.0, TargetGroup.KONTANTHJAELP: 320.0}
+BENEFIT_DAYS_PER_WEEK = 5
+
+
+class OutcomeStatus(StrEnum):
+    """What is known about the spell after the decision."""
+
+    EMPLOYED = "employed"
+    UNEMPLOYED_AT_HORIZON = "unemployed_at_horizon"
+    DROPOUT = "dropout"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Employment outcome of one decision event.
+
+    Parameters
+    ----------
+    status
+        See :class:`OutcomeStatus`.
+    weeks_to_job
+        Weeks from the decision to an ordinary job (required for ``employed``).
+    weeks_observed
+        Weeks followed before a dropout (required for ``dropout``).
+    """
+
+    status: OutcomeStatus
+    weeks_to_job: float | None = None
+    weeks_observed: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is OutcomeStatus.EMPLOYED:
+            if self.weeks_to_job is None or not 0 <= self.weeks_to_job < 1e4:  # noqa: PLR2004
+                msg = "An `employed` outcome needs weeks_to_job >= 0"
+                raise InvalidInputError(msg)
+        elif self.weeks_to_job is not None:
+            msg = f"weeks_to_job is only allowed for `employed`, not `{self.status.value}`"
+            raise InvalidInputError(msg)
+        if self.status is OutcomeStatus.DROPOUT and (
+            self.weeks_observed is None or not 0 <= self.weeks_observed < 1e4  # noqa: PLR2004
+        ):
+            msg = "A `dropout` outcome needs weeks_observed >= 0"
+            raise InvalidInputError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class RewardValue:
+    """A reward, or the statement that it is censored (unknown)."""
+
+    value: float | None
+    censored: bool = False
+
+
+class RewardFunction(Protocol):
+    """Maps an outcome to a reward (higher is better)."""
+
+    def __call__(self, outcome: Outcome) -> RewardValue:
+        """Return the reward of ``outcome``."""
+
+
+def _job_within(outcome: Outcome, horizon: float) -> bool | None:
+    """True/False when known, ``None`` when censored before the horizon."""
+    if outcome.status is OutcomeStatus.EMPLOYED:
+        assert outcome.weeks_to_job is not None  # noqa: S101 (checked in __post_init__)
+        return outcome.weeks_to_job <= horizon
+    if outcome.status is OutcomeStatus.UNEMPLOYED_AT_HORIZON:
+        return False
+    assert outcome.weeks_observed is not None  # noqa: S101
+    return False if outcome.weeks_observed >= horizon else None
+
+
+@dataclass(frozen=True, slots=True)
+class EmployedWithinHorizon:
+    """Reward 1 if an ordinary job started within ``horizon_weeks``, else 0 (the RCT outcome).
+
+    Examples
+    --------
+    >>> r = EmployedWithinHorizon(26)
+    >>> r(Outcome(OutcomeStatus.EMPLOYED, weeks_to_job=10)).value
+    1.0
+    >>> r(Outcome(OutcomeStatus.DROPOUT, weeks_observed=5))
+    RewardValue(value=None, censored=True)
+    """
+
+    horizon_weeks: float = DEFAULT_HORIZON_WEEKS
+
+    def __call__(self, outcome: Outcome) -> RewardValue:
+        """Return the reward of ``outcome``."""
+        known = _job_within(outcome, self.horizon_weeks)
+        return RewardValue(None, censored=True) if known is None else RewardValue(float(known))
+
+
+@dataclass(frozen=True, slots=True)
+class WeeksToEmployment:
+    """Share of the horizon spent employed: ``(H - min(weeks_to_job, H)) / H`` in [0, 1]."""
+
+    horizon_weeks: float = DEFAULT_HORIZON_WEEKS
+
+    def __call__(self, outcome: Outcome) -> RewardValue:
+        """Return the reward of ``outcome``."""
+        known = _job_within(outcome, self.horizon_weeks)
+        if known is None:
+            return RewardValue(None, censored=True)
+        if not known:
+            return RewardValue(0.0)
+        assert outcome.weeks_to_job is not None  # noqa: S101
+        return RewardValue((self.horizon_weeks - outcome.weeks_to_job) / self.horizon_weeks)
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitCostSaved:
+    """Benefit DKK saved within the horizon versus staying on benefit the whole horizon."""
+
+    target_group: TargetGroup
+    horizon_weeks: float = DEFAULT_HORIZON_WEEKS
+
+    def __call__(self, outcome: Outcome) -> RewardValue:
+        """Return the reward of ``outcome`` in DKK."""
+        share = WeeksToEmployment(self.horizon_weeks)(outcome)
+        if share.value is None:
+            return share
+        weekly = BENEFIT_DKK_PER_DAY[self.target_group] * BENEFIT_DAYS_PER_WEEK
+        return RewardValue(share.value * self.horizon_weeks * weekly)

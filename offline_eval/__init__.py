@@ -1,0 +1,1 @@
+"""Off-policy evaluation, RCT analysis, fairness audit and reports."""

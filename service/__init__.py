@@ -1,0 +1,1 @@
+"""Decision service: FastAPI app, stores (embedded, Redis), learner worker, metrics, CLI."""

@@ -1,0 +1,1 @@
+"""Calibrated synthetic labour market: population, outcome model, logs and online replay."""
