@@ -37,3 +37,11 @@ class NoEligibleActionError(InvalidInputError):
 
 class ModelFormatError(BanditError):
     """A saved model snapshot cannot be read (corrupt file, other policy, newer format)."""
+
+
+class UnknownEventError(BanditError, LookupError):
+    """No decision record exists for this event id."""
+
+
+class ConflictError(BanditError):
+    """The request contradicts what is already stored (e.g. a different second outcome)."""

@@ -1,0 +1,1 @@
+"""Decision stores: one contract, two implementations (embedded SQLite, Redis)."""

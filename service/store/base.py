@@ -1,0 +1,139 @@
+"""The store contract shared by the embedded (SQLite) and the Redis store.
+
+Both implementations must pass ``tests/service/test_store_contract.py`` against a real SQLite
+file and a real redis-server. The API is synchronous: FastAPI runs plain ``def`` handlers in
+its thread pool, and both backends (``sqlite3``, ``redis-py``) are thread-safe when used as
+documented (one connection per thread / one pool).
+
+Durability rule: a method returns only after the data is durable (SQLite commit in WAL mode
+with ``synchronous=FULL``; Redis with AOF ``appendfsync always`` in production config, or the
+write is acknowledged by ``WAIT``/AOF as configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from bandit.context import ProtectedAttributes
+from bandit.records import DecisionRecord
+from bandit.rewards import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """A stored record and whether this call changed anything (``False`` on idempotent replay)."""
+
+    record: DecisionRecord
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCounts:
+    """Experiment counters for one RCT arm."""
+
+    decisions: int
+    settled: int
+    employed: int
+    censored: int
+
+
+@dataclass(frozen=True, slots=True)
+class LearningMessage:
+    """One entry of the learning queue: a settled event to learn from."""
+
+    message_id: str
+    event_id: str
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSnapshot:
+    """A versioned, serialised policy (see :meth:`bandit.policies.Policy.to_bytes`)."""
+
+    version: str
+    data: bytes
+    created_at: float
+
+
+class DecisionStore(Protocol):
+    """Durable storage of decision records, learning queue and model snapshots.
+
+    Errors: :class:`bandit.errors.UnknownEventError` for unknown event ids,
+    :class:`bandit.errors.ConflictError` for contradicting writes.
+    """
+
+    def ping(self) -> bool:
+        """True when the backend answers (used by ``/readyz``)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def put_decision(
+        self,
+        record: DecisionRecord,
+        *,
+        request_id: str | None = None,
+        protected: ProtectedAttributes | None = None,
+        horizon_seconds: float,
+    ) -> WriteResult:
+        """Store a new record (pending until ``record.timestamp + horizon_seconds``).
+
+        With a ``request_id`` already seen, store nothing and return the first record with
+        ``changed=False``. Protected attributes are stored apart from the record.
+        """
+
+    def get_decision(self, event_id: str) -> DecisionRecord:
+        """The record of ``event_id``."""
+
+    def get_protected(self, event_id: str) -> ProtectedAttributes | None:
+        """Protected attributes stored for ``event_id`` (audit role only)."""
+
+    def record_assignment(self, event_id: str, assigned: str, reason: str | None) -> WriteResult:
+        """Store the caseworker's assignment; the same assignment again is a no-op; a
+        different one raises ``ConflictError``."""
+
+    def record_outcome(
+        self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
+    ) -> WriteResult:
+        """Settle the record; the same outcome again is a no-op (``changed=False``); a
+        different outcome raises ``ConflictError``. A settled, non-censored record is
+        published to the learning queue in the same atomic step."""
+
+    def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
+        """Unsettled records whose horizon has passed (for the settlement sweep)."""
+
+    def pending_count(self) -> int:
+        """Number of unsettled records."""
+
+    def iter_records(self) -> Iterator[DecisionRecord]:
+        """Every record, oldest first (exports, audits)."""
+
+    def group_counts(self) -> dict[str, GroupCounts]:
+        """Counters per group (``"treatment"``, ``"control"``)."""
+
+    # -- learning queue ----------------------------------------------------------------------
+
+    def read_learning(self, consumer: str, count: int, block_ms: int = 0) -> list[LearningMessage]:
+        """New messages for ``consumer`` (consumer group semantics: each message to one
+        consumer), plus messages idle too long at a dead consumer (re-delivered)."""
+
+    def ack_learning(self, message_id: str) -> None:
+        """Mark a message as learned; it is never delivered again."""
+
+    def dead_letter(self, message: LearningMessage, error: str) -> None:
+        """Move a message that failed too often to the dead-letter queue (and ack it)."""
+
+    def learning_lag(self) -> int:
+        """Messages published but not yet acknowledged."""
+
+    # -- model snapshots ---------------------------------------------------------------------
+
+    def save_model(self, snapshot: ModelSnapshot) -> None:
+        """Publish a new model snapshot (becomes the latest)."""
+
+    def latest_model(self) -> ModelSnapshot | None:
+        """The newest snapshot, or ``None``."""
