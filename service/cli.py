@@ -14,6 +14,7 @@ import typer
 _SUBAPPS: tuple[tuple[str, str, str], ...] = (
     # (module, attribute, kind) kind: "commands" registers the module's commands on the root;
     ("service.cli_serve", "register", "register"),
+    ("service.cli_learner", "register", "register"),
     ("simulator.cli", "register", "register"),
     ("offline_eval.cli", "register", "register"),
 )
