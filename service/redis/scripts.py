@@ -1,0 +1,106 @@
+"""Lua scripts that make each store write one atomic, idempotent step.
+
+Each script checks before it writes, so running it twice (a client retry after a lost reply)
+changes nothing the second time. Keys are passed in ``KEYS``; the only keys built inside a
+script are old model snapshots being trimmed (same prefix, single-instance deployments; a
+Redis Cluster deployment would need hash tags).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from redis.commands.core import Script
+
+PUT_DECISION = """
+-- KEYS: rec, idem, index, seq, pending, counts, events, protected
+-- ARGV: event_id, json, horizon_at, has_request, protected_json, events_maxlen, idem_ttl
+if ARGV[4] == '1' then
+  local prior = redis.call('GET', KEYS[2])
+  if prior then return {0, prior} end
+end
+local current = redis.call('HGET', KEYS[1], 'json')
+if current then
+  if current == ARGV[2] then return {0, ARGV[1]} end
+  return {-1, ARGV[1]}
+end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', seq)
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[6], 'decisions', 1)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[8], ARGV[5]) end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'decision', 'event_id', ARGV[1])
+if ARGV[4] == '1' then
+  if tonumber(ARGV[7]) > 0 then
+    redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[7])
+  else
+    redis.call('SET', KEYS[2], ARGV[1])
+  end
+end
+return {1, ARGV[1]}
+"""
+
+UPDATE_RECORD = """
+-- Compare-and-set of a record plus its side effects.
+-- KEYS: rec, pending, counts, events, learn
+-- ARGV: expected_json, new_json, event_id, kind, employed, censored, publish, events_maxlen
+local current = redis.call('HGET', KEYS[1], 'json')
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[2])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', ARGV[4], 'event_id', ARGV[3])
+if ARGV[4] == 'outcome' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('HINCRBY', KEYS[3], 'settled', 1)
+  if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[3], 'employed', 1) end
+  if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[3], 'censored', 1) end
+  if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3]) end
+end
+return 1
+"""
+
+SAVE_MODEL = """
+-- KEYS: model_key, model_index, model_latest
+-- ARGV: version, data, created_at, keep, model_key_prefix
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'created_at', ARGV[3], 'version', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1])
+local n = redis.call('ZCARD', KEYS[2])
+local keep = tonumber(ARGV[4])
+if n > keep then
+  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
+  for _, v in ipairs(old) do
+    if v ~= ARGV[1] then redis.call('DEL', ARGV[5] .. v) end
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - keep - 1)
+end
+return n
+"""
+
+LATEST_MODEL = """
+-- KEYS: model_latest; ARGV: model_key_prefix
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return redis.call('HMGET', ARGV[1] .. v, 'version', 'data', 'created_at')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreScripts:
+    """The registered scripts of one client (EVALSHA with automatic reload)."""
+
+    put_decision: Script
+    update_record: Script
+    save_model: Script
+    latest_model: Script
+
+    @classmethod
+    def register(cls, client: redis.Redis) -> StoreScripts:
+        """Register every script on ``client`` (no round trip until first use)."""
+        return cls(
+            put_decision=client.register_script(PUT_DECISION),
+            update_record=client.register_script(UPDATE_RECORD),
+            save_model=client.register_script(SAVE_MODEL),
+            latest_model=client.register_script(LATEST_MODEL),
+        )

@@ -1,0 +1,339 @@
+"""The production store: decision records, learning queue and model snapshots in Redis.
+
+Layout (names in :mod:`service.redis.keys`): one hash per record (JSON + insertion sequence),
+an insertion-ordered index, a sorted set of pending decisions scored by their horizon, per-group
+counters, an audit stream of every write, the learning stream (consumer group, dead-letter
+stream) and versioned model snapshots. Every write is one Lua script or one ``MULTI``
+transaction, so it is atomic and safe to retry. Serialisation is JSON (records) and raw bytes
+(policy snapshots); never pickle. No ``KEYS``/``SCAN`` on any path.
+
+Durability: with ``appendonly yes`` and ``appendfsync always`` Redis fsyncs the AOF before it
+replies, so a method that returned is on disk (see ``docker-compose.yml``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+
+from bandit.context import ProtectedAttributes
+from bandit.errors import ConflictError, UnknownEventError
+from bandit.records import DecisionRecord
+from bandit.rewards import Outcome, OutcomeStatus
+from service.redis.client import make_client
+from service.redis.keys import RedisKeys
+from service.redis.scripts import StoreScripts
+from service.redis.streams import LearningStream
+from service.store.base import GroupCounts, LearningMessage, ModelSnapshot, WriteResult
+
+_GROUPS = ("treatment", "control")
+_CAS_ATTEMPTS = 50
+_PAGE = 500
+
+
+def _dumps(record: DecisionRecord) -> str:
+    return json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStore:
+    """:class:`~service.store.base.DecisionStore` backed by Redis.
+
+    Parameters
+    ----------
+    url
+        ``redis://host:port/db``.
+    prefix
+        Key prefix (``Settings.redis_prefix``).
+    events_maxlen
+        Approximate length cap of the audit stream (the records themselves are never trimmed).
+    claim_idle_ms
+        Learning messages idle this long at a consumer are re-delivered to another one.
+    idempotency_ttl_seconds
+        Lifetime of request-id keys (0 = forever).
+    keep_models
+        Number of model snapshots kept.
+    client
+        An existing client to reuse instead of ``url`` (tests, shared pools).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "nbi:",
+        events_maxlen: int = 1_000_000,
+        claim_idle_ms: int = 60_000,
+        idempotency_ttl_seconds: int = 7 * 24 * 3600,
+        keep_models: int = 20,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self.url = url
+        self.keys = RedisKeys(prefix)
+        self.events_maxlen = events_maxlen
+        self.idempotency_ttl_seconds = idempotency_ttl_seconds
+        self.keep_models = keep_models
+        self.client = client if client is not None else make_client(url)
+        self._scripts = StoreScripts.register(self.client)
+        self.learning = LearningStream(self.client, self.keys, claim_idle_ms=claim_idle_ms)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        try:
+            return bool(self.client.ping())
+        except redis.exceptions.RedisError:
+            return False
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.client.close()
+
+    # ------------------------------------------------------------------ decisions
+
+    def put_decision(
+        self,
+        record: DecisionRecord,
+        *,
+        request_id: str | None = None,
+        protected: ProtectedAttributes | None = None,
+        horizon_seconds: float,
+    ) -> WriteResult:
+        """Store a new record atomically (record, index, pending, counters, audit, request id)."""
+        k = self.keys
+        group = record.group.value
+        protected_json = "" if protected is None else protected.model_dump_json()
+        reply: Any = self._scripts.put_decision(
+            keys=[
+                k.record(record.event_id),
+                k.idempotency(request_id or "-"),
+                k.record_index,
+                k.sequence,
+                k.pending,
+                k.group_counts(group),
+                k.events_stream,
+                k.protected(record.event_id),
+            ],
+            args=[
+                record.event_id,
+                _dumps(record),
+                repr(record.timestamp + horizon_seconds),
+                "1" if request_id else "0",
+                protected_json,
+                self.events_maxlen,
+                self.idempotency_ttl_seconds,
+            ],
+        )
+        status, event_id = int(reply[0]), _text(reply[1])
+        if status == -1:
+            msg = f"Event {event_id} already exists with different content"
+            raise ConflictError(msg)
+        if status == 1:
+            return WriteResult(record, changed=True)
+        return WriteResult(self.get_decision(event_id), changed=False)
+
+    def get_decision(self, event_id: str) -> DecisionRecord:
+        """The record of ``event_id``; :class:`UnknownEventError` if there is none."""
+        raw = self._raw(event_id)
+        return DecisionRecord.from_dict(json.loads(raw))
+
+    def get_protected(self, event_id: str) -> ProtectedAttributes | None:
+        """Protected attributes of ``event_id`` (``None`` if none were sent)."""
+        raw: Any = self.client.get(self.keys.protected(event_id))
+        if raw is None:
+            if not self.client.exists(self.keys.record(event_id)):
+                msg = f"Unknown event {event_id}"
+                raise UnknownEventError(msg)
+            return None
+        return ProtectedAttributes.model_validate_json(raw)
+
+    def record_assignment(self, event_id: str, assigned: str, reason: str | None) -> WriteResult:
+        """Store the caseworker's assignment (same again: no-op; different: conflict)."""
+        for _ in range(_CAS_ATTEMPTS):
+            raw = self._raw(event_id)
+            current = DecisionRecord.from_dict(json.loads(raw))
+            if current.assigned is not None:
+                if current.assigned == assigned and current.assignment_reason == reason:
+                    return WriteResult(current, changed=False)
+                msg = f"Event {event_id} already has a different assignment"
+                raise ConflictError(msg)
+            updated = current.with_assignment(assigned, reason)
+            if self._cas(raw, updated, kind="assignment"):
+                return WriteResult(updated, changed=True)
+        msg = f"Too much contention on event {event_id}"
+        raise ConflictError(msg)
+
+    def record_outcome(
+        self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
+    ) -> WriteResult:
+        """Settle the record and, if it has a reward, publish it to the learning stream."""
+        for _ in range(_CAS_ATTEMPTS):
+            raw = self._raw(event_id)
+            current = DecisionRecord.from_dict(json.loads(raw))
+            if current.outcome is not None:
+                same = (
+                    current.outcome == outcome
+                    and current.reward == reward
+                    and current.censored == censored
+                )
+                if same:
+                    return WriteResult(current, changed=False)
+                msg = f"Event {event_id} already has a different outcome"
+                raise ConflictError(msg)
+            updated = current.with_outcome(outcome, reward, censored=censored)
+            if self._cas(raw, updated, kind="outcome"):
+                return WriteResult(updated, changed=True)
+        msg = f"Too much contention on event {event_id}"
+        raise ConflictError(msg)
+
+    def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
+        """Unsettled records whose horizon is at or before ``now`` (earliest first)."""
+        ids: Any = self.client.zrangebyscore(self.keys.pending, "-inf", now, start=0, num=limit)
+        return self._fetch([_text(i) for i in ids])
+
+    def pending_count(self) -> int:
+        """Number of unsettled records."""
+        return int(self.client.zcard(self.keys.pending))
+
+    def iter_records(self) -> Iterator[DecisionRecord]:
+        """Every record in insertion order, fetched in pages."""
+        start = 0
+        while True:
+            ids: Any = self.client.zrange(self.keys.record_index, start, start + _PAGE - 1)
+            if not ids:
+                return
+            yield from self._fetch([_text(i) for i in ids])
+            start += len(ids)
+
+    def group_counts(self) -> dict[str, GroupCounts]:
+        """Counters per RCT arm (zeros for an arm without decisions)."""
+        pipe = self.client.pipeline(transaction=False)
+        for group in _GROUPS:
+            pipe.hgetall(self.keys.group_counts(group))
+        out = {}
+        for group, raw in zip(_GROUPS, pipe.execute(), strict=True):
+            data = {_text(k): int(v) for k, v in raw.items()}
+            out[group] = GroupCounts(
+                decisions=data.get("decisions", 0),
+                settled=data.get("settled", 0),
+                employed=data.get("employed", 0),
+                censored=data.get("censored", 0),
+            )
+        return out
+
+    # ------------------------------------------------------------------ learning queue
+
+    def read_learning(self, consumer: str, count: int, block_ms: int = 0) -> list[LearningMessage]:
+        """Own unacknowledged messages first, then idle ones claimed, then new ones."""
+        return self.learning.read(consumer, count, block_ms)
+
+    def ack_learning(self, message_id: str) -> None:
+        """Acknowledge (and delete) one learning message."""
+        self.learning.ack([message_id])
+
+    def dead_letter(self, message: LearningMessage, error: str) -> None:
+        """Move a message to the dead-letter stream and acknowledge it (one transaction)."""
+        self.learning.dead_letter(message, error)
+
+    def learning_lag(self) -> int:
+        """Messages published but not yet acknowledged."""
+        return self.learning.lag()
+
+    # ------------------------------------------------------------------ model snapshots
+
+    def save_model(self, snapshot: ModelSnapshot) -> None:
+        """Publish a snapshot (becomes the latest; older ones beyond ``keep_models`` dropped)."""
+        self.commit_learning(snapshot, ())
+
+    def commit_learning(self, snapshot: ModelSnapshot, message_ids: Sequence[str]) -> None:
+        """Publish ``snapshot`` and acknowledge the messages it has learned, atomically.
+
+        The learner acknowledges a message only together with the first snapshot that contains
+        it, so a crash at any point neither loses nor double-learns an event.
+        """
+        k = self.keys
+        pipe = self.client.pipeline(transaction=True)
+        self._scripts.save_model(
+            keys=[k.model(snapshot.version), k.model_index, k.model_latest],
+            args=[
+                snapshot.version,
+                snapshot.data,
+                repr(snapshot.created_at),
+                self.keep_models,
+                k.model(""),
+            ],
+            client=pipe,
+        )
+        if message_ids:
+            self.learning.queue_ack(pipe, message_ids)
+        pipe.execute()
+
+    def latest_model(self) -> ModelSnapshot | None:
+        """The newest snapshot, or ``None``."""
+        reply: Any = self._scripts.latest_model(
+            keys=[self.keys.model_latest], args=[self.keys.model("")]
+        )
+        if not reply or reply[0] is None:
+            return None
+        return ModelSnapshot(
+            version=_text(reply[0]), data=bytes(reply[1]), created_at=float(reply[2])
+        )
+
+    def latest_model_version(self) -> str | None:
+        """Version of the newest snapshot without fetching its data (cheap polling)."""
+        raw: Any = self.client.get(self.keys.model_latest)
+        return None if raw is None else _text(raw)
+
+    # ------------------------------------------------------------------ internals
+
+    def _raw(self, event_id: str) -> bytes:
+        raw: Any = self.client.hget(self.keys.record(event_id), "json")
+        if raw is None:
+            msg = f"Unknown event {event_id}"
+            raise UnknownEventError(msg)
+        return bytes(raw)
+
+    def _fetch(self, event_ids: list[str]) -> list[DecisionRecord]:
+        if not event_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.hget(self.keys.record(event_id), "json")
+        return [DecisionRecord.from_dict(json.loads(raw)) for raw in pipe.execute() if raw]
+
+    def _cas(self, expected: bytes, updated: DecisionRecord, *, kind: str) -> bool:
+        k = self.keys
+        outcome = updated.outcome
+        employed = (
+            outcome is not None
+            and outcome.status is OutcomeStatus.EMPLOYED
+            and not updated.censored
+        )
+        publish = kind == "outcome" and not updated.censored and updated.reward is not None
+        reply: Any = self._scripts.update_record(
+            keys=[
+                k.record(updated.event_id),
+                k.pending,
+                k.group_counts(updated.group.value),
+                k.events_stream,
+                k.learning_stream,
+            ],
+            args=[
+                expected,
+                _dumps(updated),
+                updated.event_id,
+                kind,
+                "1" if employed else "0",
+                "1" if updated.censored else "0",
+                "1" if publish else "0",
+                self.events_maxlen,
+            ],
+        )
+        return int(reply) == 1
