@@ -16,6 +16,7 @@ from bandit.policies.base import Policy, RewardEstimate, apply_floor, read_snaps
 POLICY_REGISTRY: dict[str, str] = {
     "uniform": "bandit.policies.uniform:UniformPolicy",
     "practice": "bandit.policies.practice:PracticeAsUsualPolicy",
+    "vw": "bandit.policies.vw_policy:VWPolicy",
 }
 
 

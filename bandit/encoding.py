@@ -1,0 +1,57 @@
+"""Typed encoding of context and action features into ``(name, value)`` pairs for learners.
+
+Both learners (the VW adapter and the river policy) use this one encoding, so a feature means
+the same thing to both: numeric features are scaled to roughly ``[0, 1]`` by a known scale
+(weeks / 52, age / 70, ...), booleans become indicators, strings become ``name=value``
+indicator features. Protected attributes never appear here unless a caller put them in the
+features mapping on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bandit.types import Features, FeatureValue
+
+NUMERIC_SCALES: Mapping[str, float] = {
+    "age": 70.0,
+    "weeks_unemployed": 52.0,
+    "benefit_history_weeks": 52.0,
+    "labour_demand_index": 5.0,
+    "length_weeks": 52.0,
+}
+"""Divisors of known numeric features (others are used as given)."""
+
+
+def encode_value(name: str, value: FeatureValue) -> tuple[str, float] | None:
+    """Encode one feature as ``(name, value)``; ``None`` when it carries nothing (false/zero).
+
+    Examples
+    --------
+    >>> encode_value("weeks_unemployed", 26), encode_value("family", "mentor")
+    (('weeks_unemployed', 0.5), ('family=mentor', 1.0))
+    >>> encode_value("health_limitation", True), encode_value("single_parent", False)
+    (('health_limitation', 1.0), None)
+    """
+    if isinstance(value, bool):
+        return (name, 1.0) if value else None
+    if isinstance(value, (int, float)):
+        scaled = float(value) / NUMERIC_SCALES.get(name, 1.0)
+        return (name, scaled) if scaled != 0.0 else None
+    return (f"{name}={value}", 1.0)
+
+
+def encode_features(features: Features) -> list[tuple[str, float]]:
+    """Encode every feature of a mapping, in its iteration order, dropping empty ones.
+
+    Examples
+    --------
+    >>> encode_features({"age": 35, "education": "bachelor", "single_parent": False})
+    [('age', 0.5), ('education=bachelor', 1.0)]
+    """
+    out = []
+    for name, value in features.items():
+        item = encode_value(name, value)
+        if item is not None:
+            out.append(item)
+    return out

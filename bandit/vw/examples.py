@@ -1,0 +1,147 @@
+"""Typed ADF (action-dependent features) formatter for VW's contextual-bandit reductions.
+
+One example is a list of lines: a ``shared |c ...`` line with the context features and one
+``|a ...`` line per eligible action, so ``-q ca`` crosses every context feature with every
+action feature. Numeric features are written as ``name:value`` (scaled by
+:data:`bandit.encoding.NUMERIC_SCALES`), categorical ones as ``name=value`` indicators. The
+action lines are cached per action, so the hot path only formats the shared line.
+
+This module is the ONLY place in the project that converts a reward into a VW cost:
+``cost = -reward`` (:func:`labelled`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bandit.encoding import encode_features
+from bandit.types import Action, Features
+
+CONTEXT_NAMESPACE = "c"
+ACTION_NAMESPACE = "a"
+_SPECIAL = str.maketrans({"|": "_", ":": "_", " ": "_", "\t": "_", "\n": "_", "\r": "_"})
+_MAX_CACHE = 20_000
+
+
+def sanitise(text: str) -> str:
+    """Replace the characters VW's text format treats specially (``|``, ``:``, whitespace).
+
+    Examples
+    --------
+    >>> sanitise("a b|c:d")
+    'a_b_c_d'
+    """
+    return text.translate(_SPECIAL)
+
+
+def _feature_tokens(features: Features) -> str:
+    tokens = []
+    for name, value in encode_features(features):
+        token = sanitise(name)
+        tokens.append(token if value == 1.0 else f"{token}:{value:.6g}")
+    return " ".join(tokens)
+
+
+def format_shared(context: Features) -> str:
+    """The ``shared`` line of an ADF example.
+
+    Examples
+    --------
+    >>> format_shared({"weeks_unemployed": 13, "education": "bachelor", "cv_c++ dev": 1.0})
+    'shared |c weeks_unemployed:0.25 education=bachelor cv_c++_dev'
+    """
+    return f"shared |{CONTEXT_NAMESPACE} {_feature_tokens(context)}"
+
+
+def format_action(action: Action) -> str:
+    """The unlabelled line of one action (its id is a feature too).
+
+    Examples
+    --------
+    >>> format_action(Action("M 1", {"family": "mentor", "length_weeks": 13}))
+    '|a id=M_1 family=mentor length_weeks:0.25'
+    """
+    features = _feature_tokens(action.features)
+    body = f"id={sanitise(action.id)} {features}" if features else f"id={sanitise(action.id)}"
+    return f"|{ACTION_NAMESPACE} {body}"
+
+
+def labelled(action_line: str, reward: float, probability: float) -> str:
+    """Prefix an action line with the CB label ``0:cost:probability``, ``cost = -reward``.
+
+    Examples
+    --------
+    >>> labelled("|a id=x", 1.0, 0.25)
+    '0:-1:0.25 |a id=x'
+    """
+    cost = 0.0 - float(reward)  # 0.0 - x avoids printing a negative zero
+    return f"0:{cost:.9g}:{float(probability):.9g} {action_line}"
+
+
+class ActionLineCache:
+    """Formatted action lines, cached by action id.
+
+    A hit needs the same :class:`~bandit.types.Action` object (catalog actions are reused) or
+    equal features; a changed action is re-formatted.
+
+    Examples
+    --------
+    >>> cache = ActionLineCache()
+    >>> acts = [Action("a", {"family": "mentor"}), Action("b")]
+    >>> cache.lines(acts)
+    ['|a id=a family=mentor', '|a id=b']
+    >>> cache.lines(acts) is not None, len(cache)
+    (True, 2)
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, tuple[Action, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def line(self, action: Action) -> str:
+        """The formatted line of ``action``."""
+        hit = self._lines.get(action.id)
+        if hit is not None and (hit[0] is action or hit[0].features == action.features):
+            return hit[1]
+        if len(self._lines) >= _MAX_CACHE:
+            self._lines.clear()
+        text = format_action(action)
+        self._lines[action.id] = (action, text)
+        return text
+
+    def lines(self, actions: Sequence[Action]) -> list[str]:
+        """Formatted lines of ``actions`` in order."""
+        return [self.line(a) for a in actions]
+
+
+def build_example(
+    shared: str,
+    action_lines: Sequence[str],
+    *,
+    label: tuple[int, float, float] | None = None,
+) -> list[str]:
+    """Assemble a multi-line ADF example; ``label = (index, reward, probability)`` to learn.
+
+    Examples
+    --------
+    >>> build_example("shared |c x", ["|a id=p", "|a id=q"], label=(1, 0.0, 0.5))
+    ['shared |c x', '|a id=p', '0:0:0.5 |a id=q']
+    """
+    lines = [shared, *action_lines]
+    if label is not None:
+        index, reward, probability = label
+        lines[index + 1] = labelled(action_lines[index], reward, probability)
+    return lines
+
+
+def rewards_from_costs(costs: Sequence[float]) -> list[float]:
+    """VW's predicted costs (``--cb_adf`` scores) back to expected rewards: ``reward = -cost``.
+
+    Examples
+    --------
+    >>> rewards_from_costs([-0.25, 0.0])
+    [0.25, 0.0]
+    """
+    return [0.0 - float(c) for c in costs]
