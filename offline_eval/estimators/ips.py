@@ -1,0 +1,43 @@
+"""Inverse propensity scoring (IPS)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from bandit.errors import InvalidInputError
+from offline_eval.ci import RoundRewards
+from offline_eval.estimators.base import BaseEstimator
+from offline_eval.logs import LoggedBandit
+
+
+@dataclass(frozen=True)
+class IPS(BaseEstimator):
+    """IPS: ``V = mean_i w_i r_i`` with ``w_i = pi(a_i | x_i) / p_i``, weights clipped at ``max_weight``.
+
+    Examples
+    --------
+    >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
+    ...                     np.array([0.5, 0.25]), 2)
+    >>> IPS().estimate(logs, np.array([[1.0, 0.0], [0.5, 0.5]])).value  # (2*1 + 2*0.5) / 2
+    1.5
+
+    References
+    ----------
+    Horvitz & Thompson (1952); Precup, Sutton & Singh (2000).
+    """
+
+    name: ClassVar[str] = "ips"
+    max_weight: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.max_weight > 0:
+            msg = f"Expected max_weight > 0, got {self.max_weight}"
+            raise InvalidInputError(msg)
+
+    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
+        w = np.minimum(logs.importance_weights(target_probs), self.max_weight)
+        return RoundRewards(w * logs.reward)
