@@ -1,0 +1,167 @@
+"""Service configuration: one pydantic-settings class, read from ``NBI_*`` environment variables.
+
+A fresh clone needs no configuration: with ``environment="dev"`` (the default) the secrets and
+API keys have documented development defaults. Any other environment refuses to start while a
+development default is still in place (compare the FastAPI template's
+``_enforce_non_default_secrets``).
+
+Nested values (``api_keys``, ``policy_params``) are given as JSON, e.g.
+``NBI_API_KEYS='{"case": ["<sha256 hex>"]}'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES: tuple[str, ...] = ("case", "researcher", "admin", "metrics")
+"""API roles: the case system, researchers, administrators and the metrics scraper."""
+
+DEV_PSEUDONYM_KEY = "dev-pseudonym-key-change-me"  # noqa: S105 (documented dev default)
+DEV_EXPERIMENT_SALT = "dev-experiment-salt-change-me"
+DEV_API_KEYS: dict[str, str] = {
+    "case": "dev-case-key",
+    "researcher": "dev-researcher-key",
+    "admin": "dev-admin-key",
+    "metrics": "dev-metrics-key",
+}
+"""Development API keys (plain text, documented in the README); only their hashes are config."""
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex digest of an API key, the form stored in :attr:`Settings.api_keys`.
+
+    Examples
+    --------
+    >>> hash_api_key("dev-case-key")[:12]
+    '8e8c5b5df8c0'
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _dev_api_key_hashes() -> dict[str, list[str]]:
+    return {role: [hash_api_key(key)] for role, key in DEV_API_KEYS.items()}
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process (API replica or learner).
+
+    Examples
+    --------
+    >>> s = Settings(_env_file=None, store="sqlite", sqlite_path="var/test.sqlite3")
+    >>> s.store, s.horizon_weeks, s.horizon_seconds
+    ('sqlite', 26, 15724800.0)
+    >>> Settings(_env_file=None, environment="prod")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
+    ...
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="NBI_", env_file=None, extra="ignore", validate_default=True
+    )
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # -- storage --------------------------------------------------------------------------
+    store: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: Path = Path("var/nbi.sqlite3")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "nbi:"
+
+    # -- learning and models --------------------------------------------------------------
+    learning: Literal["inprocess", "worker"] = "inprocess"
+    model_poll_seconds: float = Field(default=5.0, gt=0)
+    model_dir: Path = Path("var/models")
+    snapshot_every: int = Field(default=50, ge=1, description="Updates between model snapshots")
+    max_deliveries: int = Field(default=5, ge=1, description="Learning attempts before dead-letter")
+    policy: str = "vw"
+    policy_params: dict[str, Any] = Field(default_factory=dict)
+    floor: float = Field(default=0.02, ge=0.0, le=1.0)
+    seed: int = 0
+
+    # -- decisions and the experiment -----------------------------------------------------
+    catalog_path: Path | None = None
+    control_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    experiment_salt: SecretStr = SecretStr(DEV_EXPERIMENT_SALT)
+    experiment_start: date = date(2026, 1, 1)
+    experiment_name: str = "nbi-rct"
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+    horizon_weeks: int = Field(default=26, ge=1, le=520)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    ips_window: int = Field(default=500, ge=1, description="Events in the online IPS estimate")
+
+    # -- HTTP -----------------------------------------------------------------------------
+    api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)
+    max_body_bytes: int = Field(default=65_536, ge=1_024)
+    metrics_public: bool = False
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, hashes in value.items():
+            if role not in ROLES:
+                msg = f"Unknown API role {role!r} (known: {', '.join(ROLES)})"
+                raise ValueError(msg)
+            for digest in hashes:
+                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):  # noqa: PLR2004
+                    msg = (
+                        f"API keys of role {role!r} must be SHA-256 hex digests (64 lower-case hex)"
+                    )
+                    raise ValueError(msg)
+        return value
+
+    @field_validator("pseudonym_key", "experiment_salt")
+    @classmethod
+    def _check_secret_length(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode("utf-8")) < 16:  # noqa: PLR2004
+            msg = "Secrets must be at least 16 bytes"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> Self:
+        if self.environment == "dev":
+            return self
+        defaults = []
+        if self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
+            defaults.append("pseudonym_key")
+        if self.experiment_salt.get_secret_value() == DEV_EXPERIMENT_SALT:
+            defaults.append("experiment_salt")
+        dev_hashes = {h for hashes in _dev_api_key_hashes().values() for h in hashes}
+        if any(h in dev_hashes for hashes in self.api_keys.values() for h in hashes):
+            defaults.append("api_keys")
+        if defaults:
+            msg = (
+                f"The development default of {', '.join(defaults)} is not allowed when "
+                f"environment={self.environment!r}; set NBI_{defaults[0].upper()}"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def horizon_seconds(self) -> float:
+        """The reward horizon in seconds (``horizon_weeks`` weeks)."""
+        return float(self.horizon_weeks * 7 * 24 * 3600)
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The pseudonymisation key as bytes."""
+        return self.pseudonym_key.get_secret_value().encode("utf-8")
+
+    def experiment_salt_bytes(self) -> bytes:
+        """The control-arm salt as bytes."""
+        return self.experiment_salt.get_secret_value().encode("utf-8")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (override in tests)."""
+    return Settings()

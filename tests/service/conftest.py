@@ -1,0 +1,71 @@
+"""Fixtures of the service tests: a ``store`` over both backends, settings and an app client.
+
+The ``store`` fixture is parametrised over ``"sqlite"`` (a real file in ``tmp_path``) and
+``"redis"`` (a private redis-server from ``tests.helpers.redis_server``). If that helper cannot
+be imported, the redis case fails with an error; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.store.base import DecisionStore
+from service.store.sqlite_store import SQLiteStore
+from tests.helpers.stores import CLAIM_IDLE_SECONDS, StoreFactory
+
+
+def _redis_helper() -> Any:
+    try:
+        return importlib.import_module("tests.helpers.redis_server")
+    except ImportError as exc:  # reported as an error, never a skip
+        pytest.fail(f"tests.helpers.redis_server is not importable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def contract_redis_server() -> Iterator[Any]:
+    """A private redis-server for the whole session (started only when a test needs it)."""
+    server = _redis_helper().RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Make store instances over ONE backend (several instances = several processes/replicas)."""
+    made: list[DecisionStore] = []
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite3"
+
+        def make() -> DecisionStore:
+            made.append(SQLiteStore(path, claim_idle_seconds=CLAIM_IDLE_SECONDS))
+            return made[-1]
+
+    else:
+        server = request.getfixturevalue("contract_redis_server")
+        from service.store.redis_store import RedisStore
+
+        prefix = f"c{uuid.uuid4().hex[:8]}:"
+
+        def make() -> DecisionStore:
+            made.append(
+                RedisStore(server.url, prefix=prefix, claim_idle_ms=int(CLAIM_IDLE_SECONDS * 1000))
+            )
+            return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> DecisionStore:
+    """One store instance of the parametrised backend."""
+    return store_factory()
