@@ -17,6 +17,7 @@ POLICY_REGISTRY: dict[str, str] = {
     "uniform": "bandit.policies.uniform:UniformPolicy",
     "practice": "bandit.policies.practice:PracticeAsUsualPolicy",
     "vw": "bandit.policies.vw_policy:VWPolicy",
+    "river": "bandit.policies.river_policy:RiverPolicy",
 }
 
 
