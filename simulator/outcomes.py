@@ -1,0 +1,230 @@
+"""The outcome model: programme effects, weekly hazard paths and exact ground truth.
+
+For citizen ``i`` and action ``k`` decided in calendar week ``w`` at spell week ``d``, the job
+hazard in week ``t`` after the decision is
+
+``g[i, k, t] = min(1, h_i * season(w + t) * m[i, k, t])``
+
+where ``m`` is the lock-in multiplier during the programme, the post-programme multiplier for
+the family's effect duration, and 1 afterwards (domain.md 5.2, with the heterogeneity rule:
+the fast type gets ``beta_post * 0.5`` and ``beta_lock * 1.5``, the slow type ``beta_post * 1.5``
+and ``beta_lock * 0.5``). A wage subsidy adds the probability of being hired by the employer in
+the week it ends. Within a week a job comes first, then the non-employment exit ``q``;
+dagpenge ends (exhaustion) at spell week 104. Hence, exactly,
+
+``P(job within H) = sum_{t<H} S_t g_t`` with ``S_0 = 1``, ``S_{t+1} = S_t (1-g_t)(1-q)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandit.catalog import Catalog, Family, Intervention
+from bandit.context import TargetGroup
+from simulator.config import EXHAUSTION_WEEK, SimulationConfig
+from simulator.population import Cohort, seasonal_factor
+
+_FAST_POST, _FAST_LOCK = 0.5, 1.5
+_SLOW_POST, _SLOW_LOCK = 1.5, 0.5
+
+
+def select_arms(catalog: Catalog, offers_per_family: int) -> tuple[Intervention, ...]:
+    """The replay's action set: the first ``offers_per_family`` offers of each family.
+
+    Examples
+    --------
+    >>> from bandit.catalog import default_catalog
+    >>> arms = select_arms(default_catalog(), 1)
+    >>> len(arms), arms[0].family.value
+    (11, 'standard_contact')
+    """
+    out: list[Intervention] = []
+    for family in catalog.families():
+        out.extend([item for item in catalog if item.family is family][:offers_per_family])
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmEffects:
+    """True effects of the actions in an action set, arrays of shape ``(K,)``."""
+
+    arms: tuple[Intervention, ...]
+    family: tuple[Family, ...]
+    length: np.ndarray
+    beta_lock: np.ndarray
+    beta_post: np.ndarray
+    beta_post_kh: np.ndarray
+    after_weeks: np.ndarray
+    hire: np.ndarray
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Action ids in order."""
+        return tuple(a.id for a in self.arms)
+
+
+def arm_effects(
+    config: SimulationConfig, catalog: Catalog, arms: Sequence[Intervention], *, seed: int
+) -> ArmEffects:
+    """Each offer's own true effect, drawn around its family (log-scale sd ``offer_effect_sd``).
+
+    Draws are made for the whole catalog in catalog order, so an offer's effect does not depend
+    on which action subset is used. The standard contact is the baseline (exactly 1).
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, config.offer_effect_sd, size=(len(catalog), 2))
+    lock, post, post_kh, weeks, hire, length = [], [], [], [], [], []
+    for item in arms:
+        eff = config.family_effects[item.family]
+        e_lock, e_post = noise[catalog.index_of(item.id)]
+        if item.family is Family.STANDARD_CONTACT:
+            e_lock = e_post = 0.0
+        lock.append(np.log(eff.during) + e_lock)
+        post.append(np.log(eff.after) + e_post)
+        kh = eff.after if eff.after_kontanthjaelp is None else eff.after_kontanthjaelp
+        post_kh.append(np.log(kh) + e_post)
+        weeks.append(eff.after_weeks)
+        hire.append(eff.hire_probability)
+        length.append(item.length_weeks)
+    return ArmEffects(
+        arms=tuple(arms),
+        family=tuple(a.family for a in arms),
+        length=np.asarray(length),
+        beta_lock=np.asarray(lock),
+        beta_post=np.asarray(post),
+        beta_post_kh=np.asarray(post_kh),
+        after_weeks=np.asarray(weeks),
+        hire=np.asarray(hire),
+    )
+
+
+def _type_scales(cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
+    fast = cohort.type_index == 0
+    slow = cohort.slow_type
+    post = np.where(fast, _FAST_POST, np.where(slow, _SLOW_POST, 1.0))
+    lock = np.where(fast, _FAST_LOCK, np.where(slow, _SLOW_LOCK, 1.0))
+    return post, lock
+
+
+def hazard_paths(
+    config: SimulationConfig,
+    cohort: Cohort,
+    effects: ArmEffects,
+    *,
+    decision_week: int | np.ndarray,
+    n_weeks: int,
+) -> np.ndarray:
+    """Weekly job probabilities ``g``, shape ``(n, K, n_weeks)``, for every citizen and action.
+
+    Includes lock-in, post-programme effects, heterogeneity, seasonality, the wage-subsidy hire
+    at the programme's end and the dagpenge exhaustion (``g`` is 0 from spell week 104 on; the
+    survival helpers then stop the spell).
+    """
+    t = np.arange(n_weeks)
+    calendar = np.asarray(decision_week).reshape(-1, 1) + t[None, :]
+    base = cohort.hazard[:, None] * seasonal_factor(config, calendar)  # (n, T)
+    post_scale, lock_scale = _type_scales(cohort)
+    is_kh = cohort.group == 1
+    b_post = np.where(is_kh[:, None], effects.beta_post_kh[None, :], effects.beta_post[None, :])
+    b_post = b_post * post_scale[:, None]  # (n, K)
+    b_lock = effects.beta_lock[None, :] * lock_scale[:, None]
+    during = t[None, :] < effects.length[:, None]  # (K, T)
+    after = (t[None, :] >= effects.length[:, None]) & (
+        t[None, :] < (effects.length + effects.after_weeks)[:, None]
+    )
+    log_m = during[None] * b_lock[:, :, None] + after[None] * b_post[:, :, None]
+    g = np.minimum(base[:, None, :] * np.exp(log_m), 1.0)
+    hire_week = (t[None, :] == effects.length[:, None]) * effects.hire[:, None]  # (K, T)
+    g = 1.0 - (1.0 - g) * (1.0 - hire_week[None])
+    spell_week = cohort.decision_spell_week[:, None] + t[None, :]
+    if config.exhaustion_spike != 1.0:
+        spike = (spell_week >= EXHAUSTION_WEEK - 9) & (spell_week < EXHAUSTION_WEEK)
+        g = np.minimum(g * np.where(spike, config.exhaustion_spike, 1.0)[:, None, :], 1.0)
+    exhausted = (spell_week >= EXHAUSTION_WEEK) & (cohort.group == 0)[:, None]
+    result: np.ndarray = np.where(exhausted[:, None, :], 0.0, g)
+    return result
+
+
+def survival_before(g: np.ndarray, q: float, stopped: np.ndarray | None = None) -> np.ndarray:
+    """``S_t`` = P(still on benefit at the start of week t), same shape as ``g``.
+
+    ``stopped`` (broadcastable to ``g``) marks weeks in which the spell has ended for
+    administrative reasons (exhaustion); survival is 0 from then on.
+    """
+    stay = (1.0 - g) * (1.0 - q)
+    surv = np.cumprod(stay, axis=-1)
+    out = np.concatenate([np.ones_like(g[..., :1]), surv[..., :-1]], axis=-1)
+    if stopped is not None:
+        out = np.where(np.cumsum(stopped, axis=-1) > 0, 0.0, out)
+    return out
+
+
+def job_probability(g: np.ndarray, q: float, horizon: int) -> np.ndarray:
+    """Exact P(job within ``horizon`` weeks): ``sum_{t<H} S_t g_t`` over the last axis.
+
+    Examples
+    --------
+    >>> g = np.full((1, 3), 0.5)
+    >>> round(float(job_probability(g, 0.0, 3)[0]), 4)  # 1 - 0.5**3
+    0.875
+    """
+    gh = g[..., :horizon]
+    prob: np.ndarray = (survival_before(gh, q) * gh).sum(axis=-1)
+    return prob
+
+
+def expected_benefit_weeks(g: np.ndarray, q: float, horizon: int) -> np.ndarray:
+    """Exact expected weeks on benefit within the horizon: ``sum_{t<H} S_t``."""
+    weeks: np.ndarray = survival_before(g[..., :horizon], q).sum(axis=-1)
+    return weeks
+
+
+@dataclass(frozen=True, slots=True)
+class Realised:
+    """Sampled outcome of each citizen for its assigned action, arrays of shape ``(n,)``.
+
+    ``job_week`` is the week index after the decision in which a job starts (-1 if none within
+    the horizon); ``benefit_weeks`` counts weeks started on benefit within the horizon.
+    """
+
+    job_week: np.ndarray
+    benefit_weeks: np.ndarray
+    employed: np.ndarray
+    exited: np.ndarray
+
+
+def sample_outcomes(
+    g_assigned: np.ndarray, q: float, horizon: int, rng: np.random.Generator
+) -> Realised:
+    """Draw job and non-employment exits week by week for ``g_assigned`` of shape ``(n, T)``."""
+    gh = g_assigned[:, :horizon]
+    n, t_max = gh.shape
+    job = rng.random((n, t_max)) < gh
+    drop = rng.random((n, t_max)) < q
+    exit_any = job | drop
+    has_exit: np.ndarray = np.asarray(exit_any.any(axis=1))
+    first = np.where(has_exit, exit_any.argmax(axis=1), t_max)
+    rows = np.arange(n)
+    got_job = has_exit & job[rows, np.minimum(first, t_max - 1)]
+    job_week = np.where(got_job, first, -1)
+    benefit_weeks = np.where(has_exit, first + 1, t_max)
+    return Realised(
+        job_week=job_week, benefit_weeks=benefit_weeks, employed=got_job, exited=has_exit
+    )
+
+
+def benefit_dkk_per_week(cohort: Cohort) -> np.ndarray:
+    """Weekly benefit in DKK (360/320 DKK a day, 5 days a week)."""
+    from bandit.rewards import BENEFIT_DAYS_PER_WEEK, BENEFIT_DKK_PER_DAY
+
+    rates = np.array(
+        [
+            BENEFIT_DKK_PER_DAY[TargetGroup.DAGPENGE],
+            BENEFIT_DKK_PER_DAY[TargetGroup.KONTANTHJAELP],
+        ]
+    )
+    weekly: np.ndarray = rates[cohort.group.astype(int)] * BENEFIT_DAYS_PER_WEEK
+    return weekly
