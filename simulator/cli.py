@@ -1,0 +1,255 @@
+"""``nbi simulate run | calibrate | logs``: the simulator's command line.
+
+Heavy imports happen inside the commands so ``nbi --help`` stays fast. Bad input exits with
+status 2 and one line on stderr; ``--json`` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+T = TypeVar("T")
+EXIT_BAD_INPUT = 2
+EXIT_OUT_OF_TOLERANCE = 1
+MAX_WEEKS = 520
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _guard(func: Callable[[], T]) -> T:
+    """Run ``func``; turn domain errors (bad input) into one clear line and exit 2."""
+    from bandit.errors import BanditError
+
+    try:
+        return func()
+    except (BanditError, ValueError) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise  # unreachable: _fail raises
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    sys.stdout.write(json.dumps(clean(document), sort_keys=True) + "\n")
+
+
+def _config(**params: Any) -> Any:
+    from simulator.config import SimulationConfig
+
+    return _guard(lambda: SimulationConfig(**params))
+
+
+def _print_run(doc: dict[str, Any]) -> None:
+    rows = [("arm", "n", "employed@H", "true", "benefit wk", "benefit MDKK", "regret")]
+    for arm in ("treatment", "control", "all"):
+        t = doc["totals"].get(arm)
+        if t is None:
+            continue
+        rows.append(
+            (
+                arm,
+                str(t["n"]),
+                f"{t['employment_rate']:.4f}",
+                f"{t['true_employment']:.4f}",
+                f"{t['mean_benefit_weeks']:.2f}",
+                f"{t['benefit_dkk'] / 1e6:.2f}",
+                "-" if math.isnan(t["regret_mean"]) else f"{t['regret_mean']:.4f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        typer.echo("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    rct = doc["rct"]
+    if "difference" in rct:
+        typer.echo(
+            f"ITT treatment-control: {rct['difference'] * 100:+.2f} pp "
+            f"(95% CI {rct['ci_low'] * 100:+.2f} to {rct['ci_high'] * 100:+.2f}, "
+            f"p={rct['p_value']:.3f}); true ITT {rct['true_itt'] * 100:+.2f} pp; "
+            f"MDE {rct['mde'] * 100:.2f} pp"
+        )
+
+
+def _run(
+    policy: str,
+    weeks: int,
+    seed: int,
+    scale: float,
+    compliance: float,
+    control_share: float,
+    lag: int,
+    out: Path | None,
+    as_json: bool,
+    progress: bool,
+) -> None:
+    from simulator.policies import CLI_POLICIES, build_policy
+
+    if policy not in CLI_POLICIES:
+        _fail(f"unknown policy {policy!r}; choose one of {', '.join(CLI_POLICIES)}")
+    if not 1 <= weeks <= MAX_WEEKS:
+        _fail(f"--weeks must be in 1..{MAX_WEEKS}, got {weeks}")
+    config = _config(scale=scale, compliance=compliance, control_share=control_share, lag_weeks=lag)
+    learner = _guard(lambda: build_policy(policy, seed=seed))
+    from tqdm import tqdm
+
+    from simulator.replay import Replay
+    from simulator.report import by_group, summary, weekly_table
+
+    replay = Replay(learner, config, weeks=weeks, seed=seed)
+    with tqdm(total=weeks, file=sys.stderr, disable=not progress, unit="week") as bar:
+
+        def tick(_week: int) -> None:
+            bar.update(1)
+
+        result = replay.run(progress=tick)
+    doc = summary(result)
+    if out is not None:
+        from simulator.plots import write_plots
+
+        out.mkdir(parents=True, exist_ok=True)
+        weekly = weekly_table(result)
+        weekly.to_csv(out / "weekly.csv", index=False)
+        by_group(result).to_csv(out / "by_group.csv", index=False)
+        result.decisions.to_csv(out / "decisions.csv", index=False)
+        (out / "summary.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        doc["files"] = [str(p) for p in write_plots(weekly, doc, out)]
+    if as_json:
+        _emit_json(doc)
+    else:
+        _print_run(doc)
+
+
+def _calibrate(n: int, seed: int, business_cycle: float, as_json: bool) -> None:
+    from simulator.calibration import calibration_moments
+
+    if n < 100:  # noqa: PLR2004
+        _fail(f"--n must be at least 100, got {n}")
+    if not 0 < business_cycle <= 5:  # noqa: PLR2004
+        _fail(f"--business-cycle must be in (0, 5], got {business_cycle}")
+    config = _config(business_cycle=business_cycle)
+    moments = calibration_moments(config, n_per_group=n, seed=seed)
+    ok = all(m.ok for m in moments)
+    if as_json:
+        _emit_json(
+            {
+                "ok": ok,
+                "moments": [
+                    {
+                        "group": m.group,
+                        "name": m.name,
+                        "target": m.target,
+                        "tolerance": m.tolerance,
+                        "exact": m.exact,
+                        "simulated": m.simulated,
+                        "ok": m.ok,
+                    }
+                    for m in moments
+                ],
+            }
+        )
+    else:
+        typer.echo(f"{'group':14} {'moment':28} {'target':>8} {'tol':>6} {'exact':>8} {'sim':>8}")
+        for m in moments:
+            sim = "-" if m.simulated is None else f"{m.simulated:.3f}"
+            flag = "ok" if m.ok else "OUT"
+            typer.echo(
+                f"{m.group:14} {m.name:28} {m.target:8.3f} {m.tolerance:6.3f} "
+                f"{m.exact:8.3f} {sim:>8} {flag}"
+            )
+    if not ok:
+        typer.echo("calibration out of tolerance", err=True)
+        raise typer.Exit(EXIT_OUT_OF_TOLERANCE)
+
+
+def _logs(n_rounds: int, logging: str, floor: float, seed: int, out: Path, as_json: bool) -> None:
+    from simulator.logs import LOGGING_POLICIES, generate_logs
+
+    if logging not in LOGGING_POLICIES:
+        _fail(f"unknown logging policy {logging!r}; choose one of {', '.join(LOGGING_POLICIES)}")
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        _fail(f"--out must end in .parquet or .csv, got {out.name!r}")
+    logs = _guard(lambda: generate_logs(n_rounds, logging_policy=logging, floor=floor, seed=seed))
+    path = logs.write(out)
+    doc = {
+        "path": str(path),
+        "n_rounds": len(logs.frame),
+        "actions": list(logs.action_ids),
+        "families": list(logs.action_families),
+        "logging_policy": logs.logging_policy,
+        "true_value_logging": logs.true_policy_value(logs.logging_probs()),
+        "true_value_oracle": logs.true_policy_value(logs.oracle_probs()),
+        "mean_reward": float(logs.frame["reward"].mean()),
+    }
+    if as_json:
+        _emit_json(doc)
+    else:
+        for key, value in doc.items():
+            typer.echo(f"{key}: {value}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``nbi simulate`` (``run``, ``calibrate``, ``logs``) to the root app."""
+    simulate = typer.Typer(
+        help="Synthetic labour market: online replay, calibration, historical logs.",
+        no_args_is_help=True,
+    )
+
+    @simulate.command("run")
+    def run_cmd(
+        policy: str = typer.Option("vw", help="uniform, practice, vw, river, oracle or none."),
+        weeks: int = typer.Option(52, help="Simulated weeks."),
+        seed: int = typer.Option(0, help="Seed (same seed, identical tables)."),
+        scale: float = typer.Option(1.0, help="Inflow scale (1.0 = Copenhagen, 41,000/yr)."),
+        compliance: float = typer.Option(0.6, help="P(caseworker follows the recommendation)."),
+        control_share: float = typer.Option(0.2, help="Control-arm share."),
+        lag: int = typer.Option(0, help="Measurement lag in weeks before outcomes are seen."),
+        out: Annotated[
+            Path | None, typer.Option(help="Directory for tables, PNG plots and report.html.")
+        ] = None,
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+        progress: bool = typer.Option(True, help="Progress bar on stderr."),
+    ) -> None:
+        """Replay the recommender week by week with delayed outcomes and an RCT control arm."""
+        _run(policy, weeks, seed, scale, compliance, control_share, lag, out, as_json, progress)
+
+    @simulate.command("calibrate")
+    def calibrate_cmd(
+        n: int = typer.Option(20_000, help="Citizens per target group."),
+        seed: int = typer.Option(0, help="Seed."),
+        business_cycle: float = typer.Option(
+            1.0, help="Global hazard multiplier of the scenario (targets are for 1.0)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Simulated moments vs targets (domain.md 5.1); exit 1 if out of tolerance."""
+        _calibrate(n, seed, business_cycle, as_json)
+
+    @simulate.command("logs")
+    def logs_cmd(
+        out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+        n_rounds: int = typer.Option(10_000, help="Number of logged decisions."),
+        logging: str = typer.Option("practice", help="Logging policy: practice or uniform."),
+        floor: float = typer.Option(0.05, help="Propensity floor of the logger."),
+        seed: int = typer.Option(0, help="Seed."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Historical logs with known propensities plus the ground truth (.truth.npz)."""
+        _logs(n_rounds, logging, floor, seed, out, as_json)
+
+    app.add_typer(simulate, name="simulate")

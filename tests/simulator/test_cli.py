@@ -1,0 +1,90 @@
+"""``nbi simulate`` through the real root Typer app."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import build_app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(build_app(), ["simulate", *args])
+
+
+def test_calibrate_passes_and_fails_out_of_tolerance() -> None:
+    ok = invoke("calibrate", "--n", "20000", "--json")
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["ok"] is True and len(doc["moments"]) == 10
+    table = invoke("calibrate", "--n", "20000")
+    assert table.exit_code == 0 and "mean_completed_spell_weeks" in table.stdout
+    # A deep recession (hazards x0.6) is not the calibrated scenario: spells get longer.
+    bad = invoke("calibrate", "--n", "5000", "--business-cycle", "0.6")
+    assert bad.exit_code == 1
+    assert "OUT" in bad.stdout and "out of tolerance" in bad.stderr
+
+
+def test_run_json_out_dir_and_determinism(tmp_path: Path) -> None:
+    args = ["run", "--policy", "practice", "--weeks", "12", "--scale", "0.05", "--seed", "3"]
+    first = invoke(*args, "--json", "--no-progress", "--out", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    assert doc["policy"] == "practice" and doc["weeks"] == 12
+    assert {"difference", "ci_low", "ci_high", "mde", "true_itt"} <= set(doc["rct"])
+    second = invoke(*args, "--json", "--no-progress", "--out", str(tmp_path / "b"))
+    for name in ("weekly.csv", "by_group.csv", "decisions.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert json.loads(second.stdout)["totals"] == doc["totals"]
+    for png in ("learning_curve.png", "cumulative_regret.png", "employment.png"):
+        data = (tmp_path / "a" / png).read_bytes()
+        assert data.startswith(b"\x89PNG")
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<img" in html
+    assert "http" not in html  # self-contained
+    b64 = html.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(b64).startswith(b"\x89PNG")
+    weekly = pd.read_csv(tmp_path / "a" / "weekly.csv")
+    assert set(weekly["group"]) == {"treatment", "control"}
+
+
+def test_run_table_output() -> None:
+    res = invoke("run", "--policy", "oracle", "--weeks", "5", "--scale", "0.05", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "treatment" in res.stdout and "ITT treatment-control" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--policy", "bogus"], "unknown policy 'bogus'"),
+        (["run", "--weeks", "0"], "--weeks must be in"),
+        (["run", "--compliance", "1.5"], "compliance must be in [0, 1]"),
+        (["calibrate", "--n", "5"], "--n must be at least 100"),
+        (["logs", "--out", "x.txt"], "--out must end in .parquet or .csv"),
+        (["logs", "--out", "x.csv", "--logging", "vw"], "unknown logging policy"),
+    ],
+)
+def test_bad_input_one_clear_line(args: list[str], message: str) -> None:
+    res = invoke(*args)
+    assert res.exit_code == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:")
+    assert "Traceback" not in res.output
+
+
+def test_logs_command_writes_parquet(tmp_path: Path) -> None:
+    out = tmp_path / "logs.parquet"
+    res = invoke("logs", "--out", str(out), "--n-rounds", "500", "--logging", "uniform", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["n_rounds"] == 500 and doc["true_value_oracle"] > doc["true_value_logging"]
+    frame = pd.read_parquet(out)
+    assert len(frame) == 500 and (tmp_path / "logs.truth.npz").exists()
