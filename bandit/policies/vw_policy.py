@@ -35,7 +35,12 @@ import numpy as np
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies.base import Policy
 from bandit.types import Action, Features
-from bandit.vw.examples import ActionLineCache, build_example, format_shared, rewards_from_costs
+from bandit.vw.examples import (
+    ActionLineCache,
+    SharedLineCache,
+    build_example,
+    rewards_from_costs,
+)
 from bandit.vw.workspace import VWLearner
 
 EXPLORATIONS = ("squarecb", "epsilon", "regcb", "regcbopt", "cover")
@@ -147,10 +152,18 @@ class VWPolicy(Policy):
         self.quiet = quiet
         self._validate()
         self._lines = ActionLineCache()
+        self._shared = SharedLineCache()
         self._scorer = VWLearner(self._scorer_args())
         self._explorer = None if exploration in _OWN_PMF else VWLearner(self._explorer_args())
 
     # ------------------------------------------------------------------ configuration
+
+    def _params_fingerprint(self) -> str:
+        # Parameters never change after construction: compute the fingerprint once.
+        cached: str | None = getattr(self, "_fingerprint", None)
+        if cached is None:
+            cached = self._fingerprint = super()._params_fingerprint()
+        return cached
 
     def _validate(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -213,7 +226,7 @@ class VWPolicy(Policy):
         actions: Sequence[Action],
         label: tuple[int, float, float] | None = None,
     ) -> list[str]:
-        return build_example(format_shared(context), self._lines.lines(actions), label=label)
+        return build_example(self._shared.line(context), self._lines.lines(actions), label=label)
 
     def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
         costs = self._scorer.predict(self._example(context, actions))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bandit.vw.examples import (
     ActionLineCache,
+    SharedLineCache,
     build_example,
     format_action,
     format_shared,
@@ -18,6 +19,7 @@ from bandit.vw.examples import (
 
 __all__ = [
     "ActionLineCache",
+    "SharedLineCache",
     "build_example",
     "format_action",
     "format_shared",

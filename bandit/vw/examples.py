@@ -12,10 +12,12 @@ This module is the ONLY place in the project that converts a reward into a VW co
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 
-from bandit.encoding import encode_features
-from bandit.types import Action, Features
+from bandit.encoding import encode_value
+from bandit.types import Action, Features, FeatureValue
 
 CONTEXT_NAMESPACE = "c"
 ACTION_NAMESPACE = "a"
@@ -34,12 +36,19 @@ def sanitise(text: str) -> str:
     return text.translate(_SPECIAL)
 
 
+@lru_cache(maxsize=8192)
+def _token(name: str, value: FeatureValue, kind: str) -> str:
+    # ``kind`` keeps True, 1 and 1.0 apart (they hash alike but encode differently).
+    item = encode_value(name, value)
+    if item is None:
+        return ""
+    token = sanitise(item[0])
+    return token if item[1] == 1.0 else f"{token}:{item[1]:.6g}"
+
+
 def _feature_tokens(features: Features) -> str:
-    tokens = []
-    for name, value in encode_features(features):
-        token = sanitise(name)
-        tokens.append(token if value == 1.0 else f"{token}:{value:.6g}")
-    return " ".join(tokens)
+    tokens = [_token(name, value, type(value).__name__) for name, value in features.items()]
+    return " ".join(t for t in tokens if t)
 
 
 def format_shared(context: Features) -> str:
@@ -114,6 +123,37 @@ class ActionLineCache:
     def lines(self, actions: Sequence[Action]) -> list[str]:
         """Formatted lines of ``actions`` in order."""
         return [self.line(a) for a in actions]
+
+
+class SharedLineCache:
+    """The last few formatted ``shared`` lines, keyed by the context's content.
+
+    A decision's context is formatted when choosing and again when learning its reward; this
+    small LRU avoids the second formatting when the reward follows soon.
+
+    Examples
+    --------
+    >>> cache = SharedLineCache(size=2)
+    >>> cache.line({"education": "master"}) is cache.line({"education": "master"})
+    True
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lines: OrderedDict[tuple[tuple[str, FeatureValue], ...], str] = OrderedDict()
+
+    def line(self, context: Features) -> str:
+        """The ``shared`` line of ``context``."""
+        key = tuple(context.items())
+        text = self._lines.get(key)
+        if text is not None:
+            self._lines.move_to_end(key)
+            return text
+        text = format_shared(context)
+        self._lines[key] = text
+        if len(self._lines) > self.size:
+            self._lines.popitem(last=False)
+        return text
 
 
 def build_example(
