@@ -17,8 +17,10 @@ import pandas as pd
 from offline_eval.errors import LoggedDataError, TargetPolicyError
 
 REQUIRED_COLUMNS = ("action", "reward", "propensity")
-RESERVED_COLUMNS = (*REQUIRED_COLUMNS, "position", "timestamp")
+RESERVED_COLUMNS = (*REQUIRED_COLUMNS, "position", "timestamp", "rct_group", "group")
 PMF_PREFIX = "pmf_"
+AUDIT_PREFIX = "protected_"
+"""Audit-only columns (protected attributes) never become context features."""
 SUM_TOLERANCE = 1e-6
 
 
@@ -313,7 +315,9 @@ def _context_frame(
 ) -> pd.DataFrame:
     if context_columns is None:
         skip = set(RESERVED_COLUMNS) | set(pmf_cols)
-        context_columns = [str(c) for c in frame.columns if c not in skip]
+        context_columns = [
+            str(c) for c in frame.columns if c not in skip and not str(c).startswith(AUDIT_PREFIX)
+        ]
     absent = [c for c in context_columns if c not in frame.columns]
     if absent:
         msg = f"Missing context column(s): {', '.join(absent)}"
@@ -325,20 +329,44 @@ def _context_frame(
     return ctx.astype(float)
 
 
-def read_logs(path: str | Path, *, n_actions: int | None = None) -> LoggedBandit:
-    """Read a logged-bandit Parquet (``.parquet``/``.pq``) or CSV file."""
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet (``.parquet``/``.pq``) or CSV file as a frame."""
     p = Path(path)
     if not p.exists():
-        msg = f"No such logged-bandit file: {p}"
+        msg = f"No such file: {p}"
         raise LoggedDataError(msg)
     if p.suffix.lower() in (".parquet", ".pq"):
         frame = pd.read_parquet(p)
     elif p.suffix.lower() == ".csv":
         frame = pd.read_csv(p)
     else:
-        msg = f"Expected a .parquet or .csv logged-bandit file, got {p.name}"
+        msg = f"Expected a .parquet or .csv file, got {p.name}"
         raise LoggedDataError(msg)
-    return LoggedBandit.from_dataframe(frame, n_actions=n_actions)
+    return frame
+
+
+def read_action_features(path: str | Path) -> tuple[dict[str, str | float], ...]:
+    """Action features from the simulator's ``<stem>.meta.json`` beside a log, if present."""
+    import json
+
+    meta = Path(path).with_suffix("").with_suffix(".meta.json")
+    if not meta.exists():
+        return ()
+    data = json.loads(meta.read_text())
+    families = data.get("action_families") or []
+    ids = data.get("action_ids") or [""] * len(families)
+    return tuple(
+        {"family": str(f), "catalog_id": str(i)} for f, i in zip(families, ids, strict=True)
+    )
+
+
+def read_logs(path: str | Path, *, n_actions: int | None = None) -> LoggedBandit:
+    """Read a logged-bandit Parquet (``.parquet``/``.pq``) or CSV file (+ ``.meta.json``)."""
+    frame = read_frame(path)
+    features = read_action_features(path)
+    if features and n_actions is None:
+        n_actions = len(features)
+    return LoggedBandit.from_dataframe(frame, n_actions=n_actions, action_features=features)
 
 
 def write_logs(logs: LoggedBandit, path: str | Path) -> None:

@@ -1,0 +1,397 @@
+"""``nbi evaluate``, ``nbi experiment``, ``nbi fairness`` and ``nbi report``.
+
+Tables go to the terminal; ``--json`` prints exactly one JSON document on stdout. Bad input
+exits non-zero with one clear ``error: ...`` line on stderr (no traceback). Heavy modules are
+imported inside the commands so ``nbi --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+EXIT_BAD_INPUT = 2
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def emit_json(doc: Any) -> None:
+    """Print one JSON document on stdout (NaN/inf as null)."""
+    typer.echo(json.dumps(_finite(doc), default=_json_default, allow_nan=False))
+
+
+@contextmanager
+def bad_input_exits() -> Iterator[None]:
+    """Turn bad input (ValueError, missing files) into one line on stderr and exit code 2."""
+    try:
+        yield
+    except (ValueError, OSError, KeyError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {text}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _parse_params(raw: str | None) -> dict[str, dict[str, Any]]:
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        msg = f"--policy-params is not valid JSON: {exc.msg}"
+        raise ValueError(msg) from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        msg = '--policy-params must map policy names to parameter objects, e.g. {"vw": {"seed": 1}}'
+        raise ValueError(msg)
+    return data
+
+
+def _run_evaluate(
+    log_file: Path,
+    policies: list[str],
+    target_probs: Path | None,
+    train_fraction: float,
+    estimators: str | None,
+    ci: str,
+    n_boot: int,
+    seed: int,
+    policy_params: str | None,
+) -> list[Any]:
+    from offline_eval.ci import CIConfig
+    from offline_eval.evaluation import build_estimators, evaluate_named, evaluate_target
+    from offline_eval.logs import read_frame, read_logs
+    from offline_eval.targets import load_target_probs
+
+    if not policies and target_probs is None:
+        msg = "give --policy NAME (repeatable) and/or --target-probs FILE.npy"
+        raise ValueError(msg)
+    config = CIConfig(method=ci, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+    logs = read_logs(log_file)
+    names = [e.strip() for e in estimators.split(",")] if estimators else None
+    out = []
+    if target_probs is not None:
+        probs = load_target_probs(target_probs, logs)
+        ests = build_estimators(names, logs)
+        out.append(evaluate_target(logs, probs, target_probs.name, estimators=ests, ci=config))
+    if policies:
+        frame = read_frame(log_file)
+        raw_ctx = frame[[c for c in frame.columns if c in _raw_context_columns(frame)]]
+        out.extend(
+            evaluate_named(
+                logs,
+                raw_ctx,
+                policies,
+                train_fraction=train_fraction,
+                params=_parse_params(policy_params),
+                estimator_names=names,
+                ci=config,
+            )
+        )
+    return out
+
+
+def _raw_context_columns(frame: Any) -> list[str]:
+    from offline_eval.logs import AUDIT_PREFIX, PMF_PREFIX, RESERVED_COLUMNS
+
+    return [
+        str(c)
+        for c in frame.columns
+        if c not in RESERVED_COLUMNS
+        and not str(c).startswith(PMF_PREFIX)
+        and not str(c).startswith(AUDIT_PREFIX)
+    ]
+
+
+def _print_table(frame: Any) -> None:
+    typer.echo(frame.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the offline-evaluation commands to the root app."""
+    _register_evaluate(app)
+    _register_experiment(app)
+    _register_fairness(app)
+    _register_report(app)
+
+
+_LOG_ARG = typer.Argument(..., help="Logged-bandit file (.parquet or .csv).")
+
+
+def _register_evaluate(app: typer.Typer) -> None:
+    @app.command()
+    def evaluate(
+        log_file: Path = _LOG_ARG,
+        policy: list[str] = typer.Option(  # noqa: B008
+            [], "--policy", help="Target policy: vw, river, uniform, practice, always:<family>."
+        ),
+        target_probs: Path | None = typer.Option(  # noqa: B008
+            None, "--target-probs", help=".npy array (n_rounds, K) of target probabilities."
+        ),
+        train_fraction: float = typer.Option(
+            0.5, help="Share of rounds (in time order) to train on."
+        ),
+        estimators: str | None = typer.Option(None, help="Comma-separated estimator names."),
+        ci: str = typer.Option("analytic", help="Interval method: analytic or bootstrap."),
+        n_boot: int = typer.Option(10_000, help="Bootstrap resamples."),
+        seed: int = typer.Option(0, help="Seed of the bootstrap."),
+        policy_params: str | None = typer.Option(
+            None, help='JSON parameters per policy, e.g. {"vw": {"exploration": "epsilon"}}.'
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Estimate the value of target policies on a log (IPS, SNIPS, DM, DR, SNDR, Switch-DR)."""
+        with bad_input_exits():
+            from offline_eval.evaluation import estimates_table
+
+            evaluations = _run_evaluate(
+                log_file,
+                policy,
+                target_probs,
+                train_fraction,
+                estimators,
+                ci,
+                n_boot,
+                seed,
+                policy_params,
+            )
+            if as_json:
+                emit_json({"evaluations": [e.to_dict() for e in evaluations]})
+                return
+            _print_table(estimates_table(evaluations))
+
+
+def _load_experiment(
+    rct_file: Path,
+    group_col: str,
+    outcome_col: str,
+    control_share: float,
+    covariate: list[str],
+    treatment_label: str,
+    control_label: str,
+) -> Any:
+    from offline_eval.experiment import ExperimentSpec, analyse
+    from offline_eval.logs import read_frame
+
+    spec = ExperimentSpec(
+        group_col=group_col,
+        outcome_col=outcome_col,
+        control_share=control_share,
+        covariates=tuple(covariate),
+        treatment_label=treatment_label,
+        control_label=control_label,
+    )
+    return analyse(read_frame(rct_file), spec)
+
+
+def _register_experiment(app: typer.Typer) -> None:
+    @app.command()
+    def experiment(
+        rct_file: Path = typer.Argument(..., help="RCT file, one row per citizen (.parquet/.csv)."),  # noqa: B008
+        group_col: str = typer.Option("group", help="Column with the RCT arm."),
+        outcome_col: str = typer.Option("employed", help="Column with the 0/1 outcome."),
+        treatment_label: str = typer.Option("treatment", help="Label of the recommender arm."),
+        control_label: str = typer.Option("control", help="Label of the control arm."),
+        control_share: float = typer.Option(0.2, help="Configured control share (for SRM)."),
+        covariate: list[str] = typer.Option(  # noqa: B008
+            [], "--covariate", help="Covariate for Lin adjustment (repeatable)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """RCT analysis: ITT, Lin-adjusted effect, compliance/IV, SRM, MDE, Kaplan-Meier."""
+        with bad_input_exits():
+            result = _load_experiment(
+                rct_file,
+                group_col,
+                outcome_col,
+                control_share,
+                covariate,
+                treatment_label,
+                control_label,
+            )
+            if as_json:
+                emit_json(result.to_dict())
+                return
+            _print_experiment(result)
+
+
+def _print_experiment(result: Any) -> None:
+    i = result.itt
+    lines = [
+        f"n treatment / control      {result.n_treatment} / {result.n_control}",
+        f"employment treatment       {result.employment_treatment:.4f}",
+        f"employment control         {result.employment_control:.4f}",
+        f"ITT (Neyman)               {i.estimate:+.4f}  [{i.ci_low:+.4f}, {i.ci_high:+.4f}]  p={i.p_value:.3g}",
+    ]
+    if result.lin is not None:
+        lin = result.lin
+        lines.append(
+            f"ITT (Lin, HC2)             {lin.estimate:+.4f}  [{lin.ci_low:+.4f}, {lin.ci_high:+.4f}]  p={lin.p_value:.3g}"
+        )
+    if result.compliance is not None:
+        c = result.compliance
+        lines.append(f"compliance (treatment)     {c.rate_treatment:.4f}")
+        lines.append(
+            f"effect on compliers (IV)   {c.late.estimate:+.4f}  [{c.late.ci_low:+.4f}, {c.late.ci_high:+.4f}]"
+        )
+    s = result.srm
+    flag = "MISMATCH" if s.mismatch else "ok"
+    lines.append(
+        f"control share              {s.observed_share:.4f} vs {s.expected_share:.4f}  p={s.p_value:.3g} {flag}"
+    )
+    lines.append(f"MDE (80 % power)           {result.mde:.4f}")
+    if result.logrank is not None:
+        lines.append(
+            f"log-rank                   chi2={result.logrank.chi2:.3f}  p={result.logrank.p_value:.3g}"
+        )
+    typer.echo("\n".join(lines))
+
+
+def _register_fairness(app: typer.Typer) -> None:
+    @app.command()
+    def fairness(
+        audit_file: Path = typer.Argument(  # noqa: B008
+            ..., help="One row per citizen with group, outcome, protected attributes."
+        ),
+        attribute: list[str] = typer.Option(  # noqa: B008
+            ["gender", "origin", "age_band"],
+            "--attribute",
+            help="Protected attribute column (repeatable).",
+        ),
+        group_col: str = typer.Option("group", help="Column with the RCT arm."),
+        outcome_col: str = typer.Option("employed", help="Column with the 0/1 outcome."),
+        margin: float = typer.Option(
+            0.0, help="Do-no-harm margin: flag effects significantly below -margin."
+        ),
+        alpha: float = typer.Option(0.05, help="Family-wise error rate (Holm)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Fairness audit by protected group with a one-sided do-no-harm test (Holm)."""
+        with bad_input_exits():
+            report = _load_fairness(audit_file, attribute, group_col, outcome_col, margin, alpha)
+            if as_json:
+                emit_json(report.to_dict())
+                return
+            _print_table(report.groups)
+            if not report.recommendation_rates.empty:
+                typer.echo("")
+                _print_table(report.recommendation_rates)
+            typer.echo(
+                f"\nflagged (harm, Holm-adjusted p < {alpha}): {', '.join(report.flagged) or 'none'}"
+            )
+
+
+def _load_fairness(
+    path: Path, attributes: list[str], group_col: str, outcome_col: str, margin: float, alpha: float
+) -> Any:
+    from offline_eval.fairness import AuditColumns, audit
+    from offline_eval.logs import read_frame
+
+    frame = read_frame(path)
+    renamed = {f"protected_{a}": a for a in attributes if a not in frame.columns}
+    frame = frame.rename(columns={k: v for k, v in renamed.items() if k in frame.columns})
+    cols = AuditColumns(group=group_col, outcome=outcome_col)
+    return audit(frame, attributes=attributes, columns=cols, alpha=alpha, margin=margin)
+
+
+def _register_report(app: typer.Typer) -> None:
+    @app.command()
+    def report(
+        out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),  # noqa: B008
+        logs: Path | None = typer.Option(None, "--logs", help="Logged-bandit file to evaluate."),  # noqa: B008
+        policy: list[str] = typer.Option([], "--policy", help="Target policy (repeatable)."),  # noqa: B008
+        target_probs: Path | None = typer.Option(  # noqa: B008
+            None, "--target-probs", help=".npy target probabilities."
+        ),
+        rct: Path | None = typer.Option(None, "--rct", help="RCT file (one row per citizen)."),  # noqa: B008
+        audit_file: Path | None = typer.Option(  # noqa: B008
+            None, "--fairness", help="Audit file (default: the RCT file)."
+        ),
+        group_col: str = typer.Option("group", help="Column with the RCT arm."),
+        outcome_col: str = typer.Option("employed", help="Column with the 0/1 outcome."),
+        control_share: float = typer.Option(0.2, help="Configured control share."),
+        as_json: bool = typer.Option(False, "--json", help="Also print one JSON document."),
+    ) -> None:
+        """Write a self-contained HTML report (policy values, KM curves, fairness)."""
+        with bad_input_exits():
+            doc = _build_report(
+                out,
+                logs,
+                policy,
+                target_probs,
+                rct,
+                audit_file,
+                group_col,
+                outcome_col,
+                control_share,
+            )
+            if as_json:
+                emit_json(doc)
+            else:
+                typer.echo(f"wrote {out}")
+
+
+def _build_report(
+    out: Path,
+    logs: Path | None,
+    policy: list[str],
+    target_probs: Path | None,
+    rct: Path | None,
+    audit_file: Path | None,
+    group_col: str,
+    outcome_col: str,
+    control_share: float,
+) -> dict[str, Any]:
+    from offline_eval.report import render_html
+
+    if logs is None and rct is None and audit_file is None:
+        msg = "give at least one of --logs, --rct, --fairness"
+        raise ValueError(msg)
+    evaluations = (
+        _run_evaluate(logs, policy, target_probs, 0.5, None, "analytic", 1, 0, None) if logs else []
+    )
+    experiment = (
+        _load_experiment(rct, group_col, outcome_col, control_share, [], "treatment", "control")
+        if rct
+        else None
+    )
+    fair_path = audit_file or rct
+    fair = (
+        _load_fairness(fair_path, _present_attributes(fair_path), group_col, outcome_col, 0.0, 0.05)
+        if fair_path
+        else None
+    )
+    out.write_text(render_html(evaluations=evaluations, experiment=experiment, fairness=fair))
+    return {
+        "out": str(out),
+        "evaluations": [e.to_dict() for e in evaluations],
+        "experiment": None if experiment is None else experiment.to_dict(),
+        "fairness": None if fair is None else fair.to_dict(),
+    }
+
+
+def _present_attributes(path: Path) -> list[str]:
+    from offline_eval.logs import read_frame
+
+    cols = {str(c).removeprefix("protected_") for c in read_frame(path).columns}
+    if "age" in cols:
+        cols.add("age_band")
+    return [a for a in ("gender", "origin", "age_band") if a in cols]
