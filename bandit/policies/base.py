@@ -58,7 +58,7 @@ def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
     """
     k = pmf.shape[0]
     total = float(pmf.sum())
-    if not math.isfinite(total) or total <= 0 or np.any(pmf < 0):
+    if not math.isfinite(total) or total <= 0 or float(pmf.min()) < 0:
         pmf = np.full(k, 1.0 / k)
     else:
         pmf = pmf / total
@@ -119,10 +119,10 @@ class Policy(ABC):
             event_id=event_id,
             context=dict(context),
             actions=tuple(actions),
-            pmf=tuple(float(p) for p in pmf),
+            pmf=tuple(pmf.tolist()),
             chosen=index,
             propensity=float(pmf[index]),
-            expected_rewards=tuple(float(r) for r in expected),
+            expected_rewards=tuple(np.asarray(expected, dtype=float).tolist()),
             model_version=self.model_version,
             policy=self.name,
         )
@@ -210,8 +210,12 @@ class Policy(ABC):
         yield {"floor": 0.05, "seed": 7}
 
     def _params_fingerprint(self) -> str:
-        blob = json.dumps(self.get_params(), sort_keys=True, default=str).encode()
-        return hashlib.blake2b(blob, digest_size=4).hexdigest()
+        # Parameters never change after construction, so the fingerprint is computed once.
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is None:
+            blob = json.dumps(self.get_params(), sort_keys=True, default=str).encode()
+            cached = self._fingerprint = hashlib.blake2b(blob, digest_size=4).hexdigest()
+        return cached
 
     # ------------------------------------------------------------------ persistence
 

@@ -106,13 +106,6 @@ class RiverPolicy(Policy):
 
     # ------------------------------------------------------------------ configuration
 
-    def _params_fingerprint(self) -> str:
-        # Parameters never change after construction: compute the fingerprint once.
-        cached: str | None = getattr(self, "_fingerprint", None)
-        if cached is None:
-            cached = self._fingerprint = super()._params_fingerprint()
-        return cached
-
     def _validate(self) -> None:
         checks: list[tuple[bool, str]] = [
             (self.exploration in EXPLORATIONS, f"exploration must be one of {EXPLORATIONS}"),
