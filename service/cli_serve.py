@@ -1,18 +1,65 @@
-"""``nbi serve`` and ``nbi learner`` commands (placeholder until the service lands)."""
+"""``nbi serve``: run the HTTP decision service with uvicorn."""
 
 from __future__ import annotations
 
+import os
+
 import typer
+
+from service.config import Settings
 
 
 def register(app: typer.Typer) -> None:
-    """Add the service commands to the root app."""
+    """Add the ``serve`` command to the root app."""
 
     @app.command()
     def serve(
         host: str = typer.Option("127.0.0.1", help="Interface to bind."),
         port: int = typer.Option(8000, help="TCP port."),
+        workers: int = typer.Option(1, min=1, help="Worker processes (use a Redis store for >1)."),
+        store: str | None = typer.Option(
+            None, help="Decision store: sqlite or redis (default: NBI_STORE or sqlite)."
+        ),
+        redis_url: str | None = typer.Option(None, help="Redis URL (default: NBI_REDIS_URL)."),
+        sqlite_path: str | None = typer.Option(
+            None, help="SQLite file (default: NBI_SQLITE_PATH)."
+        ),
+        policy: str | None = typer.Option(None, help="Policy name (default: NBI_POLICY)."),
+        learning: str | None = typer.Option(
+            None, help="inprocess or worker (default: NBI_LEARNING or inprocess)."
+        ),
     ) -> None:
         """Run the HTTP decision service."""
-        typer.echo("error: the decision service is not built yet (see issue 5)", err=True)
-        raise typer.Exit(2)
+        import uvicorn
+
+        from service.logs import configure_logging, uvicorn_log_config
+
+        overrides = {
+            "NBI_STORE": store,
+            "NBI_REDIS_URL": redis_url,
+            "NBI_SQLITE_PATH": sqlite_path,
+            "NBI_POLICY": policy,
+            "NBI_LEARNING": learning,
+        }
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[name] = value  # worker processes read the settings from the env
+        settings = Settings()  # validate once here so config errors surface before forking
+        if workers > 1 and settings.store == "sqlite" and settings.learning == "inprocess":
+            typer.echo(
+                "error: several workers need --store redis or --learning worker "
+                "(in-process learning is for a single replica)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        configure_logging(settings.log_level)
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=uvicorn_log_config(settings.log_level),
+            proxy_headers=False,
+            server_header=False,
+        )

@@ -1,0 +1,15 @@
+"""HTTP routes, one router per resource, aggregated in :data:`api_router`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api import decisions, experiment, health, models, outcomes, recommendations
+
+
+def build_router() -> APIRouter:
+    """Every route of the service (``/v1/...``, health and metrics)."""
+    router = APIRouter()
+    for module in (recommendations, decisions, outcomes, experiment, models, health):
+        router.include_router(module.router)
+    return router

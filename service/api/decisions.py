@@ -1,0 +1,52 @@
+"""``POST /v1/decisions/{event_id}/assignment``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from bandit.errors import InvalidInputError
+from service.deps import CaseRole, RuntimeDep
+from service.errors import PROBLEM_MEDIA_TYPE
+from service.schemas import AssignmentRequest, AssignmentResponse
+
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+_PROBLEMS = {
+    code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    for code, text in (
+        (401, "No or invalid API key"),
+        (403, "Wrong role"),
+        (404, "Unknown event"),
+        (409, "A different assignment is already stored"),
+        (422, "Unknown action or missing reason code"),
+    )
+}
+EventIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.post("/{event_id}/assignment", response_model=AssignmentResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+def record_assignment(
+    event_id: EventIdPath, body: AssignmentRequest, runtime: RuntimeDep, _role: CaseRole
+) -> AssignmentResponse:
+    """Record what the caseworker assigned; a reason code is required when it differs."""
+    record = runtime.store.get_decision(event_id)
+    assigned = body.assigned_action_id
+    runtime.catalog.index_of(assigned)  # UnknownActionError (422) when absent
+    differs = record.recommended is not None and assigned != record.recommended
+    if differs and body.reason_code is None:
+        msg = "reason_code is required when the assignment differs from the recommendation"
+        raise InvalidInputError(msg)
+    reason = None if body.reason_code is None else body.reason_code.value
+    result = runtime.store.record_assignment(event_id, assigned, reason)
+    if result.changed:
+        runtime.capacity.take(assigned)
+    stored = result.record
+    assert stored.assigned is not None  # noqa: S101 (just stored)
+    return AssignmentResponse(
+        event_id=event_id,
+        assigned_action_id=stored.assigned,
+        reason_code=stored.assignment_reason,
+        complied=stored.complied,
+        changed=result.changed,
+    )

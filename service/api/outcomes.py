@@ -1,0 +1,30 @@
+"""``POST /v1/outcomes``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import CaseRole, RuntimeDep
+from service.errors import PROBLEM_MEDIA_TYPE
+from service.schemas import OutcomeRequest, OutcomeResponse
+from service.settle import settle_outcome
+
+router = APIRouter(prefix="/v1/outcomes", tags=["outcomes"])
+_PROBLEMS = {
+    code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    for code, text in (
+        (401, "No or invalid API key"),
+        (403, "Wrong role"),
+        (404, "Unknown event"),
+        (409, "A different outcome is already stored"),
+        (422, "Invalid outcome"),
+    )
+}
+
+
+@router.post("", response_model=OutcomeResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+def report_outcome(body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole) -> OutcomeResponse:
+    """Report the employment outcome of an event (idempotent; ``changed`` says what happened)."""
+    return settle_outcome(
+        runtime.store, body, horizon_weeks=runtime.settings.horizon_weeks, metrics=runtime.metrics
+    )

@@ -1,0 +1,38 @@
+"""``POST /v1/recommendations``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from service.decide import recommend
+from service.deps import CaseRole, RuntimeDep
+from service.errors import PROBLEM_MEDIA_TYPE
+from service.schemas import RecommendationRequest, RecommendationResponse
+
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+_PROBLEMS = {
+    code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    for code, text in (
+        (401, "No or invalid API key"),
+        (403, "Wrong role"),
+        (409, "Request id reused for another citizen"),
+        (413, "Body too large"),
+        (422, "Invalid request, CPR-like feature or nothing eligible"),
+    )
+}
+
+
+@router.post("", response_model=RecommendationResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+def create_recommendation(
+    body: RecommendationRequest,
+    runtime: RuntimeDep,
+    _role: CaseRole,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> RecommendationResponse:
+    """Recommend the next-best intervention (control group: no recommendation).
+
+    Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
+    """
+    return recommend(runtime, body, request_id=idempotency_key or body.request_id)

@@ -1,0 +1,87 @@
+"""API keys per role, stored as SHA-256 hashes in the settings.
+
+A client sends its key as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (the form
+Prometheus uses). No key: 401. A valid key of a role the route does not allow: 403. The
+``admin`` role is allowed everywhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+
+from fastapi import Request, status
+
+from service.config import hash_api_key
+from service.errors import ApiProblem
+
+ADMIN = "admin"
+_BEARER = "bearer "
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key sent with ``request``, if any."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith(_BEARER):
+        return auth[len(_BEARER) :].strip() or None
+    return None
+
+
+def role_of(key: str, api_keys: Mapping[str, Sequence[str]]) -> str | None:
+    """The role whose hash list contains ``key``'s hash (constant-time compare), or ``None``.
+
+    Examples
+    --------
+    >>> role_of("k", {"case": [hash_api_key("k")]}), role_of("x", {"case": [hash_api_key("k")]})
+    ('case', None)
+    """
+    digest = hash_api_key(key)
+    found = None
+    for role, hashes in api_keys.items():
+        for candidate in hashes:
+            if hmac.compare_digest(digest, candidate):
+                found = role
+    return found
+
+
+def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Sequence[str]) -> str:
+    """Return the caller's role or raise a 401/403 :class:`ApiProblem`."""
+    key = presented_key(request)
+    if key is None:
+        raise ApiProblem(
+            status.HTTP_401_UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            "Send an API key in the X-API-Key header or as a bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    role = role_of(key, api_keys)
+    if role is None:
+        raise ApiProblem(
+            status.HTTP_401_UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            "The API key is not valid",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if role != ADMIN and role not in roles:
+        raise ApiProblem(
+            status.HTTP_403_FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            f"This route needs one of the roles: {', '.join(roles)}",
+        )
+    return role
+
+
+def require(*roles: str) -> Callable[[Request], str]:
+    """A FastAPI dependency that admits only ``roles`` (and admin); returns the role."""
+
+    def dependency(request: Request) -> str:
+        settings = request.app.state.runtime.settings
+        return authorize(request, settings.api_keys, roles)
+
+    return dependency

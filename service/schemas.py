@@ -1,0 +1,212 @@
+"""Request and response models of the HTTP API (``/v1``).
+
+Requests forbid unknown fields and non-finite numbers; free strings are length-bounded.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bandit.context import CitizenContext, ProtectedAttributes
+from bandit.rewards import OutcomeStatus
+
+ActionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+Weeks = Annotated[float, Field(ge=0.0, le=520.0, allow_inf_nan=False)]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ReasonCode(StrEnum):
+    """Why the caseworker assigned something other than the recommendation."""
+
+    CITIZEN_PREFERENCE = "citizen_preference"
+    CASEWORKER_JUDGEMENT = "caseworker_judgement"
+    CAPACITY = "capacity"
+    HEALTH = "health"
+    ALREADY_ENROLLED = "already_enrolled"
+    OTHER = "other"
+
+
+# ----------------------------------------------------------------------------- recommendations
+
+
+class RecommendationRequest(_Request):
+    """Ask for the next-best intervention for one citizen."""
+
+    citizen_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Raw citizen id (e.g. CPR); pseudonymised at once and never stored.",
+    )
+    context: CitizenContext
+    protected: ProtectedAttributes | None = Field(
+        default=None, description="Protected attributes for fairness audits only."
+    )
+    eligible_action_ids: list[ActionId] | None = Field(
+        default=None,
+        max_length=1000,
+        description="The case system's own shortlist; default: every legally eligible offer.",
+    )
+    request_id: RequestId | None = Field(
+        default=None, description="Idempotency key (or send the Idempotency-Key header)."
+    )
+    max_options: int = Field(default=4, ge=1, le=20, description="Ranked options returned.")
+
+
+class OptionOut(BaseModel):
+    """One ranked option with the expected 26-week employment chance."""
+
+    rank: int
+    action_id: str
+    name: str
+    family: str
+    probability: Ratio = Field(description="Probability the policy gave this option.")
+    expected_employment: Ratio = Field(description="Expected chance of a job within the horizon.")
+    ci_low: Ratio
+    ci_high: Ratio
+    observations: int = Field(description="Rewards the model has learned for this option.")
+    lock_in_weeks: int
+    explanation: str
+
+
+class RecommendationResponse(BaseModel):
+    """The decision: the RCT group, and for treatment the ranked options and the recommendation."""
+
+    event_id: str
+    group: Literal["treatment", "control"]
+    replayed: bool = Field(description="True when this answers a repeated request id.")
+    recommendation: OptionOut | None
+    options: list[OptionOut]
+    eligible_count: int
+    model_version: str
+    policy: str
+    horizon_weeks: int
+    explanation: str
+
+
+# ----------------------------------------------------------------------------- assignments
+
+
+class AssignmentRequest(_Request):
+    """What the caseworker actually assigned."""
+
+    assigned_action_id: ActionId
+    reason_code: ReasonCode | None = Field(
+        default=None, description="Required when the assignment differs from the recommendation."
+    )
+
+
+class AssignmentResponse(BaseModel):
+    """The stored assignment."""
+
+    event_id: str
+    assigned_action_id: str
+    reason_code: str | None
+    complied: bool | None
+    changed: bool
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+class OutcomeRequest(_Request):
+    """The employment outcome of one decision event."""
+
+    event_id: EventId
+    status: OutcomeStatus
+    weeks_to_job: Weeks | None = Field(default=None, description="For `employed`.")
+    employed_on: date | None = Field(default=None, description="For `employed`, instead of weeks.")
+    weeks_observed: Weeks | None = Field(default=None, description="For `dropout`.")
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> OutcomeRequest:
+        employed = self.status is OutcomeStatus.EMPLOYED
+        if employed and (self.weeks_to_job is None) == (self.employed_on is None):
+            msg = "`employed` needs exactly one of weeks_to_job or employed_on"
+            raise ValueError(msg)
+        if not employed and (self.weeks_to_job is not None or self.employed_on is not None):
+            msg = "weeks_to_job and employed_on are only allowed for `employed`"
+            raise ValueError(msg)
+        dropout = self.status is OutcomeStatus.DROPOUT
+        if dropout != (self.weeks_observed is not None):
+            msg = "weeks_observed is required for `dropout` and allowed only there"
+            raise ValueError(msg)
+        return self
+
+
+class OutcomeResponse(BaseModel):
+    """The settled reward (higher is better) and whether this call changed anything."""
+
+    event_id: str
+    status: str
+    reward: float | None
+    censored: bool
+    changed: bool
+    detail: str
+
+
+# ----------------------------------------------------------------------------- experiment
+
+
+class ArmSummary(BaseModel):
+    """Counts and employment rate of one RCT arm (settled, uncensored decisions)."""
+
+    decisions: int
+    settled: int
+    censored: int
+    employed: int
+    employment_rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class ExperimentSummary(BaseModel):
+    """Treatment vs control so far, with 95 % Wilson intervals and a Newcombe difference CI."""
+
+    experiment: str
+    control_share: float
+    horizon_weeks: int
+    treatment: ArmSummary
+    control: ArmSummary
+    difference: float | None
+    difference_ci_low: float | None
+    difference_ci_high: float | None
+    note: str
+
+
+# ----------------------------------------------------------------------------- models, health
+
+
+class ModelInfo(BaseModel):
+    """The policy serving this replica and the newest stored snapshot."""
+
+    policy: str
+    model_version: str
+    updates: int
+    learning: str
+    latest_snapshot: str | None
+    floor: float
+    catalog_size: int
+
+
+class ReloadResponse(BaseModel):
+    """Result of ``POST /v1/models/reload``."""
+
+    reloaded: bool
+    model_version: str
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool] = Field(default_factory=dict)
