@@ -1,0 +1,72 @@
+"""The compose stack's processes without Docker: redis-server + ``nbi serve --store redis`` +
+``nbi learner`` as real processes, one recommendation -> assignment -> outcome -> learned ->
+snapshot -> the API serves the new model version."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.service_process import (
+    ADMIN_KEY,
+    NBI,
+    call,
+    recommendation_body,
+    service_env,
+    start_api,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
+    server = RedisServer(tmp_path, appendonly=True).start()
+    env = service_env(server.url, "rt:", NBI_MODEL_POLL_SECONDS="0.2", NBI_POLICY="uniform")
+    api = learner = None
+    try:
+        api, port = start_api(env, tmp_path / "api.log")
+        learner_argv = [NBI, "learner", "--consumer", "rt-1", "--snapshot-every", "1"]
+        learner_argv += ["--block-ms", "200"]
+        with (tmp_path / "learner.log").open("ab") as log:
+            learner = subprocess.Popen(learner_argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        status, models = call(port, "GET", "/v1/models", key=ADMIN_KEY)
+        assert status == 200, models
+        before = models["model_version"]
+
+        body = None
+        for i in range(50):  # find a treatment citizen (20 % go to control)
+            status, body = call(port, "POST", "/v1/recommendations", recommendation_body(i))
+            assert status == 200, body
+            if body["group"] == "treatment":
+                break
+        assert body is not None and body["group"] == "treatment"
+        event_id, action = body["event_id"], body["recommendation"]["action_id"]
+        status, _ = call(
+            port, "POST", f"/v1/decisions/{event_id}/assignment", {"assigned_action_id": action}
+        )
+        assert status == 200
+        outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 3}
+        status, settled = call(port, "POST", "/v1/outcomes", outcome)
+        assert status == 200, settled
+
+        deadline = time.monotonic() + 20
+        after = before
+        while time.monotonic() < deadline and after == before:
+            time.sleep(0.2)
+            _, models = call(port, "GET", "/v1/models", key=ADMIN_KEY)
+            after = models["model_version"]
+        assert after != before, (tmp_path / "learner.log").read_text()[-2000:]
+        assert after.endswith("00000001")  # one update learned
+    finally:
+        for proc in (learner, api):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        server.stop()
