@@ -97,6 +97,8 @@ def _run(
     out: Path | None,
     as_json: bool,
     progress: bool,
+    url: str | None = None,
+    api_key: str | None = None,
 ) -> None:
     from simulator.policies import CLI_POLICIES, build_policy
 
@@ -111,13 +113,17 @@ def _run(
     from simulator.replay import Replay
     from simulator.report import by_group, summary, weekly_table
 
-    replay = Replay(learner, config, weeks=weeks, seed=seed)
+    replay = (
+        Replay(learner, config, weeks=weeks, seed=seed)
+        if url is None
+        else _http_replay(url, api_key, config, weeks, seed)
+    )
     with tqdm(total=weeks, file=sys.stderr, disable=not progress, unit="week") as bar:
 
         def tick(_week: int) -> None:
             bar.update(1)
 
-        result = replay.run(progress=tick)
+        result = _guard(lambda: _run_replay(replay, tick))
     doc = summary(result)
     if out is not None:
         from simulator.plots import write_plots
@@ -133,6 +139,29 @@ def _run(
         _emit_json(doc)
     else:
         _print_run(doc)
+
+
+def _http_replay(url: str, api_key: str | None, config: Any, weeks: int, seed: int) -> Any:
+    import httpx
+
+    from simulator.http_driver import HttpReplay
+
+    if not url.startswith(("http://", "https://")):
+        _fail(f"--url must start with http:// or https://, got {url!r}")
+    headers = {} if api_key is None else {"X-API-Key": api_key}
+    client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30.0)
+    return HttpReplay(client, config, weeks=weeks, seed=seed)
+
+
+def _run_replay(replay: Any, tick: Callable[[int], None]) -> Any:
+    """Run; a failing or unreachable service becomes one clear line (exit 2)."""
+    import httpx
+
+    try:
+        return replay.run(progress=tick)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the decision service: {type(exc).__name__}: {exc}")
+        raise  # unreachable
 
 
 def _calibrate(n: int, seed: int, business_cycle: float, as_json: bool) -> None:
@@ -224,9 +253,33 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
         progress: bool = typer.Option(True, help="Progress bar on stderr."),
+        url: Annotated[
+            str | None,
+            typer.Option(help="Drive a running service (e.g. http://127.0.0.1:8000) instead."),
+        ] = None,
+        api_key: Annotated[
+            str | None, typer.Option(envvar="NBI_API_KEY", help="API key of the case role.")
+        ] = None,
     ) -> None:
-        """Replay the recommender week by week with delayed outcomes and an RCT control arm."""
-        _run(policy, weeks, seed, scale, compliance, control_share, lag, out, as_json, progress)
+        """Replay the recommender week by week with delayed outcomes and an RCT control arm.
+
+        With ``--url`` the service decides (group, recommendation) and learns; ``--policy`` is
+        then only a label and the service's own policy is used.
+        """
+        _run(
+            policy,
+            weeks,
+            seed,
+            scale,
+            compliance,
+            control_share,
+            lag,
+            out,
+            as_json,
+            progress,
+            url,
+            api_key,
+        )
 
     @simulate.command("calibrate")
     def calibrate_cmd(

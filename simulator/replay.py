@@ -161,6 +161,38 @@ class Replay:
                 LearnEvent(item.decision.event_id, week, item.decision_week, item.outcome_week)
             )
 
+    def _recommend(
+        self, prepared: PreparedCohort, i: int, idx: np.ndarray, event_id: str
+    ) -> tuple[Group, int, Decision | None]:
+        """RCT group, recommended action index (-1 for control) and the decision."""
+        cohort = prepared.cohort
+        pseudonym = pseudonymise(f"sim-{self.seed}-{int(cohort.serial[i])}", SIM_PSEUDONYM_KEY)
+        group = self.experiment.group_of(pseudonym)
+        if group is Group.CONTROL:
+            return group, _NO_ACTION, None
+        if isinstance(self.policy, OraclePolicy):
+            self.policy.set_truth({self.actions[k].id: float(prepared.p_job[i, k]) for k in idx})
+        actions = [self.actions[k] for k in idx]
+        decision = self.policy.choose(prepared.features[i], actions, event_id=event_id)
+        return group, int(idx[decision.chosen]), decision
+
+    def _assigned(self, event_id: str, recommended: int, assigned: int) -> None:
+        """Hook: the caseworker's assignment is known (the HTTP driver posts it)."""
+
+    def _schedule(
+        self, event_id: str, decision: Decision | None, complied: bool, reward: float, known: int
+    ) -> None:
+        """Queue the outcome of one event; it becomes visible ``known`` weeks from now + lag.
+
+        In-process learning uses complied treatment events only, with the logged propensity.
+        """
+        if decision is None or not complied:
+            return
+        outcome_week = self.week + known
+        self._pending[outcome_week + self.config.lag_weeks].append(
+            _Pending(decision, reward, self.week, outcome_week)
+        )
+
     def _decide_week(self, week: int) -> None:
         cohort = draw_decision_cohort(self.config, self._population, week, self._rng)
         if len(cohort) == 0:
@@ -177,22 +209,15 @@ class Replay:
             event_id = f"sim{self.seed}-w{week}-{int(cohort.serial[i])}"
             idx = np.flatnonzero(prepared.eligible[i])
             actions = [self.actions[k] for k in idx]
-            pseudonym = pseudonymise(f"sim-{self.seed}-{int(cohort.serial[i])}", SIM_PSEUDONYM_KEY)
-            group = self.experiment.group_of(pseudonym)
-            groups.append(group)
             usual = self.practice.choose(prepared.features[i], actions, event_id=event_id + ":cw")
             practice_choice[i] = idx[usual.chosen]
+            group, rec, decisions[i] = self._recommend(prepared, i, idx, event_id)
+            groups.append(group)
+            recommended[i] = rec
             assigned[i] = practice_choice[i]
-            if group is Group.TREATMENT:
-                if isinstance(self.policy, OraclePolicy):
-                    self.policy.set_truth(
-                        {self.actions[k].id: float(prepared.p_job[i, k]) for k in idx}
-                    )
-                decision = self.policy.choose(prepared.features[i], actions, event_id=event_id)
-                decisions[i] = decision
-                recommended[i] = idx[decision.chosen]
-                if comply_u[i] < self.config.compliance:
-                    assigned[i] = recommended[i]
+            if rec != _NO_ACTION and comply_u[i] < self.config.compliance:
+                assigned[i] = rec
+            self._assigned(event_id, rec, int(assigned[i]))
         self._record(week, prepared, recommended, assigned, practice_choice, decisions, groups)
 
     def _record(
@@ -219,14 +244,14 @@ class Replay:
         weekly_dkk = benefit_dkk_per_week(cohort)
         families = [f.value for f in self.effects.family]
         for i in range(n):
-            decision = decisions[i]
-            complied = decision is not None and recommended[i] == assigned[i]
-            if decision is not None and complied:
-                known = int(realised.job_week[i]) + 1 if realised.employed[i] else cfg.horizon_weeks
-                outcome_week = week + known
-                self._pending[outcome_week + cfg.lag_weeks].append(
-                    _Pending(decision, float(reward[i]), week, outcome_week)
-                )
+            known = int(realised.job_week[i]) + 1 if realised.employed[i] else cfg.horizon_weeks
+            self._schedule(
+                f"sim{self.seed}-w{week}-{int(cohort.serial[i])}",
+                decisions[i],
+                bool(recommended[i] == assigned[i]),
+                float(reward[i]),
+                known,
+            )
         data = self._data
         data["week"].extend([week] * n)
         data["event_id"].extend(f"sim{self.seed}-w{week}-{int(s)}" for s in cohort.serial)

@@ -1,0 +1,126 @@
+"""The replay driven against the HTTP decision service instead of an in-process policy.
+
+For each citizen of the week: ``POST /v1/recommendations`` (raw simulated id, context,
+protected attributes for audits, the eligible action ids of the simulator's action set); the
+service decides the RCT group and, for treatment, the recommendation. The simulated caseworker
+then follows it with probability ``compliance`` (else practice as usual) and the driver posts
+``/v1/decisions/{event_id}/assignment`` (reason ``caseworker_judgement`` when it differs).
+Outcomes are posted to ``/v1/outcomes`` in the simulated week they become known (job week + 1,
+or the horizon; plus the lag). The service learns on its own; ground truth, regret and the
+tables are computed exactly as in :class:`~simulator.replay.Replay`.
+
+The simulated citizen ids (``sim-<seed>-<serial>``) are not CPR numbers; the service
+pseudonymises them at its edge like any raw id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bandit.control import Group
+from bandit.errors import BanditError
+from bandit.policies.uniform import UniformPolicy
+from bandit.types import Decision
+from simulator.arrivals import PreparedCohort
+from simulator.config import SimulationConfig
+from simulator.population import GENDERS, ORIGINS
+from simulator.replay import Replay
+
+_NO_ACTION = -1
+
+
+class ServiceError(BanditError):
+    """The decision service answered with an error status."""
+
+
+class _RemotePolicy(UniformPolicy):
+    """Placeholder so the replay's tables carry the service's policy name."""
+
+    name = "service"
+
+
+class HttpReplay(Replay):
+    """:class:`~simulator.replay.Replay` whose decisions and learning happen in the service.
+
+    Parameters
+    ----------
+    client
+        An ``httpx.Client`` with ``base_url`` set to the service (a FastAPI ``TestClient`` works
+        too); the API key goes in its headers (``X-API-Key``).
+    config, weeks, seed
+        As for :class:`~simulator.replay.Replay`.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        config: SimulationConfig | None = None,
+        *,
+        weeks: int = 52,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(_RemotePolicy(seed=seed), config, weeks=weeks, seed=seed)
+        self.client = client
+        self._service_ids: dict[str, str] = {}
+        self._outcomes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        self.requests = 0
+        self.outcomes_posted = 0
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        response = self.client.post(path, json=body)
+        if response.status_code >= 400:  # noqa: PLR2004
+            detail = response.text[:300].replace("\n", " ")
+            msg = f"POST {path} -> HTTP {response.status_code}: {detail}"
+            raise ServiceError(msg)
+        data: dict[str, Any] = response.json()
+        return data
+
+    def _recommend(
+        self, prepared: PreparedCohort, i: int, idx: np.ndarray, event_id: str
+    ) -> tuple[Group, int, Decision | None]:
+        cohort = prepared.cohort
+        body = {
+            "citizen_id": f"sim-{self.seed}-{int(cohort.serial[i])}",
+            "context": prepared.contexts[i].model_dump(mode="json"),
+            "protected": {
+                "gender": GENDERS[int(cohort.gender[i])].value,
+                "origin": ORIGINS[int(cohort.origin[i])].value,
+            },
+            "eligible_action_ids": [self.actions[k].id for k in idx],
+            "request_id": event_id,
+            "max_options": 1,
+        }
+        data = self._post("/v1/recommendations", body)
+        self._service_ids[event_id] = str(data["event_id"])
+        group = Group(data["group"])
+        rec = data.get("recommendation")
+        if group is Group.CONTROL or rec is None:
+            return group, _NO_ACTION, None
+        ids = [a.id for a in self.actions]
+        return group, ids.index(str(rec["action_id"])), None
+
+    def _assigned(self, event_id: str, recommended: int, assigned: int) -> None:
+        body: dict[str, Any] = {"assigned_action_id": self.actions[assigned].id}
+        if recommended != _NO_ACTION and recommended != assigned:
+            body["reason_code"] = "caseworker_judgement"
+        self._post(f"/v1/decisions/{self._service_ids[event_id]}/assignment", body)
+
+    def _schedule(
+        self, event_id: str, decision: Decision | None, complied: bool, reward: float, known: int
+    ) -> None:
+        body: dict[str, Any] = {"event_id": self._service_ids[event_id]}
+        if reward > 0:  # what the register says (misclassification included)
+            body.update(status="employed", weeks_to_job=float(known))
+        else:
+            body["status"] = "unemployed_at_horizon"
+        self._outcomes[self.week + known + self.config.lag_weeks].append(body)
+
+    def _settle(self, week: int) -> None:
+        for body in self._outcomes.pop(week, []):
+            self._post("/v1/outcomes", body)
+            self.outcomes_posted += 1
