@@ -11,8 +11,9 @@ chunked) and each resampled statistic is a matrix product. When the data hold at
 propensity levels) the atoms are those pairs and the bootstrap is *exact*. Otherwise rounds are
 sorted by their influence value; the ``max_atoms // 4`` most extreme rounds at each end stay
 single atoms and the rest are grouped in equal-count bins; the resample then ignores the
-variation inside a bin. The share of variance that ignores (``binning_loss``) is reported and is
-typically < 1e-4.
+variation inside a bin. The share of variance that ignores (``binning_loss``) is reported with
+every bootstrap estimate (below 1e-3 on smooth data; about 0.3 % on the heavy-tailed weights of
+``bench/bench_ope.py``, i.e. intervals about 0.15 % too narrow there).
 """
 
 from __future__ import annotations
@@ -173,8 +174,10 @@ def _compress(rr: RoundRewards, max_atoms: int) -> _Atoms:
     n = rr.n
     if n <= max_atoms:
         return off, num, den, np.ones(n), 0.0
-    if rr.offset is None:
-        uniq, counts = np.unique(num + 1j * den, return_counts=True)
+    pairs = num + 1j * den
+    probe = pairs[:: max(1, n // (4 * max_atoms))]
+    if rr.offset is None and np.unique(probe).shape[0] <= max_atoms:
+        uniq, counts = np.unique(pairs, return_counts=True)
         if uniq.shape[0] <= max_atoms:
             return np.zeros(uniq.shape[0]), uniq.real * counts, uniq.imag * counts, counts, 0.0
     key = rr.influence()

@@ -97,10 +97,10 @@ def check_probability_matrix(
     if probs.ndim != 2 or probs.shape[0] != n_rounds:  # noqa: PLR2004
         msg = f"Expected `{name}.shape == ({n_rounds}, n_actions)`, got {probs.shape}"
         raise error(msg)
-    if not np.isfinite(probs).all() or (probs < 0).any():
+    sums = probs.sum(axis=1)
+    if not np.isfinite(sums).all() or (probs.size and probs.min() < 0):
         msg = f"Expected finite, non-negative `{name}`"
         raise error(msg)
-    sums = probs.sum(axis=1)
     off = np.abs(sums - 1.0) > SUM_TOLERANCE
     if off.any():
         i = int(np.flatnonzero(off)[0])
