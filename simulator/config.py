@@ -131,6 +131,10 @@ class SimulationConfig:
         Reward horizon H: employed within H weeks of the decision.
     lag_weeks
         Measurement lag before an outcome reaches the learner.
+    settle_jobs_early
+        True (the design's rule): a job found before the horizon settles the reward at once.
+        False: every outcome becomes known at the horizon, so early positives cannot run
+        ahead of the zeros (removes the delayed-feedback bias towards newly favoured arms).
     compliance
         Probability the caseworker follows the recommendation (treatment arm).
     control_share
@@ -166,6 +170,7 @@ class SimulationConfig:
     offer_effect_sd: float = 0.10
     horizon_weeks: int = 26
     lag_weeks: int = 0
+    settle_jobs_early: bool = True
     compliance: float = 0.6
     control_share: float = 0.2
     offers_per_family: int = 1

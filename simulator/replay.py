@@ -244,7 +244,8 @@ class Replay:
         weekly_dkk = benefit_dkk_per_week(cohort)
         families = [f.value for f in self.effects.family]
         for i in range(n):
-            known = int(realised.job_week[i]) + 1 if realised.employed[i] else cfg.horizon_weeks
+            early = cfg.settle_jobs_early and realised.employed[i]
+            known = int(realised.job_week[i]) + 1 if early else cfg.horizon_weeks
             self._schedule(
                 f"sim{self.seed}-w{week}-{int(cohort.serial[i])}",
                 decisions[i],
