@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers.redis_server import RedisServer, free_port  # noqa: E402
 
 WORKERS = 2
+CONNECTIONS = 16
 CASE_KEY = "dev-case-key"
 
 
@@ -103,9 +104,10 @@ class Server:
             self.proc.wait(5)
 
 
-def start_api(redis_url: str) -> Server:
+def start_api(redis_url: str, policy: str) -> Server:
     port = free_port()
     env = {
+        "NBI_POLICY": policy,
         "NBI_STORE": "redis",
         "NBI_REDIS_URL": redis_url,
         "NBI_REDIS_PREFIX": "bench:",
@@ -196,45 +198,63 @@ def fixed_rate(
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    wrk = ensure_wrk()
-    seconds = 3 if quick else 10
-    connections = 16
-    result: dict[str, Any] = {
-        "workers": WORKERS,
-        "wrk_seconds": seconds,
-        "connections": connections,
-    }
-    tmp = Path(tempfile.mkdtemp(prefix="nbi-bench-"))
-    redis_server = RedisServer(tmp / "redis", appendonly=True)
-    (tmp / "redis").mkdir()
-    redis_server.start()
-    api = plain = None
+POLICIES = ("vw", "practice")
+"""The default learner (VW) and a cheap rule policy: the gap between them is the model cost."""
+
+
+def _bench_policy(
+    wrk: str, policy: str, redis_url: str, plain: Server, bodies: dict[int, Path], seconds: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    api = start_api(redis_url, policy)
     try:
-        api = start_api(redis_server.url)
-        plain = start_plain()
-        for n_actions in (50, 300):
-            body = request_body(n_actions)
-            body_file = tmp / f"body{n_actions}.json"
-            body_file.write_text(json.dumps(body))
-            run_wrk(wrk, api.port, body_file, 1, 4)  # warm-up (imports, JIT caches, pools)
-            ours = run_wrk(wrk, api.port, body_file, seconds, connections)
-            ref = run_wrk(wrk, plain.port, body_file, seconds, connections)
-            result[f"actions_{n_actions}"] = {
+        for n_actions, body_file in bodies.items():
+            run_wrk(wrk, api.port, body_file, 1, 4)  # warm-up (imports, caches, pools)
+            ours = run_wrk(wrk, api.port, body_file, seconds, CONNECTIONS)
+            ref = run_wrk(wrk, plain.port, body_file, seconds, CONNECTIONS)
+            out[f"actions_{n_actions}"] = {
                 "nbi": ours,
                 "plain_fastapi": ref,
                 "throughput_ratio": round(ours["rps"] / ref["rps"], 3),
             }
-        body300 = request_body(300)
-        result["fixed_rate_200rps_300_actions"] = fixed_rate(
-            api.port, body300, 200.0, 4 if quick else 10
-        )
+        body300 = json.loads(bodies[300].read_text())
+        out["fixed_rate_200rps_300_actions"] = fixed_rate(api.port, body300, 200.0, max(4, seconds))
     finally:
-        for server in (api, plain):
-            if server is not None:
-                server.stop()
+        api.stop()
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    wrk = ensure_wrk()
+    seconds = 3 if quick else 10
+    result: dict[str, Any] = {
+        "workers": WORKERS,
+        "wrk_seconds": seconds,
+        "connections": CONNECTIONS,
+        "redis": "private redis-server, appendonly yes, appendfsync always",
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before": round(os.getloadavg()[0], 2),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="nbi-bench-"))
+    (tmp / "redis").mkdir()
+    redis_server = RedisServer(tmp / "redis", appendonly=True).start()
+    plain = None
+    try:
+        plain = start_plain()
+        bodies = {}
+        for n_actions in (50, 300):
+            bodies[n_actions] = tmp / f"body{n_actions}.json"
+            bodies[n_actions].write_text(json.dumps(request_body(n_actions)))
+        for policy in POLICIES:
+            result[f"policy_{policy}"] = _bench_policy(
+                wrk, policy, redis_server.url, plain, bodies, seconds
+            )
+    finally:
+        if plain is not None:
+            plain.stop()
         redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
     return result
 
