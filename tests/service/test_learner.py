@@ -169,3 +169,26 @@ def test_decision_rebuilt_from_record_matches_the_logged_pmf(store):
     assert skip_reason(record) is None
     snap = ModelSnapshot("v", make_policy("uniform").to_bytes(), 0.0)
     assert policy_from_bytes(snap.data).name == "uniform"
+
+
+def test_vw_snapshot_round_trips_through_redis_bytes_exactly(store):
+    """A binary VW model published by the learner is what an API replica loads back."""
+    for _ in range(12):
+        add_event(store)
+    learner = Learner(
+        store,
+        CATALOG,
+        lambda: make_policy("vw", seed=3),
+        LearnerConfig(block_ms=0, snapshot_every=100),
+    )
+    learner.run(threading.Event(), max_idle_steps=1)
+    assert learner.policy is not None and learner.policy.n_updates == 12
+    snapshot = store.latest_model()
+    assert snapshot is not None and snapshot.data == learner.policy.to_bytes()
+    loaded = policy_from_bytes(snapshot.data)
+    actions = [CATALOG[i].as_action() for i in (0, 10, 20)]
+    context = {"age": 40, "target_group": "dagpenge"}
+    assert loaded.model_version == snapshot.version == learner.policy.model_version
+    assert loaded.probabilities(context, actions).tolist() == pytest.approx(
+        learner.policy.probabilities(context, actions).tolist(), abs=1e-9
+    )
