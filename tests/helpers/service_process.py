@@ -16,6 +16,7 @@ from tests.helpers.redis_server import free_port
 
 CASE_KEY = "dev-case-key"
 ADMIN_KEY = "dev-admin-key"
+METRICS_KEY = "dev-metrics-key"
 NBI = str(Path(sys.executable).with_name("nbi"))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
-from tests.helpers.redis_server import RedisServer
+from tests.helpers.redis_server import RedisServer, free_port
 from tests.helpers.service_process import (
     ADMIN_KEY,
+    METRICS_KEY,
     NBI,
     call,
     recommendation_body,
@@ -29,7 +31,8 @@ def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
     try:
         api, port = start_api(env, tmp_path / "api.log")
         learner_argv = [NBI, "learner", "--consumer", "rt-1", "--snapshot-every", "1"]
-        learner_argv += ["--block-ms", "200"]
+        metrics_port = free_port()
+        learner_argv += ["--block-ms", "200", "--metrics-port", str(metrics_port)]
         with (tmp_path / "learner.log").open("ab") as log:
             learner = subprocess.Popen(learner_argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -61,6 +64,19 @@ def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
             after = models["model_version"]
         assert after != before, (tmp_path / "learner.log").read_text()[-2000:]
         assert after.endswith("00000001")  # one update learned
+
+        # what Prometheus scrapes: the learner's own endpoint and the API's /metrics
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+            learner_metrics = resp.read().decode()
+        assert "nbi_learner_updates_total 1.0" in learner_metrics
+        assert "nbi_model_snapshots_total 1.0" in learner_metrics
+        req = urllib.request.Request(  # noqa: S310
+            f"http://127.0.0.1:{port}/metrics", headers={"X-API-Key": METRICS_KEY}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+            api_metrics = resp.read().decode()
+        assert f'version="{after}"' in api_metrics
     finally:
         for proc in (learner, api):
             if proc is not None:
