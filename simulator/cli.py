@@ -94,6 +94,7 @@ def _run(
     compliance: float,
     control_share: float,
     lag: int,
+    settle_at_horizon: bool,
     out: Path | None,
     as_json: bool,
     progress: bool,
@@ -248,6 +249,9 @@ def register(app: typer.Typer) -> None:
         compliance: float = typer.Option(0.6, help="P(caseworker follows the recommendation)."),
         control_share: float = typer.Option(0.2, help="Control-arm share."),
         lag: int = typer.Option(0, help="Measurement lag in weeks before outcomes are seen."),
+        settle_at_horizon: bool = typer.Option(
+            False, help="Outcomes known only at the horizon (jobs do not settle early)."
+        ),
         out: Annotated[
             Path | None, typer.Option(help="Directory for tables, PNG plots and report.html.")
         ] = None,
@@ -274,6 +278,7 @@ def register(app: typer.Typer) -> None:
             compliance,
             control_share,
             lag,
+            settle_at_horizon,
             out,
             as_json,
             progress,

@@ -33,11 +33,11 @@ def test_calibrate_passes_and_fails_out_of_tolerance() -> None:
 
 
 def test_run_json_out_dir_and_determinism(tmp_path: Path) -> None:
-    args = ["run", "--policy", "practice", "--weeks", "12", "--scale", "0.05", "--seed", "3"]
+    args = ["run", "--policy", "vw", "--weeks", "30", "--scale", "0.05", "--seed", "3"]
     first = invoke(*args, "--json", "--no-progress", "--out", str(tmp_path / "a"))
     assert first.exit_code == 0, first.output
     doc = json.loads(first.stdout)
-    assert doc["policy"] == "practice" and doc["weeks"] == 12
+    assert doc["policy"] == "vw" and doc["weeks"] == 30 and doc["n_learned"] > 50
     assert {"difference", "ci_low", "ci_high", "mde", "true_itt"} <= set(doc["rct"])
     second = invoke(*args, "--json", "--no-progress", "--out", str(tmp_path / "b"))
     for name in ("weekly.csv", "by_group.csv", "decisions.csv"):

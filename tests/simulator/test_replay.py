@@ -50,9 +50,9 @@ class SpyPolicy(UniformPolicy):
         return None
 
 
-@pytest.mark.parametrize("lag", [0, 5])
-def test_policy_never_learns_before_the_outcome_is_known(lag: int) -> None:
-    config = SimulationConfig(scale=0.05, lag_weeks=lag)
+@pytest.mark.parametrize(("lag", "early"), [(0, True), (5, True), (3, False)])
+def test_policy_never_learns_before_the_outcome_is_known(lag: int, early: bool) -> None:
+    config = SimulationConfig(scale=0.05, lag_weeks=lag, settle_jobs_early=early)
     spy = SpyPolicy(seed=2)
     replay = Replay(spy, config, weeks=60, seed=9)
     spy.replay = replay
@@ -66,12 +66,12 @@ def test_policy_never_learns_before_the_outcome_is_known(lag: int) -> None:
         assert event_id not in seen
         seen.add(event_id)
         # The outcome is known after the job week, or at the horizon if no job.
-        known = row["job_week"] + 1 if row["employed"] else config.horizon_weeks
+        known = row["job_week"] + 1 if row["employed"] and early else config.horizon_weeks
         assert learn_week == row["week"] + known + lag
         assert reward == float(row["employed"])
     # Every complied treatment event whose outcome was due within the span was learned.
     treat = d[(d["group"] == "treatment") & d["complied"]]
-    due = treat["week"] + np.where(treat["employed"], treat["job_week"] + 1, 26) + lag
+    due = treat["week"] + np.where(treat["employed"] & early, treat["job_week"] + 1, 26) + lag
     assert set(treat.index[due < 60]) == seen
 
 
