@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck install redis-bin clean
+.PHONY: run test bench lint typecheck install redis-bin promtool-bin clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,17 @@ redis-bin:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null \
 	  || { echo "error: could not install redis-server; install it and re-run"; exit 1; }; }
 
+# promtool (Debian package `prometheus`) checks the /metrics exposition in the tests.
+promtool-bin:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "promtool not found: installing the prometheus package with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null \
+	  || { echo "error: could not install promtool; install it and re-run"; exit 1; }; }
+
 run: install
 	$(BIN)/nbi serve --host $(HOST) --port $(PORT)
 
-test: install redis-bin
+test: install redis-bin promtool-bin
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 bench: install redis-bin

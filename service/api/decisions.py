@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -12,7 +12,7 @@ from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import AssignmentRequest, AssignmentResponse
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in (
         (401, "No or invalid API key"),
@@ -25,7 +25,12 @@ _PROBLEMS = {
 EventIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-@router.post("/{event_id}/assignment", response_model=AssignmentResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.post(
+    "/{event_id}/assignment",
+    response_model=AssignmentResponse,
+    responses=_PROBLEMS,
+    operation_id="record_assignment",
+)
 def record_assignment(
     event_id: EventIdPath, body: AssignmentRequest, runtime: RuntimeDep, _role: CaseRole
 ) -> AssignmentResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from service.deps import ResearcherRole, RuntimeDep
@@ -10,13 +12,13 @@ from service.schemas import ExperimentSummary
 from service.summary import experiment_summary
 
 router = APIRouter(prefix="/v1/experiment", tags=["experiment"])
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in ((401, "No or invalid API key"), (403, "Wrong role"))
 }
 
 
-@router.get("/summary", response_model=ExperimentSummary, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.get("/summary", response_model=ExperimentSummary, responses=_PROBLEMS)
 def summary(runtime: RuntimeDep, _role: ResearcherRole) -> ExperimentSummary:
     """Treatment vs control counts and employment rates so far, with 95 % intervals."""
     return experiment_summary(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from bandit.policies import policy_from_bytes
@@ -10,13 +12,13 @@ from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import ModelInfo, ReloadResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in ((401, "No or invalid API key"), (403, "Wrong role"))
 }
 
 
-@router.get("", response_model=ModelInfo, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.get("", response_model=ModelInfo, responses=_PROBLEMS)
 def model_info(runtime: RuntimeDep, _role: ModelReaderRole) -> ModelInfo:
     """The policy serving this replica and the newest stored snapshot."""
     policy = runtime.policy.get()
@@ -32,7 +34,7 @@ def model_info(runtime: RuntimeDep, _role: ModelReaderRole) -> ModelInfo:
     )
 
 
-@router.post("/reload", response_model=ReloadResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.post("/reload", response_model=ReloadResponse, responses=_PROBLEMS)
 def reload_model(runtime: RuntimeDep, _role: AdminRole) -> ReloadResponse:
     """Serve the newest stored snapshot now (no-op when it is already serving or none exists)."""
     latest = runtime.store.latest_model()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from service.deps import CaseRole, RuntimeDep
@@ -10,7 +12,7 @@ from service.schemas import OutcomeRequest, OutcomeResponse
 from service.settle import settle_outcome
 
 router = APIRouter(prefix="/v1/outcomes", tags=["outcomes"])
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in (
         (401, "No or invalid API key"),
@@ -22,7 +24,7 @@ _PROBLEMS = {
 }
 
 
-@router.post("", response_model=OutcomeResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.post("", response_model=OutcomeResponse, responses=_PROBLEMS, operation_id="report_outcome")
 def report_outcome(body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole) -> OutcomeResponse:
     """Report the employment outcome of an event (idempotent; ``changed`` says what happened)."""
     return settle_outcome(

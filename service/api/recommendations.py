@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 
@@ -12,7 +12,7 @@ from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import RecommendationRequest, RecommendationResponse
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in (
         (401, "No or invalid API key"),
@@ -22,9 +22,29 @@ _PROBLEMS = {
         (422, "Invalid request, CPR-like feature or nothing eligible"),
     )
 }
+_LINKS: dict[int | str, dict[str, Any]] = {
+    "200": {
+        "description": "The decision",
+        "links": {
+            "RecordAssignment": {
+                "operationId": "record_assignment",
+                "parameters": {"event_id": "$response.body#/event_id"},
+            },
+            "ReportOutcome": {
+                "operationId": "report_outcome",
+                "requestBody": {"event_id": "$response.body#/event_id"},
+            },
+        },
+    }
+}
 
 
-@router.post("", response_model=RecommendationResponse, responses=_PROBLEMS)  # type: ignore[arg-type]
+@router.post(
+    "",
+    response_model=RecommendationResponse,
+    responses={**_PROBLEMS, **_LINKS},
+    operation_id="create_recommendation",
+)
 def create_recommendation(
     body: RecommendationRequest,
     runtime: RuntimeDep,

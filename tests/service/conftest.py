@@ -69,3 +69,42 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 def store(store_factory: StoreFactory) -> DecisionStore:
     """One store instance of the parametrised backend."""
     return store_factory()
+
+
+# ---------------------------------------------------------------------------- app fixtures
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    """Dev settings with a private SQLite file.
+
+    ``learning="worker"``: no learner thread in the app, so the store changes only through the
+    requests of the test (the in-process learner is tested with ``inprocess_settings``).
+    """
+    from service.config import Settings
+
+    return Settings(
+        sqlite_path=tmp_path / "nbi.sqlite3",
+        policy="vw",
+        learning="worker",
+        model_poll_seconds=3600.0,  # reloads happen only when a test asks for them
+        snapshot_every=1,
+        sweep_interval_seconds=3600.0,
+    )
+
+
+@pytest.fixture
+def inprocess_settings(settings: Any) -> Any:
+    """``settings`` with in-process learning and a snapshot after every update."""
+    return settings.model_copy(update={"learning": "inprocess"})
+
+
+@pytest.fixture
+def client(settings: Any) -> Iterator[Any]:
+    """A TestClient over the real app; the lifespan runs (store, policy, threads)."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings)) as c:
+        yield c

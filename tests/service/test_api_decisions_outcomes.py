@@ -1,0 +1,240 @@
+"""Assignment and outcome endpoints, settlement and the horizon sweep, through the real app."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.settle import sweep_expired
+from tests.helpers.api import CASE, PROBLEM, citizen_in_group, rec_body, store_state
+
+
+def _treatment_event(client, start: int = 0) -> tuple[str, str]:
+    raw = citizen_in_group(client, "treatment", start)
+    body = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
+    return body["event_id"], body["recommendation"]["action_id"]
+
+
+def _other_eligible(client, event_id: str, not_this: str) -> str:
+    record = client.app.state.runtime.store.get_decision(event_id)
+    return next(a for a in record.eligible if a != not_this)
+
+
+# ---------------------------------------------------------------------------- assignment
+
+
+def test_following_the_recommendation_needs_no_reason(client):
+    event_id, rec = _treatment_event(client)
+    r = client.post(
+        f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": rec}, headers=CASE
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "event_id": event_id,
+        "assigned_action_id": rec,
+        "reason_code": None,
+        "complied": True,
+        "changed": True,
+    }
+    again = client.post(
+        f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": rec}, headers=CASE
+    )
+    assert again.status_code == 200 and again.json()["changed"] is False
+
+
+def test_a_different_assignment_needs_a_reason_code(client):
+    event_id, rec = _treatment_event(client)
+    other = _other_eligible(client, event_id, rec)
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    r = client.post(
+        f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": other}, headers=CASE
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+    assert "reason_code" in r.json()["detail"]
+    assert store_state(store) == before
+    ok = client.post(
+        f"/v1/decisions/{event_id}/assignment",
+        json={"assigned_action_id": other, "reason_code": "citizen_preference"},
+        headers=CASE,
+    )
+    assert ok.status_code == 200 and ok.json()["complied"] is False
+    assert store.get_decision(event_id).assignment_reason == "citizen_preference"
+
+
+@pytest.mark.parametrize(
+    ("path_event", "body", "status"),
+    [
+        ("missing", {"assigned_action_id": "MENTOR_001"}, 404),
+        (None, {"assigned_action_id": "NOT_IN_CATALOG"}, 422),
+        (None, {"assigned_action_id": "MENTOR_001", "reason_code": "because"}, 422),
+        (None, {}, 422),
+        (None, {"assigned_action_id": 7}, 422),
+        ("bad id!", {"assigned_action_id": "MENTOR_001"}, 422),
+    ],
+)
+def test_bad_assignments_are_refused_and_change_nothing(client, path_event, body, status):
+    event_id, _ = _treatment_event(client)
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    target = event_id if path_event is None else path_event
+    r = client.post(f"/v1/decisions/{target}/assignment", json=body, headers=CASE)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM
+    assert store_state(store) == before
+
+
+def test_a_second_different_assignment_conflicts(client):
+    event_id, rec = _treatment_event(client)
+    client.post(
+        f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": rec}, headers=CASE
+    )
+    other = _other_eligible(client, event_id, rec)
+    before = store_state(client.app.state.runtime.store)
+    r = client.post(
+        f"/v1/decisions/{event_id}/assignment",
+        json={"assigned_action_id": other, "reason_code": "other"},
+        headers=CASE,
+    )
+    assert r.status_code == 409 and r.headers["content-type"] == PROBLEM
+    assert store_state(client.app.state.runtime.store) == before
+
+
+# ---------------------------------------------------------------------------- outcomes
+
+
+def test_a_job_within_the_horizon_settles_reward_one_once(client):
+    event_id, _ = _treatment_event(client)
+    body = {"event_id": event_id, "status": "employed", "weeks_to_job": 6}
+    r = client.post("/v1/outcomes", json=body, headers=CASE)
+    assert r.status_code == 200, r.text
+    assert (r.json()["reward"], r.json()["censored"], r.json()["changed"]) == (1.0, False, True)
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    again = client.post("/v1/outcomes", json=body, headers=CASE)
+    assert again.status_code == 200
+    assert again.json()["changed"] is False and "nothing changed" in again.json()["detail"]
+    assert store_state(store) == before
+    conflict = client.post(
+        "/v1/outcomes", json={"event_id": event_id, "status": "unemployed_at_horizon"}, headers=CASE
+    )
+    assert conflict.status_code == 409 and conflict.headers["content-type"] == PROBLEM
+    assert store_state(store) == before
+
+
+def test_a_job_after_the_horizon_settles_zero(client):
+    event_id, _ = _treatment_event(client)
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": event_id, "status": "employed", "weeks_to_job": 30},
+        headers=CASE,
+    )
+    assert r.status_code == 200 and r.json()["reward"] == 0.0
+
+
+def test_a_job_date_is_converted_to_weeks_since_the_decision(client):
+    event_id, _ = _treatment_event(client)
+    record = client.app.state.runtime.store.get_decision(event_id)
+    day = datetime.fromtimestamp(record.timestamp, tz=UTC).date() + timedelta(days=70)
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": event_id, "status": "employed", "employed_on": day.isoformat()},
+        headers=CASE,
+    )
+    assert r.status_code == 200, r.text
+    stored = client.app.state.runtime.store.get_decision(event_id)
+    assert stored.outcome.weeks_to_job == pytest.approx(10.0)
+
+
+def test_a_dropout_is_censored_with_no_reward(client):
+    event_id, _ = _treatment_event(client)
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": event_id, "status": "dropout", "weeks_observed": 3},
+        headers=CASE,
+    )
+    assert r.status_code == 200
+    assert r.json()["reward"] is None and r.json()["censored"] is True
+    assert client.app.state.runtime.store.learning_lag() == 0
+
+
+BAD_OUTCOMES = [
+    ("unknown event", {"event_id": "nope", "status": "employed", "weeks_to_job": 1}, 404),
+    ("missing status", {"event_id": "E", "weeks_to_job": 1}, 422),
+    ("employed without weeks", {"event_id": "E", "status": "employed"}, 422),
+    (
+        "both weeks and date",
+        {"event_id": "E", "status": "employed", "weeks_to_job": 1, "employed_on": "2030-01-01"},
+        422,
+    ),
+    (
+        "weeks for unemployed",
+        {"event_id": "E", "status": "unemployed_at_horizon", "weeks_to_job": 1},
+        422,
+    ),
+    ("dropout without weeks", {"event_id": "E", "status": "dropout"}, 422),
+    ("negative weeks", {"event_id": "E", "status": "employed", "weeks_to_job": -1}, 422),
+    ("string weeks", {"event_id": "E", "status": "employed", "weeks_to_job": "soon"}, 422),
+    ("unknown status", {"event_id": "E", "status": "retired"}, 422),
+    (
+        "job before decision",
+        {"event_id": "E", "status": "employed", "employed_on": "2000-01-01"},
+        422,
+    ),
+    ("extra field", {"event_id": "E", "status": "unemployed_at_horizon", "note": "x"}, 422),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "status"), BAD_OUTCOMES, ids=[b[0] for b in BAD_OUTCOMES])
+def test_bad_outcomes_are_refused_and_change_nothing(client, name, body, status):
+    event_id, _ = _treatment_event(client)
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    payload = {**body, "event_id": event_id if body.get("event_id") == "E" else body["event_id"]}
+    r = client.post("/v1/outcomes", json=payload, headers=CASE)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM
+    assert store_state(store) == before
+
+
+def test_nan_weeks_are_refused(client):
+    event_id, _ = _treatment_event(client)
+    raw = f'{{"event_id": "{event_id}", "status": "employed", "weeks_to_job": NaN}}'
+    r = client.post(
+        "/v1/outcomes", content=raw, headers={**CASE, "content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert client.app.state.runtime.store.get_decision(event_id).outcome is None
+
+
+# ---------------------------------------------------------------------------- the sweep
+
+
+def test_the_sweep_settles_expired_pending_decisions_as_zero(client):
+    store = client.app.state.runtime.store
+    events = [_treatment_event(client, start)[0] for start in (0, 100, 200)]
+    client.post(
+        "/v1/outcomes",
+        json={"event_id": events[0], "status": "employed", "weeks_to_job": 2},
+        headers=CASE,
+    )
+    horizon = client.app.state.runtime.settings.horizon_seconds
+    assert sweep_expired(store, now=time.time() + horizon / 2) == 0  # nothing expired yet
+    settled = sweep_expired(
+        store, now=time.time() + horizon + 1, metrics=client.app.state.runtime.metrics
+    )
+    assert settled == 2
+    for event_id in events[1:]:
+        record = store.get_decision(event_id)
+        assert record.reward == 0.0 and record.outcome.status.value == "unemployed_at_horizon"
+    assert store.get_decision(events[0]).reward == 1.0
+    assert store.pending_count() == 0
+    assert sweep_expired(store, now=time.time() + 2 * horizon) == 0  # idempotent
+    late = client.post(
+        "/v1/outcomes",
+        json={"event_id": events[1], "status": "employed", "weeks_to_job": 40},
+        headers=CASE,
+    )
+    assert late.status_code == 409  # the horizon already settled it

@@ -1,0 +1,144 @@
+"""No raw citizen id on disk, in logs or in metrics; in-process learning from complied events."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.logs import JsonFormatter
+from tests.helpers.api import ADMIN, CASE, METRICS, citizen_in_group, rec_body
+
+RAW_IDS = ("1203851357", "150792-2468", "2811604321")
+
+
+def _all_bytes(settings) -> bytes:
+    folder = settings.sqlite_path.parent
+    return b"".join(p.read_bytes() for p in sorted(folder.glob(settings.sqlite_path.name + "*")))
+
+
+def test_raw_ids_never_reach_the_store_file_logs_or_metrics(settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(settings)) as client:
+        for raw in RAW_IDS:
+            body = rec_body(
+                raw, protected={"gender": "female", "origin": "western"}, request_id=f"req-{raw}"
+            )
+            r = client.post("/v1/recommendations", json=body, headers=CASE)
+            assert r.status_code == 200
+            client.post(
+                "/v1/outcomes",
+                json={"event_id": r.json()["event_id"], "status": "dropout", "weeks_observed": 1},
+                headers=CASE,
+            )
+        # bad requests with the id in odd places must not leak either
+        client.post(
+            "/v1/recommendations",
+            json=rec_body(RAW_IDS[0], context={"age": RAW_IDS[0]}),
+            headers=CASE,
+        )
+        client.post(
+            f"/v1/decisions/{RAW_IDS[1]}/assignment",
+            json={"assigned_action_id": RAW_IDS[2]},
+            headers=CASE,
+        )
+        client.post(
+            "/v1/outcomes",
+            json={"event_id": RAW_IDS[0], "status": "dropout", "weeks_observed": 1},
+            headers=CASE,
+        )
+        metrics_text = client.get("/metrics", headers=METRICS).text
+        records = list(client.app.state.runtime.store.iter_records())
+    stored = _all_bytes(settings)
+    formatter = JsonFormatter()
+    logs = "\n".join(formatter.format(rec) for rec in caplog.records)
+    assert caplog.records  # the app did log
+    assert any("decision" in rec.getMessage() for rec in caplog.records)
+    for raw in RAW_IDS:
+        digits = raw.replace("-", "")
+        for form in {raw, digits, f"{digits[:6]}-{digits[6:]}"}:
+            assert form.encode() not in stored, form
+            assert form not in logs, form
+            assert form not in metrics_text, form
+            assert f"req-{raw}".encode() not in stored
+    assert len(records) == 3
+    for record in records:
+        assert record.citizen_key.startswith("p_")
+        assert not any(k.startswith("protected") for k in record.context)
+        assert "female" not in str(record.to_dict())
+
+
+def _complied_employed(client, start: int) -> str:
+    raw = citizen_in_group(client, "treatment", start)
+    body = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
+    client.post(
+        f"/v1/decisions/{body['event_id']}/assignment",
+        json={"assigned_action_id": body["recommendation"]["action_id"]},
+        headers=CASE,
+    )
+    client.post(
+        "/v1/outcomes",
+        json={"event_id": body["event_id"], "status": "employed", "weeks_to_job": 2},
+        headers=CASE,
+    )
+    return body["event_id"]
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_inprocess_learning_learns_only_complied_treatment_events(inprocess_settings):
+    with TestClient(create_app(inprocess_settings)) as client:
+        _learn_only_complied(client)
+
+
+def _learn_only_complied(client) -> None:
+    runtime = client.app.state.runtime
+    assert runtime.policy.get().n_updates == 0
+    # not learnable: a control event, a non-complied one and a censored one
+    raw = citizen_in_group(client, "control")
+    control = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
+    client.post(
+        "/v1/outcomes",
+        json={"event_id": control["event_id"], "status": "employed", "weeks_to_job": 1},
+        headers=CASE,
+    )
+    raw = citizen_in_group(client, "treatment", 300)
+    other = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
+    record = runtime.store.get_decision(other["event_id"])
+    different = next(a for a in record.eligible if a != record.recommended)
+    client.post(
+        f"/v1/decisions/{other['event_id']}/assignment",
+        json={"assigned_action_id": different, "reason_code": "capacity"},
+        headers=CASE,
+    )
+    client.post(
+        "/v1/outcomes",
+        json={"event_id": other["event_id"], "status": "employed", "weeks_to_job": 1},
+        headers=CASE,
+    )
+    assert _wait_for(lambda: runtime.store.learning_lag() == 0)
+    assert runtime.policy.get().n_updates == 0
+    # learnable: complied treatment with a reward -> a snapshot and a new serving version
+    _complied_employed(client, 600)
+    assert _wait_for(lambda: runtime.policy.get().n_updates == 1)
+    info = client.get("/v1/models", headers=ADMIN).json()
+    assert info["updates"] == 1 and info["latest_snapshot"] == info["model_version"]
+    assert runtime.store.learning_lag() == 0
+
+
+def test_a_restarted_app_serves_the_learned_model(inprocess_settings):
+    with TestClient(create_app(inprocess_settings)) as client:
+        _complied_employed(client, 0)
+        assert _wait_for(lambda: client.app.state.runtime.policy.get().n_updates == 1)
+        version = client.app.state.runtime.policy.get().model_version
+    with TestClient(create_app(inprocess_settings)) as client:
+        assert client.app.state.runtime.policy.get().model_version == version
