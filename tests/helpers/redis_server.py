@@ -46,6 +46,10 @@ def redis_server_binary() -> str:
     return path
 
 
+class _PortTakenError(RuntimeError):
+    """redis-server exited at start (typically: the port was taken meanwhile)."""
+
+
 class RedisServer:
     """One private redis-server process.
 
@@ -65,6 +69,8 @@ class RedisServer:
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="nbi-redis-"))
         self.appendonly = appendonly
+        self._auto_port = port is None
+        self._started = False
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -100,7 +106,24 @@ class RedisServer:
         return cmd
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server (again, on the same port and dir) and wait until it answers."""
+        """Start the server (again, on the same port and dir) and wait until it answers.
+
+        On the first start with an automatically chosen port, a port taken in the meantime
+        (another test process) is replaced by a new free one, up to three times.
+        """
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+            except _PortTakenError:
+                if self._started or not self._auto_port or attempt == 2:  # noqa: PLR2004
+                    raise
+                self.port = free_port()
+            else:
+                self._started = True
+                return self
+        return self
+
+    def _start_once(self, timeout: float) -> None:
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=log)
         log.close()
@@ -109,11 +132,12 @@ class RedisServer:
         try:
             while True:
                 if self.process.poll() is not None:
-                    msg = f"redis-server exited with {self.process.returncode}"
-                    raise RuntimeError(msg)
+                    msg = f"redis-server on port {self.port} exited with {self.process.returncode}"
+                    raise _PortTakenError(msg)
                 try:
-                    if client.ping():
-                        return self
+                    # answered, and by our process (not another test's server on this port)
+                    if client.info("server")["process_id"] == self.process.pid:
+                        return
                 except redis.exceptions.BusyLoadingError:
                     pass
                 except redis.exceptions.ConnectionError:

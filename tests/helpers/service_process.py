@@ -35,7 +35,26 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
 def start_api(
     env: dict[str, str], log: Path, *, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``nbi serve --store redis`` on a free port and wait for ``/healthz``."""
+    """Start ``nbi serve --store redis`` on a free port and wait for ``/healthz``.
+
+    If the process exits at start (e.g. the port was taken meanwhile by another test
+    process), it is retried on a new port, up to three times.
+    """
+    for _ in range(2):
+        try:
+            return _start_api_once(env, log, workers)
+        except _ExitedError:
+            continue
+    return _start_api_once(env, log, workers)
+
+
+class _ExitedError(RuntimeError):
+    """``nbi serve`` exited before it answered."""
+
+
+def _start_api_once(
+    env: dict[str, str], log: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     argv = [NBI, "serve", "--host", "127.0.0.1", "--port", str(port), "--store", "redis"]
     argv += ["--workers", str(workers)]
@@ -45,7 +64,7 @@ def start_api(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             msg = f"nbi serve exited with {proc.returncode}: {log.read_text()[-2000:]}"
-            raise RuntimeError(msg)
+            raise _ExitedError(msg)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310
                 return proc, port
