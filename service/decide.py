@@ -15,31 +15,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from bandit.catalog import Catalog, Family, Intervention
+from bandit.catalog import Catalog
 from bandit.context import CitizenContext
 from bandit.control import Group
 from bandit.eligibility import filter_eligible
 from bandit.errors import ConflictError
-from bandit.policies import Policy, RewardEstimate
+from bandit.explain import OptionExplanation, explain
+from bandit.policies import Policy
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
+from bandit.types import Decision
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
 
 logger = logging.getLogger("nbi.decide")
-
-LOCK_IN_FAMILIES = frozenset(
-    {
-        Family.PRIVATE_INTERNSHIP,
-        Family.PUBLIC_INTERNSHIP,
-        Family.PRIVATE_WAGE_SUBSIDY,
-        Family.PUBLIC_WAGE_SUBSIDY,
-        Family.SIX_WEEK_COURSE,
-        Family.CLASSROOM_TRAINING,
-    }
-)
-"""Families whose participants search less while enrolled (lock-in)."""
 
 
 def request_key(raw: str, key: bytes) -> str:
@@ -47,46 +37,22 @@ def request_key(raw: str, key: bytes) -> str:
     return "r_" + hmac.new(key, f"request:{raw}".encode(), hashlib.sha256).hexdigest()[:48]
 
 
-def lock_in_weeks(item: Intervention) -> int:
-    """Expected lock-in: the offer's length for courses, internships and subsidies, else 0."""
-    return item.length_weeks if item.family in LOCK_IN_FAMILIES else 0
-
-
-def _clip(x: float) -> float:
-    return min(1.0, max(0.0, x))
-
-
-def _drivers(item: Intervention, context: CitizenContext) -> list[str]:
-    out = []
-    weeks = context.weeks_unemployed
-    out.append(f"{weeks} weeks unemployed")
-    if (
-        item.sector not in ("any", context.last_sector.value)
-        and context.last_sector.value != "none"
-    ):
-        out.append(
-            f"offer in {item.sector.replace('_', ' ')}, last job in {context.last_sector.value.replace('_', ' ')}"
-        )
-    elif item.sector == context.last_sector.value:
-        out.append("offer matches the sector of the last job")
-    if context.labour_demand_index < 0.5:  # noqa: PLR2004
-        out.append("low local demand for the citizen's occupation")
-    elif context.labour_demand_index > 1.5:  # noqa: PLR2004
-        out.append("high local demand for the citizen's occupation")
-    return out[:3]
-
-
-def option_text(item: Intervention, estimate: RewardEstimate, context: CitizenContext) -> str:
-    """A short explanation in case terms (never protected traits)."""
-    chance = f"{_clip(estimate.mean):.0%} (95 % interval {_clip(estimate.low):.0%}-{_clip(estimate.high):.0%})"
+def option_text(option: OptionExplanation) -> str:
+    """One caseworker-readable sentence for an explained option (never protected traits)."""
     evidence = (
-        "little evidence yet" if estimate.n < 20 else f"based on {estimate.n} outcomes"  # noqa: PLR2004
+        "little evidence yet"
+        if option.evidence_n < 20  # noqa: PLR2004
+        else f"based on {option.evidence_n} outcomes"
     )
-    lock = lock_in_weeks(item)
-    lock_text = f"; about {lock} weeks of lock-in" if lock else ""
+    lock = (
+        f"; about {option.lock_in_weeks:g} job-search weeks of lock-in"
+        if option.lock_in_weeks
+        else ""
+    )
     return (
-        f"Expected chance of a job within the horizon: {chance}, {evidence}{lock_text}. "
-        f"Considered: {'; '.join(_drivers(item, context))}."
+        f"Expected chance of a job within the horizon: {option.employment_chance:.0%} "
+        f"(95 % interval {option.ci_low:.0%}-{option.ci_high:.0%}), {evidence}{lock}. "
+        + " ".join(option.drivers)
     )
 
 
@@ -106,24 +72,38 @@ def build_options(
         rec_index = record.eligible.index(record.recommended)
         if rec_index not in top:
             top = [*top[: max_options - 1], rec_index]
-    items = [runtime.catalog.get(record.eligible[i]) for i in top]
+    actions = tuple(runtime.catalog.action(record.eligible[i]) for i in top)
+    features = context.features()
     with runtime.policy_lock:
-        estimates = policy.estimates(context.features(), [item.as_action() for item in items])
+        estimates = policy.estimates(features, actions)
+    shortlist = Decision(
+        event_id=record.event_id,
+        context=features,
+        actions=actions,
+        pmf=tuple(record.pmf[i] for i in top),
+        chosen=0,
+        propensity=record.pmf[top[0]],
+        expected_rewards=tuple(e.mean for e in estimates),
+        model_version=record.model_version,
+        policy=record.policy,
+    )
+    explained = explain(shortlist, estimates, features, runtime.catalog, top_n=len(top))
     return [
         OptionOut(
-            rank=rank + 1,
-            action_id=item.id,
-            name=item.name,
-            family=item.family.value,
-            probability=record.pmf[i],
-            expected_employment=_clip(est.mean),
-            ci_low=_clip(est.low),
-            ci_high=_clip(est.high),
-            observations=est.n,
-            lock_in_weeks=lock_in_weeks(item),
-            explanation=option_text(item, est, context),
+            rank=option.rank,
+            action_id=option.action_id,
+            name=option.name,
+            family=option.family,
+            probability=option.probability,
+            expected_employment=option.employment_chance,
+            ci_low=option.ci_low,
+            ci_high=option.ci_high,
+            observations=option.evidence_n,
+            lock_in_weeks=option.lock_in_weeks,
+            drivers=list(option.drivers),
+            explanation=option_text(option),
         )
-        for rank, (i, item, est) in enumerate(zip(top, items, estimates, strict=True))
+        for option in explained
     ]
 
 

@@ -74,7 +74,8 @@ class OptionOut(BaseModel):
     ci_low: Ratio
     ci_high: Ratio
     observations: int = Field(description="Rewards the model has learned for this option.")
-    lock_in_weeks: int
+    lock_in_weeks: float = Field(description="Job-search weeks the programme is expected to cost.")
+    drivers: list[str] = Field(description="Main reasons in case terms (never protected traits).")
     explanation: str
 
 

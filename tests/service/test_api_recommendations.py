@@ -27,7 +27,8 @@ def test_treatment_gets_ranked_options_and_a_sampled_recommendation(client):
     for option in body["options"]:
         assert 0 < option["probability"] <= 1
         assert option["ci_low"] <= option["expected_employment"] <= option["ci_high"]
-        assert option["explanation"]
+        assert option["explanation"] and 1 <= len(option["drivers"]) <= 3
+        assert option["lock_in_weeks"] >= 0
     stored = client.app.state.runtime.store.get_decision(body["event_id"])
     assert stored.recommended == rec["action_id"]
     assert math.isclose(sum(stored.pmf), 1.0, abs_tol=1e-9)
@@ -44,6 +45,17 @@ def test_treatment_gets_ranked_options_and_a_sampled_recommendation(client):
     assert set(stored.eligible) == set(expected.eligible_ids)
     assert dict(stored.excluded) == dict(expected.excluded)
     assert stored.excluded["PRIVATE_WAGE_SUBSIDY_001"] == "too_early"
+
+
+def test_explanations_never_use_protected_traits(client):
+    raw = citizen_in_group(client, "treatment")
+    ctx = context(health_limitation=True, single_parent=True, danish_proficiency="basic")
+    body = rec_body(raw, context=ctx, protected={"gender": "female", "origin": "non_western"})
+    r = client.post("/v1/recommendations", json=body, headers=CASE)
+    assert r.status_code == 200
+    text = " ".join(o["explanation"] + " ".join(o["drivers"]) for o in r.json()["options"]).lower()
+    for word in ("female", "gender", "origin", "western", "health", "parent", "danish", "age"):
+        assert word not in text.replace("wage", "").replace("page", ""), word
 
 
 def test_control_gets_no_recommendation_but_a_stored_record(client):

@@ -83,6 +83,7 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
             "--report-dir",
             str(tmp_path / "report"),
         ],
+        cwd=tmp_path,  # schemathesis keeps a cache directory in its working directory
         capture_output=True,
         text=True,
         timeout=240,
