@@ -95,6 +95,7 @@ def _run(
     control_share: float,
     lag: int,
     settle_at_horizon: bool,
+    capacity_scale: float,
     out: Path | None,
     as_json: bool,
     progress: bool,
@@ -107,7 +108,14 @@ def _run(
         _fail(f"unknown policy {policy!r}; choose one of {', '.join(CLI_POLICIES)}")
     if not 1 <= weeks <= MAX_WEEKS:
         _fail(f"--weeks must be in 1..{MAX_WEEKS}, got {weeks}")
-    config = _config(scale=scale, compliance=compliance, control_share=control_share, lag_weeks=lag)
+    config = _config(
+        scale=scale,
+        compliance=compliance,
+        control_share=control_share,
+        lag_weeks=lag,
+        settle_jobs_early=not settle_at_horizon,
+        capacity_scale=capacity_scale,
+    )
     learner = _guard(lambda: build_policy(policy, seed=seed))
     from tqdm import tqdm
 
@@ -252,6 +260,9 @@ def register(app: typer.Typer) -> None:
         settle_at_horizon: bool = typer.Option(
             False, help="Outcomes known only at the horizon (jobs do not settle early)."
         ),
+        capacity_scale: float = typer.Option(
+            0.0, help="Weekly seat caps shared by both arms (0 = off, 1 = catalog capacity)."
+        ),
         out: Annotated[
             Path | None, typer.Option(help="Directory for tables, PNG plots and report.html.")
         ] = None,
@@ -279,6 +290,7 @@ def register(app: typer.Typer) -> None:
             control_share,
             lag,
             settle_at_horizon,
+            capacity_scale,
             out,
             as_json,
             progress,

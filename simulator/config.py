@@ -144,6 +144,11 @@ class SimulationConfig:
     decision_weeks, decision_week_probs
         The spell week of the decision meeting and its distribution; citizens who leave
         before their meeting get no decision.
+    capacity_scale
+        0 (default) ignores seat capacity. Above 0, each action has weekly seats shared by
+        both arms: its catalog capacity x (offers of its family in the catalog /
+        ``offers_per_family``) x ``capacity_scale`` x ``scale`` (the arm stands for its whole
+        family's seats); a full action is not eligible for the rest of the week.
     misclassification
         Probability that a logged week-H employment outcome is flipped (register lags).
     """
@@ -177,6 +182,7 @@ class SimulationConfig:
     decision_weeks: tuple[int, ...] = (0, 4, 13, 26)
     decision_week_probs: tuple[float, ...] = (0.55, 0.2, 0.15, 0.10)
     misclassification: float = 0.0
+    capacity_scale: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -189,6 +195,7 @@ class SimulationConfig:
             (0 <= self.control_share < 1, "control_share must be in [0, 1)"),
             (self.offers_per_family >= 1, "offers_per_family must be >= 1"),
             (0 <= self.misclassification < 0.5, "misclassification must be in [0, 0.5)"),
+            (self.capacity_scale >= 0, "capacity_scale must be >= 0"),
             (len(self.decision_weeks) == len(self.decision_week_probs), "decision weeks/probs"),
             (abs(sum(self.decision_week_probs) - 1) < 1e-9, "decision_week_probs must sum to 1"),
             (min(self.n_caseworkers, self.n_jobcentres) >= 1, "need >= 1 caseworker and centre"),

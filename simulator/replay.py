@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bandit.catalog import Catalog, default_catalog
+from bandit.catalog import Catalog, Intervention, default_catalog
 from bandit.context import age_band
 from bandit.control import ExperimentConfig, Group
 from bandit.policies import Policy
@@ -81,6 +81,30 @@ class ReplayResult:
     seed: int
 
 
+def weekly_seats(
+    config: SimulationConfig, catalog: Catalog, arms: tuple[Intervention, ...]
+) -> np.ndarray:
+    """Seats per week of each action, shape ``(K,)``; ``inf`` when unlimited or capacity off.
+
+    Examples
+    --------
+    >>> cat = default_catalog()
+    >>> seats = weekly_seats(SimulationConfig(capacity_scale=0.01), cat, select_arms(cat, 1))
+    >>> bool(np.isinf(seats[0])), bool(np.isfinite(seats[1]))
+    (True, True)
+    """
+    out = np.full(len(arms), np.inf)
+    if config.capacity_scale <= 0:
+        return out
+    for k, arm in enumerate(arms):
+        if arm.capacity is None:
+            continue
+        family_size = sum(1 for item in catalog if item.family is arm.family)
+        share = family_size / min(config.offers_per_family, family_size)
+        out[k] = max(1.0, round(arm.capacity * share * config.capacity_scale * config.scale))
+    return out
+
+
 class Replay:
     """The week-by-week simulation of the recommender in operation.
 
@@ -124,6 +148,7 @@ class Replay:
         catalog = catalog or default_catalog()
         arms = select_arms(catalog, self.config.offers_per_family)
         self.effects: ArmEffects = arm_effects(self.config, catalog, arms, seed=seed)
+        self.weekly_seats = weekly_seats(self.config, catalog, arms)
         self.actions: tuple[Action, ...] = tuple(a.as_action() for a in arms)
         self.experiment = ExperimentConfig(
             salt=SIM_EXPERIMENT_SALT, control_share=self.config.control_share
@@ -205,8 +230,10 @@ class Replay:
         practice_choice = np.zeros(n, dtype=int)
         decisions: list[Decision | None] = [None] * n
         groups: list[Group] = []
+        seats = self.weekly_seats.copy()
         for i in range(n):
             event_id = f"sim{self.seed}-w{week}-{int(cohort.serial[i])}"
+            prepared.eligible[i] &= seats > 0
             idx = np.flatnonzero(prepared.eligible[i])
             actions = [self.actions[k] for k in idx]
             usual = self.practice.choose(prepared.features[i], actions, event_id=event_id + ":cw")
@@ -217,6 +244,7 @@ class Replay:
             assigned[i] = practice_choice[i]
             if rec != _NO_ACTION and comply_u[i] < self.config.compliance:
                 assigned[i] = rec
+            seats[assigned[i]] -= 1
             self._assigned(event_id, rec, int(assigned[i]))
         self._record(week, prepared, recommended, assigned, practice_choice, decisions, groups)
 

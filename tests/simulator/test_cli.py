@@ -67,6 +67,7 @@ def test_run_table_output() -> None:
         (["run", "--policy", "bogus"], "unknown policy 'bogus'"),
         (["run", "--weeks", "0"], "--weeks must be in"),
         (["run", "--compliance", "1.5"], "compliance must be in [0, 1]"),
+        (["run", "--capacity-scale", "-1"], "capacity_scale must be >= 0"),
         (["calibrate", "--n", "5"], "--n must be at least 100"),
         (["logs", "--out", "x.txt"], "--out must end in .parquet or .csv"),
         (["logs", "--out", "x.csv", "--logging", "vw"], "unknown logging policy"),
@@ -88,3 +89,16 @@ def test_logs_command_writes_parquet(tmp_path: Path) -> None:
     assert doc["n_rounds"] == 500 and doc["true_value_oracle"] > doc["true_value_logging"]
     frame = pd.read_parquet(out)
     assert len(frame) == 500 and (tmp_path / "logs.truth.npz").exists()
+
+
+def test_run_options_reach_the_simulation() -> None:
+    base = ["run", "--policy", "uniform", "--weeks", "30", "--scale", "0.05", "--json"]
+    default = json.loads(invoke(*base, "--no-progress").stdout)
+    # At the horizon no outcome is known before week 26, so far fewer events are learned.
+    late = json.loads(invoke(*base, "--no-progress", "--settle-at-horizon").stdout)
+    assert 0 < late["n_learned"] < default["n_learned"]
+    lagged = json.loads(invoke(*base, "--no-progress", "--lag", "8").stdout)
+    assert lagged["n_learned"] < default["n_learned"]
+    assert lagged["totals"] == default["totals"]  # the lag changes learning, not outcomes
+    capped = json.loads(invoke(*base, "--no-progress", "--capacity-scale", "0.05").stdout)
+    assert capped["totals"] != default["totals"]

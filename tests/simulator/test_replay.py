@@ -122,3 +122,22 @@ def test_oracle_recommendations_have_zero_regret() -> None:
     treat = result.decisions[result.decisions["group"] == "treatment"]
     assert len(treat) > 50
     assert np.allclose(treat["regret"], 0.0)
+
+
+def test_capacity_caps_weekly_assignments_in_both_arms() -> None:
+    config = SimulationConfig(scale=0.2, capacity_scale=0.1)
+    replay = Replay(build_policy("uniform", seed=1), config, weeks=10, seed=6)
+    seats = replay.weekly_seats
+    d = replay.run().decisions
+    used = d.groupby(["week", "assigned"]).size().unstack(fill_value=0)
+    limited = [k for k in used.columns if np.isfinite(seats[k])]
+    assert limited
+    for k in limited:
+        assert (used[k] <= seats[k]).all()
+    # The caps bind: some scarce action is full in some week (uniform would exceed them).
+    assert any((used[k] == seats[k]).any() for k in limited)
+    uncapped = Replay(
+        build_policy("uniform", seed=1), SimulationConfig(scale=0.2), weeks=10, seed=6
+    )
+    free = uncapped.run().decisions.groupby(["week", "assigned"]).size().unstack(fill_value=0)
+    assert any((free[k] > seats[k]).any() for k in limited)
