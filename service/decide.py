@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from bandit.control import Group
 from bandit.eligibility import filter_eligible
 from bandit.errors import ConflictError
 from bandit.explain import OptionExplanation, explain
-from bandit.policies import Policy
+from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
 from bandit.types import Decision
@@ -56,6 +57,18 @@ def option_text(option: OptionExplanation) -> str:
     )
 
 
+UNKNOWN_ESTIMATE = RewardEstimate(0.5, 0.0, 1.0, 0)
+"""Shown when a model returns a non-finite estimate: "we do not know" (0-100 %)."""
+
+
+def _finite(estimate: RewardEstimate) -> RewardEstimate:
+    values = (estimate.mean, estimate.low, estimate.high)
+    if all(math.isfinite(v) for v in values):
+        return estimate
+    logger.warning("non-finite reward estimate from the policy; showing it as unknown")
+    return dataclasses.replace(UNKNOWN_ESTIMATE, n=estimate.n)
+
+
 def build_options(
     runtime: Runtime,
     policy: Policy,
@@ -75,7 +88,7 @@ def build_options(
     actions = tuple(runtime.catalog.action(record.eligible[i]) for i in top)
     features = context.features()
     with runtime.policy_lock:
-        estimates = policy.estimates(features, actions)
+        estimates = [_finite(e) for e in policy.estimates(features, actions)]
     shortlist = Decision(
         event_id=record.event_id,
         context=features,

@@ -222,3 +222,15 @@ def test_a_chunked_oversize_body_is_refused(client, settings):
         headers={**CASE, "content-type": "application/json"},
     )
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+
+
+def test_a_tiny_feature_value_gives_a_valid_answer_not_a_500(client):
+    # found by schemathesis: VW returned NaN estimates for labour_demand_index=1.8e-174
+    raw = citizen_in_group(client, "treatment")
+    body = rec_body(raw, context=context(labour_demand_index=1.842664365234275e-174))
+    r = client.post("/v1/recommendations", json=body, headers=CASE)
+    assert r.status_code == 200, r.text
+    for option in r.json()["options"]:
+        assert 0.0 <= option["ci_low"] <= option["expected_employment"] <= option["ci_high"] <= 1.0
+    stored = client.app.state.runtime.store.get_decision(r.json()["event_id"])
+    assert math.isclose(sum(stored.pmf), 1.0, abs_tol=1e-9)
