@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -55,6 +57,57 @@ def test_kill9_api_and_redis_loses_no_answered_decision(tmp_path):
                     )
                     assert record.model_version == answer["model_version"]
             assert store.pending_count() == N
+        finally:
+            store.close()
+    finally:
+        if api is not None:
+            api.kill()
+        server.stop()
+
+
+def test_redis_crash_under_a_running_api_answers_no_false_200(tmp_path):
+    """kill -9 Redis while the API serves: requests during the outage either fail (non-200)
+    or are durable; the API reconnects by itself once Redis is back from its AOF."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server = RedisServer(redis_dir, appendonly=True).start()
+    api = None
+    try:
+        api, port = start_api(service_env(server.url, "out:"), tmp_path / "api.log")
+        answered: set[str] = set()
+        statuses: list[int] = []
+
+        def send(i: int) -> None:
+            status, body = call(port, "POST", "/v1/recommendations", recommendation_body(i))
+            statuses.append(status)
+            if status == 200:
+                answered.add(body["event_id"])
+
+        for i in range(5):
+            send(i)
+        server.kill()
+        restarter = threading.Timer(1.0, server.start)
+        restarter.start()
+        started = time.monotonic()
+        send(5)  # during the outage: retried with backoff until Redis is back, or an error
+        outage_wait = time.monotonic() - started
+        for i in range(6, 10):
+            send(i)
+        restarter.join()
+        for i in range(10, 15):  # after the restart: the same API process works again
+            send(i)
+        assert statuses[:5] == [200] * 5 and statuses[10:] == [200] * 5
+        assert all(s == 200 or s >= 500 for s in statuses[5:10])  # never a false 4xx
+        assert outage_wait > 0.5 or statuses[5] >= 500  # the request really met the outage
+
+        os.kill(api.pid, signal.SIGKILL)
+        api.wait(10)
+        api = None
+        server.kill()
+        server.start()
+        store = RedisStore(server.url, prefix="out:")
+        try:
+            assert {r.event_id for r in store.iter_records()} == answered
         finally:
             store.close()
     finally:
