@@ -217,6 +217,7 @@ def _calibrate(n: int, seed: int, business_cycle: float, as_json: bool) -> None:
 
 def _logs(n_rounds: int, logging: str, floor: float, seed: int, out: Path, as_json: bool) -> None:
     from simulator.logs import LOGGING_POLICIES, generate_logs
+    from simulator.validation import naive_vs_true
 
     if logging not in LOGGING_POLICIES:
         _fail(f"unknown logging policy {logging!r}; choose one of {', '.join(LOGGING_POLICIES)}")
@@ -224,7 +225,18 @@ def _logs(n_rounds: int, logging: str, floor: float, seed: int, out: Path, as_js
         _fail(f"--out must end in .parquet or .csv, got {out.name!r}")
     logs = _guard(lambda: generate_logs(n_rounds, logging_policy=logging, floor=floor, seed=seed))
     path = logs.write(out)
-    doc = {
+    naive = [
+        {
+            "family": c.family,
+            "n": c.n,
+            "naive": c.naive,
+            "naive_se": c.naive_se,
+            "true_att": c.true_att,
+            "wrong_sign": c.wrong_sign,
+        }
+        for c in naive_vs_true(logs)
+    ]
+    doc: dict[str, Any] = {
         "path": str(path),
         "n_rounds": len(logs.frame),
         "actions": list(logs.action_ids),
@@ -233,12 +245,21 @@ def _logs(n_rounds: int, logging: str, floor: float, seed: int, out: Path, as_js
         "true_value_logging": logs.true_policy_value(logs.logging_probs()),
         "true_value_oracle": logs.true_policy_value(logs.oracle_probs()),
         "mean_reward": float(logs.frame["reward"].mean()),
+        "naive_vs_true": naive,
     }
     if as_json:
         _emit_json(doc)
     else:
         for key, value in doc.items():
-            typer.echo(f"{key}: {value}")
+            if key != "naive_vs_true":
+                typer.echo(f"{key}: {value}")
+        typer.echo("naive participant-vs-standard-contact difference vs TRUE effect (ATT):")
+        for row in naive:
+            flag = "  WRONG SIGN" if row["wrong_sign"] else ""
+            typer.echo(
+                f"  {row['family']:22} n={row['n']:6d} naive={row['naive']:+.3f} "
+                f"(se {row['naive_se']:.3f}) true={row['true_att']:+.3f}{flag}"
+            )
 
 
 def register(app: typer.Typer) -> None:
