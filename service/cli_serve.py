@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import typer
 
@@ -45,21 +47,37 @@ def register(app: typer.Typer) -> None:
             if value is not None:
                 os.environ[name] = value  # worker processes read the settings from the env
         settings = Settings()  # validate once here so config errors surface before forking
-        if workers > 1 and settings.store == "sqlite" and settings.learning == "inprocess":
+        if workers > 1 and settings.learning == "inprocess":
             typer.echo(
-                "error: several workers need --store redis or --learning worker "
+                "error: several workers need --learning worker and a separate `nbi learner` "
                 "(in-process learning is for a single replica)",
                 err=True,
             )
             raise typer.Exit(2)
         configure_logging(settings.log_level)
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=uvicorn_log_config(settings.log_level),
-            proxy_headers=False,
-            server_header=False,
-        )
+        metrics_dir = _multiprocess_metrics_dir() if workers > 1 else None
+        try:
+            uvicorn.run(
+                "service.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=uvicorn_log_config(settings.log_level),
+                proxy_headers=False,
+                server_header=False,
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics_dir() -> str | None:
+    """Give the worker processes one fresh shared Prometheus directory (``None`` if preset)."""
+    from service.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="nbi-prometheus-")
+    os.environ[MULTIPROC_ENV] = path
+    return path

@@ -7,15 +7,26 @@ groups, outcome statuses, error types. Never an event id, a citizen key or raw c
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable
 from threading import Lock
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from bandit.catalog import Family
 from bandit.control import Group
 from bandit.rewards import OutcomeStatus
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set by ``nbi serve --workers N`` (N > 1): metrics are shared through files there."""
 
 NO_FAMILY = "none"
 """Family label of control-group decisions (no recommendation)."""
@@ -87,11 +98,13 @@ class ServiceMetrics:
         self.control_share = Gauge(
             "nbi_control_share_ratio",
             "Observed share of control-group decisions made by this process.",
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.control_share_configured = Gauge(
             "nbi_control_share_configured_ratio",
             "Configured control share of the experiment.",
+            multiprocess_mode="max",
             registry=r,
         )
         self.outcomes_received = Counter(
@@ -109,6 +122,7 @@ class ServiceMetrics:
         self.pending = Gauge(
             "nbi_pending_decisions",
             "Decisions waiting for an outcome.",
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.reward_join_delay = Histogram(
@@ -134,11 +148,13 @@ class ServiceMetrics:
             "Mean reward of the last settled events per group; for treatment the IPS estimate "
             "of the deployed policy (on-policy weights pi/p = 1).",
             ("group",),
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.learner_lag = Gauge(
             "nbi_learner_lag_messages",
             "Learning-queue messages published but not yet acknowledged.",
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.learner_updates = Counter(
@@ -171,16 +187,19 @@ class ServiceMetrics:
             "nbi_model_info",
             "The model version currently serving (value 1).",
             ("version", "policy"),
+            multiprocess_mode="max",
             registry=r,
         )
         self.model_updates = Gauge(
             "nbi_model_updates",
             "Number of updates in the model currently serving.",
+            multiprocess_mode="max",
             registry=r,
         )
         self.model_loaded = Gauge(
             "nbi_model_loaded_timestamp_seconds",
             "When the serving model was loaded or swapped.",
+            multiprocess_mode="max",
             registry=r,
         )
         self.errors = Counter(
@@ -250,6 +269,7 @@ class ServiceMetrics:
         """Publish the serving model (the old version's series is removed)."""
         with self._lock:
             if self._model_labels is not None and self._model_labels != (version, policy):
+                self.model_info.labels(*self._model_labels).set(0)  # multiprocess files keep it
                 self.model_info.remove(*self._model_labels)
             self._model_labels = (version, policy)
         self.model_info.labels(version, policy).set(1)
@@ -257,7 +277,15 @@ class ServiceMetrics:
         self.model_loaded.set(loaded_at)
 
     def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
+        """The registry in the Prometheus text format.
+
+        Under several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, see ``nbi serve
+        --workers``) the values of every process are aggregated from the shared directory.
+        """
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
     @staticmethod
