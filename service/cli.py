@@ -10,6 +10,7 @@ import importlib
 import sys
 
 import typer
+import typer.main
 
 _SUBAPPS: tuple[tuple[str, str, str], ...] = (
     # (module, attribute, kind) kind: "commands" registers the module's commands on the root;
@@ -45,11 +46,26 @@ def build_app() -> typer.Typer:
     return app
 
 
-def main() -> None:
-    """Entry point of the ``nbi`` console script."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nbi`` console script.
+
+    Usage errors (unknown option, bad value) print one ``error: ...`` line and exit 2 instead
+    of click's multi-line box, so scripts and people get the same precise message.
+    """
     app = build_app()
+    command = typer.main.get_command(app)
     try:
-        app()
+        result = command.main(args=argv, prog_name="nbi", standalone_mode=False)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(1) from None
+    except typer.TyperException as exc:
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        if message:  # empty after `nbi` alone: the help text was printed already
+            sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(int(getattr(exc, "exit_code", 2))) from None
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    raise SystemExit(result if isinstance(result, int) else 0)
