@@ -14,6 +14,10 @@ Delivery semantics (no loss, no double learning across crashes and restarts):
 A crash before step 4 loses the in-memory updates *and* leaves their messages pending, so the
 restarted worker (same consumer name) re-learns them on top of the last snapshot; a crash after
 step 4 finds them acknowledged. Messages that are not learnable are acknowledged at once.
+A learned message that comes back before its snapshot (it sat idle past the store's claim
+time) is not learned again; it triggers an immediate snapshot instead. Keep
+``snapshot_seconds`` well below the store's claim-idle time (Redis store default 60 s) so that
+with several workers no other worker claims it meanwhile.
 Failures are retried ``max_attempts`` times, then the message is dead-lettered; a message
 delivered more than ``max_deliveries`` times (it crashed workers) is dead-lettered unread.
 """
@@ -96,6 +100,7 @@ class LearnerStats:
     learned: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    redelivered: int = 0
     snapshots: int = 0
     last_version: str | None = None
 
@@ -206,9 +211,19 @@ class Learner:
             self.load()
         block = self.config.block_ms if block_ms is None else block_ms
         messages = self.store.read_learning(self.config.consumer, self.config.batch_size, block)
+        redelivered = False
         for message in messages:
+            if message.message_id in self._uncommitted:
+                # Learned, but idle long enough to be handed out again: never learn it twice,
+                # and publish now so the acknowledgement stops the re-delivery.
+                redelivered = True
+                self.stats.redelivered += 1
+                continue
             self._handle(message)
-        self._maybe_commit()
+        if redelivered:
+            self.commit()
+        else:
+            self._maybe_commit()
         if self.metrics is not None:
             self.metrics.learner_lag.set(self.store.learning_lag())
         return len(messages)
@@ -260,8 +275,6 @@ class Learner:
             self.commit()
 
     def _handle(self, message: LearningMessage) -> None:
-        if message.message_id in self._uncommitted:
-            return  # re-claimed while still waiting for its snapshot: already learned
         if message.deliveries > self.config.max_deliveries:
             self._dead_letter(message, f"delivered {message.deliveries} times")
             return

@@ -4,6 +4,7 @@ snapshots and a crash/restart that neither loses nor double-learns an event."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -15,7 +16,7 @@ from bandit.records import DecisionRecord
 from bandit.rewards import Outcome, OutcomeStatus
 from service.learner import Learner, LearnerConfig, decision_from_record, skip_reason
 from service.metrics import ServiceMetrics
-from service.store.base import ModelSnapshot
+from service.store.base import DecisionStore, ModelSnapshot
 from service.store.redis_store import RedisStore
 from tests.helpers.redis_server import RedisServer, redis_server_fixture
 
@@ -25,7 +26,7 @@ HORIZON = 1e9
 
 
 def add_event(
-    store: RedisStore,
+    store: DecisionStore,
     *,
     group: Group = Group.TREATMENT,
     complied: bool = True,
@@ -72,7 +73,7 @@ def store(redis_server: RedisServer):
     s.close()
 
 
-def make_learner(store: RedisStore, **config) -> Learner:
+def make_learner(store: DecisionStore, **config) -> Learner:
     cfg = LearnerConfig(**{"block_ms": 0, **config})
     return Learner(store, CATALOG, lambda: make_policy("uniform", seed=1), cfg)
 
@@ -114,7 +115,13 @@ def test_messages_stay_unacked_until_their_snapshot_is_published(store):
     assert store.learning_lag() == 0
 
 
-def test_crash_and_restart_neither_loses_nor_double_learns(store, redis_server):
+@pytest.mark.parametrize("slow_worker", [False, True], ids=["fast", "slow"])
+def test_crash_and_restart_neither_loses_nor_double_learns(store_factory, slow_worker):
+    """Both backends (conftest's ``store_factory``: SQLite file and private Redis, claim idle
+    0.2 s). A slow worker A pauses past the claim-idle time, so it is handed its own
+    unpublished messages again (they must not be learned twice); then A crashes and worker B
+    restarts under the same consumer name from A's last snapshot."""
+    store = store_factory()
     learnable = [add_event(store) for _ in range(40)]
     for _ in range(6):
         add_event(store, complied=False)
@@ -124,14 +131,22 @@ def test_crash_and_restart_neither_loses_nor_double_learns(store, redis_server):
     a = make_learner(store, snapshot_every=10, batch_size=7, snapshot_seconds=3600)
     a.on_learned = learned_a.append
     a.on_commit = lambda snap, ids: committed_a.extend(ids)
-    while len(learned_a) < 25 or len(learned_a) == len(committed_a):
+    for _ in range(100):
+        if len(learned_a) >= 25 and len(learned_a) > len(committed_a):
+            break
         a.step()
+        if slow_worker:
+            time.sleep(0.25)  # > claim idle: A's own pending messages become claimable
+    else:
+        pytest.fail("worker A made no progress")
+    assert (a.stats.redelivered > 0) == slow_worker  # the slow case really met re-delivery
+    assert len(learned_a) == len(set(learned_a))  # A never learned one twice
     # Crash: worker A vanishes with learned-but-unpublished updates (no commit, no ack).
     uncommitted_a = [e for e in learned_a if e not in set(committed_a)]
     assert committed_a and uncommitted_a
     del a
 
-    store_b = RedisStore(redis_server.url, prefix="L:", claim_idle_ms=60_000)
+    store_b = store_factory()  # the restarted process: a new connection, same consumer name
     learned_b: list[str] = []
     b = make_learner(store_b, snapshot_every=10, batch_size=7)
     b.on_learned = learned_b.append
@@ -146,7 +161,6 @@ def test_crash_and_restart_neither_loses_nor_double_learns(store, redis_server):
     final = store_b.latest_model()
     assert final is not None and policy_from_bytes(final.data).n_updates == len(learnable)
     assert store_b.learning_lag() == 0
-    store_b.close()
 
 
 def test_redelivered_too_often_goes_to_dead_letters_unread(store):
