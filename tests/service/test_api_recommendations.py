@@ -55,7 +55,9 @@ def test_explanations_never_use_protected_traits(client):
     assert r.status_code == 200
     text = " ".join(o["explanation"] + " ".join(o["drivers"]) for o in r.json()["options"]).lower()
     for word in ("female", "gender", "origin", "western", "health", "parent", "danish", "age"):
-        assert word not in text.replace("wage", "").replace("page", ""), word
+        # offers may be in the health care sector; that is the offer, not the citizen
+        cleaned = text.replace("health care", "").replace("wage", "").replace("page", "")
+        assert word not in cleaned, word
 
 
 def test_control_gets_no_recommendation_but_a_stored_record(client):
