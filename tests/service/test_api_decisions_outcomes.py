@@ -238,3 +238,20 @@ def test_the_sweep_settles_expired_pending_decisions_as_zero(client):
         headers=CASE,
     )
     assert late.status_code == 409  # the horizon already settled it
+
+
+def test_an_offer_whose_seats_are_assigned_is_excluded_for_capacity(client):
+    runtime = client.app.state.runtime
+    event_id, _ = _treatment_event(client)
+    record = runtime.store.get_decision(event_id)
+    full = next(a for a in record.eligible if runtime.catalog.get(a).capacity == 1)
+    r = client.post(
+        f"/v1/decisions/{event_id}/assignment",
+        json={"assigned_action_id": full, "reason_code": "caseworker_judgement"},
+        headers=CASE,
+    )
+    assert r.status_code == 200
+    event2, _ = _treatment_event(client, start=700)
+    second = runtime.store.get_decision(event2)
+    assert full not in second.eligible and second.excluded[full] == "capacity"
+    assert set(second.eligible) == set(record.eligible) - {full}
