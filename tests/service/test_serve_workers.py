@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,12 @@ def test_two_workers_share_one_metrics_view(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+    # structured logs: one JSON object per line, decisions logged, never a raw citizen id
+    lines = (tmp_path / "serve.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]
+    assert sum(e.get("msg") == "decision" for e in entries) == n
+    raw_ids = [f"0101{i:06d}" for i in range(n)]
+    assert not any(raw in line for raw in raw_ids for line in lines)
 
 
 def test_several_workers_with_inprocess_learning_are_refused(tmp_path):
