@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -53,6 +54,20 @@ class AtomicLearningCommit(Protocol):
         """Publish ``snapshot`` and acknowledge ``message_ids`` atomically."""
 
 
+@runtime_checkable
+class SingleWriterLease(Protocol):
+    """A store that grants an expiring single-writer lease (the Redis store does)."""
+
+    def acquire_lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Take or renew the lease; ``False`` while someone else holds it."""
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+
+
+LEASE_NAME = "learner"
+
+
 @dataclass(frozen=True, slots=True)
 class LearnerConfig:
     """Settings of one learner worker.
@@ -73,6 +88,10 @@ class LearnerConfig:
         Deliveries after which a message is dead-lettered without being processed.
     retry_backoff_seconds
         Pause between attempts (doubles each time).
+    lease_ms
+        Lifetime of the single-writer lease, renewed every step. Only the holder learns and
+        publishes; any other worker is a hot standby, so two workers never overwrite each
+        other's snapshots. Must exceed one step (``block_ms`` plus processing).
     """
 
     consumer: str = "learner-1"
@@ -83,6 +102,7 @@ class LearnerConfig:
     max_attempts: int = 3
     max_deliveries: int = 5
     retry_backoff_seconds: float = 0.05
+    lease_ms: int = 15_000
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.snapshot_every < 1 or self.max_attempts < 1:
@@ -101,6 +121,7 @@ class LearnerStats:
     skipped: int = 0
     dead_lettered: int = 0
     redelivered: int = 0
+    standby_steps: int = 0
     snapshots: int = 0
     last_version: str | None = None
 
@@ -192,6 +213,8 @@ class Learner:
     stats: LearnerStats = field(default_factory=LearnerStats, init=False)
     _uncommitted: dict[str, str] = field(default_factory=dict, init=False)
     _last_commit: float = field(default_factory=time.monotonic, init=False)
+    _owner: str = field(default="", init=False)
+    _has_lease: bool = field(default=False, init=False)
 
     def load(self) -> Policy:
         """Start from the newest snapshot, or from a fresh policy."""
@@ -206,10 +229,17 @@ class Learner:
         return self.policy
 
     def step(self, block_ms: int | None = None) -> int:
-        """Read one batch, process it, publish a snapshot if due; return messages handled."""
+        """Read one batch, process it, publish a snapshot if due; return messages handled.
+
+        Without the single-writer lease (another worker holds it) the step only waits.
+        """
+        block = self.config.block_ms if block_ms is None else block_ms
+        if not self._hold_lease():
+            self.stats.standby_steps += 1
+            time.sleep(max(block, 50) / 1000)
+            return 0
         if self.policy is None:
             self.load()
-        block = self.config.block_ms if block_ms is None else block_ms
         messages = self.store.read_learning(self.config.consumer, self.config.batch_size, block)
         redelivered = False
         for message in messages:
@@ -232,11 +262,18 @@ class Learner:
         """Loop until ``stop`` is set (or ``max_idle_steps`` empty reads); commit on exit."""
         idle = 0
         while not stop.is_set():
+            standby = self.stats.standby_steps
             handled = self.step()
+            if self.stats.standby_steps != standby:
+                continue  # waiting for the lease is not idleness
             idle = 0 if handled else idle + 1
             if max_idle_steps is not None and idle >= max_idle_steps:
                 break
-        self.commit()
+        if self._has_lease:
+            self.commit()
+            if isinstance(self.store, SingleWriterLease):
+                self.store.release_lease(LEASE_NAME, self._owner)
+            self._has_lease = False
         return self.stats
 
     def commit(self) -> ModelSnapshot | None:
@@ -267,6 +304,23 @@ class Learner:
         return snapshot
 
     # ------------------------------------------------------------------ internals
+
+    def _hold_lease(self) -> bool:
+        if not isinstance(self.store, SingleWriterLease):
+            self._has_lease = True  # a store without leases: the operator runs one worker
+            return True
+        if not self._owner:
+            self._owner = f"{self.config.consumer}/{uuid.uuid4().hex[:12]}"
+        held = self.store.acquire_lease(LEASE_NAME, self._owner, self.config.lease_ms)
+        if held and not self._has_lease:
+            logger.info("learner lease acquired by %s", self._owner)
+            self.policy = None  # start from the newest snapshot, whoever published it
+        elif not held and self._has_lease:
+            logger.warning("learner lease lost by %s; dropping unpublished updates", self._owner)
+            self.policy = None
+            self._uncommitted.clear()  # still pending in the store: re-delivered to the holder
+        self._has_lease = held
+        return held
 
     def _maybe_commit(self) -> None:
         due_count = len(self._uncommitted) >= self.config.snapshot_every

@@ -55,6 +55,10 @@ class RedisKeys:
         """Hash of one model snapshot (``data``, ``created_at``)."""
         return f"{self.prefix}model:{version}"
 
+    def lease(self, name: str) -> str:
+        """String naming the current holder of a single-writer lease (e.g. the learner)."""
+        return f"{self.prefix}lease:{name}"
+
     def group_counts(self, group: str) -> str:
         """Hash of the experiment counters of one RCT arm."""
         return f"{self.prefix}counts:{group}"

@@ -85,6 +85,26 @@ if not v then return nil end
 return redis.call('HMGET', ARGV[1] .. v, 'version', 'data', 'created_at')
 """
 
+ACQUIRE_LEASE = """
+-- KEYS: lease; ARGV: owner, ttl_ms. Renew if we hold it, take it if free, else refuse.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+RELEASE_LEASE = """
+-- KEYS: lease; ARGV: owner. Delete only our own lease.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class StoreScripts:
@@ -94,6 +114,8 @@ class StoreScripts:
     update_record: Script
     save_model: Script
     latest_model: Script
+    acquire_lease: Script
+    release_lease: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> StoreScripts:
@@ -103,4 +125,6 @@ class StoreScripts:
             update_record=client.register_script(UPDATE_RECORD),
             save_model=client.register_script(SAVE_MODEL),
             latest_model=client.register_script(LATEST_MODEL),
+            acquire_lease=client.register_script(ACQUIRE_LEASE),
+            release_lease=client.register_script(RELEASE_LEASE),
         )

@@ -291,6 +291,18 @@ class RedisStore:
         raw: Any = self.client.get(self.keys.model_latest)
         return None if raw is None else _text(raw)
 
+    # ------------------------------------------------------------------ single-writer lease
+
+    def acquire_lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` for ``ttl_ms``; ``False`` if held
+        by someone else (e.g. a second learner stays a hot standby)."""
+        reply: Any = self._scripts.acquire_lease(keys=[self.keys.lease(name)], args=[owner, ttl_ms])
+        return int(reply) == 1
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+        self._scripts.release_lease(keys=[self.keys.lease(name)], args=[owner])
+
     # ------------------------------------------------------------------ internals
 
     def _raw(self, event_id: str) -> bytes:

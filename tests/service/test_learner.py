@@ -74,7 +74,7 @@ def store(redis_server: RedisServer):
 
 
 def make_learner(store: DecisionStore, **config) -> Learner:
-    cfg = LearnerConfig(**{"block_ms": 0, **config})
+    cfg = LearnerConfig(**{"block_ms": 0, "lease_ms": 300, **config})
     return Learner(store, CATALOG, lambda: make_policy("uniform", seed=1), cfg)
 
 
@@ -206,3 +206,21 @@ def test_vw_snapshot_round_trips_through_redis_bytes_exactly(store):
     assert loaded.probabilities(context, actions).tolist() == pytest.approx(
         learner.policy.probabilities(context, actions).tolist(), abs=1e-9
     )
+
+
+def test_second_learner_is_a_hot_standby_until_the_lease_holder_stops(store):
+    """Two workers never both learn: the second waits, then takes over from the snapshot."""
+    for _ in range(10):
+        add_event(store)
+    a = make_learner(store, consumer="a", lease_ms=5_000)
+    b = make_learner(store, consumer="b", lease_ms=5_000)
+    assert a.step() == 10 and a.stats.learned == 10
+    assert b.step() == 0 and b.stats.standby_steps == 1 and b.policy is None
+    a.run(threading.Event(), max_idle_steps=1)  # graceful stop: publish, release the lease
+    for _ in range(5):
+        add_event(store)
+    b.run(threading.Event(), max_idle_steps=1)
+    assert (a.stats.learned, b.stats.learned) == (10, 5)
+    final = store.latest_model()
+    assert final is not None and policy_from_bytes(final.data).n_updates == 15
+    assert store.learning_lag() == 0

@@ -194,3 +194,15 @@ def test_commands_are_retried_across_a_redis_restart(tmp_path):
         store.close()
     finally:
         server.stop()
+
+
+def test_single_writer_lease_is_exclusive_renewable_and_expires(store: RedisStore):
+    assert store.acquire_lease("learner", "w1", 200) is True
+    assert store.acquire_lease("learner", "w2", 200) is False
+    assert store.acquire_lease("learner", "w1", 200) is True  # renewal by the holder
+    store.release_lease("learner", "w2")  # not the holder: no effect
+    assert store.acquire_lease("learner", "w2", 200) is False
+    time.sleep(0.3)  # expired: a crashed holder does not block the others forever
+    assert store.acquire_lease("learner", "w2", 10_000) is True
+    store.release_lease("learner", "w2")
+    assert store.acquire_lease("learner", "w1", 200) is True
