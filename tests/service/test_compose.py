@@ -103,3 +103,15 @@ def test_grafana_is_provisioned_with_a_dashboard_of_real_metrics():
     families = {f.name for f in ServiceMetrics().registry.collect()}
     covered = {f for f in families if any(u.startswith(f) for u in used)}
     assert covered == families, f"not on the dashboard: {sorted(families - covered)}"
+
+
+def test_dockerfile_copies_existing_sources_and_runs_the_nbi_cli():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    copies = [line.split()[1:-1] for line in lines if line.startswith("COPY ")]
+    sources = [src for srcs in copies for src in srcs]
+    assert sources and all((ROOT / src).exists() for src in sources), sources
+    packaged = {"bandit", "simulator", "offline_eval", "service"}
+    assert packaged <= set(sources)
+    assert 'ENTRYPOINT ["nbi"]' in lines
+    for service in ("api", "learner"):
+        assert SERVICES[service]["build"] == "."
