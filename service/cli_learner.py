@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
         snapshot_every: int = typer.Option(None, help="Updates between snapshots."),
         snapshot_seconds: float = typer.Option(30.0, help="Max seconds between snapshots."),
         max_deliveries: int = typer.Option(None, help="Deliveries before dead-lettering."),
+        lease_ms: int = typer.Option(
+            15_000, help="Single-writer lease (ms): other workers wait as hot standbys."
+        ),
         metrics_port: int = typer.Option(0, help="Serve /metrics on this port (0: off)."),
         metrics_host: str = typer.Option("127.0.0.1", help="Interface for /metrics."),
         exit_when_idle: int = typer.Option(
@@ -83,6 +86,7 @@ def register(app: typer.Typer) -> None:
                 "batch_size": batch_size,
                 "block_ms": block_ms,
                 "snapshot_seconds": snapshot_seconds,
+                "lease_ms": lease_ms,
             },
         )
         if metrics_port:
