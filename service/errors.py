@@ -30,6 +30,7 @@ from bandit.errors import (
     UnknownActionError,
     UnknownEventError,
 )
+from service.metrics import ERROR_TYPES
 
 logger = logging.getLogger("nbi.errors")
 
@@ -70,6 +71,7 @@ DOMAIN_ERRORS: tuple[tuple[type[BaseException], int, str, str], ...] = (
     ),
 )
 _HTTP_TYPES = {
+    status.HTTP_400_BAD_REQUEST: ("bad_request", "Bad request"),
     status.HTTP_401_UNAUTHORIZED: ("unauthorized", "Unauthorized"),
     status.HTTP_403_FORBIDDEN: ("forbidden", "Forbidden"),
     status.HTTP_404_NOT_FOUND: ("not_found", "Not found"),
@@ -152,7 +154,7 @@ def count_error(request: Request, kind: str) -> None:
     """Count one error answer in ``nbi_errors_total`` (when the app has metrics)."""
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
-        metrics.errors.labels(kind).inc()
+        metrics.errors.labels(kind if kind in ERROR_TYPES else "other").inc()
 
 
 def _domain_mapping(exc: BaseException) -> tuple[int, str, str]:
@@ -213,8 +215,8 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    kind, title = _HTTP_TYPES.get(exc.status_code, ("http_error", "HTTP error"))
-    count_error(request, kind if kind != "http_error" else "internal")
+    kind, title = _HTTP_TYPES.get(exc.status_code, ("other", "HTTP error"))
+    count_error(request, kind)
     return problem_response(
         exc.status_code,
         kind,

@@ -35,6 +35,7 @@ SETTLE_RESULTS = ("employed", "not_employed", "censored")
 SETTLE_SOURCES = ("api", "sweep")
 ERROR_TYPES = (
     "validation",
+    "bad_request",
     "sensitive_data",
     "unknown_event",
     "unknown_action",
@@ -47,7 +48,9 @@ ERROR_TYPES = (
     "method_not_allowed",
     "unsupported_media_type",
     "model_format",
+    "unavailable",
     "internal",
+    "other",
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WEEK = 7 * 24 * 3600.0

@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1/outcomes", tags=["outcomes"])
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in (
+        (400, "The body cannot be read (not UTF-8)"),
         (401, "No or invalid API key"),
         (403, "Wrong role"),
         (404, "Unknown event"),

@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
     for code, text in (
+        (400, "The body cannot be read (not UTF-8)"),
         (401, "No or invalid API key"),
         (403, "Wrong role"),
         (409, "Request id reused for another citizen"),

@@ -236,3 +236,18 @@ def test_a_tiny_feature_value_gives_a_valid_answer_not_a_500(client):
         assert 0.0 <= option["ci_low"] <= option["expected_employment"] <= option["ci_high"] <= 1.0
     stored = client.app.state.runtime.store.get_decision(r.json()["event_id"])
     assert math.isclose(sum(stored.pmf), 1.0, abs_tol=1e-9)
+
+
+def test_an_unreadable_body_is_a_400_problem_and_counted(client):
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    r = client.post(
+        "/v1/recommendations",
+        content=b"<$&\xff\xfe",
+        headers={**CASE, "content-type": "application/json"},
+    )
+    assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
+    assert r.json()["type"].endswith("bad-request")
+    assert store_state(store) == before
+    metrics = client.get("/metrics", headers={"X-API-Key": "dev-metrics-key"}).text
+    assert 'nbi_errors_total{type="bad_request"} 1.0' in metrics
