@@ -9,9 +9,14 @@ features mapping on purpose.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
+from bandit.errors import InvalidInputError
 from bandit.types import Features, FeatureValue
+
+MIN_ABS_VALUE = 1e-6
+"""Numeric feature values smaller than this in magnitude (after scaling) are dropped."""
 
 NUMERIC_SCALES: Mapping[str, float] = {
     "age": 70.0,
@@ -32,12 +37,19 @@ def encode_value(name: str, value: FeatureValue) -> tuple[str, float] | None:
     (('weeks_unemployed', 0.5), ('family=mentor', 1.0))
     >>> encode_value("health_limitation", True), encode_value("single_parent", False)
     (('health_limitation', 1.0), None)
+    >>> encode_value("labour_demand_index", 1.8e-174) is None
+    True
     """
     if isinstance(value, bool):
         return (name, 1.0) if value else None
     if isinstance(value, (int, float)):
         scaled = float(value) / NUMERIC_SCALES.get(name, 1.0)
-        return (name, scaled) if scaled != 0.0 else None
+        if not math.isfinite(scaled):
+            msg = f"Feature `{name}` must be a finite number, got {value!r}"
+            raise InvalidInputError(msg)
+        # Values below float32 resolution carry nothing and made VW's normalised update NaN
+        # (seen with 1.8e-174): treat them as absent.
+        return (name, scaled) if abs(scaled) >= MIN_ABS_VALUE else None
     return (f"{name}={value}", 1.0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -123,3 +124,18 @@ def test_close_is_idempotent() -> None:
     policy.close()
     policy.close()
     assert policy._scorer.closed
+
+
+def test_tiny_and_non_finite_feature_values() -> None:
+    """A denormal-sized demand index once made VW's estimates NaN; non-finite ones are refused."""
+    policy = VWPolicy(seed=3)
+    actions = catalog_actions(5)
+    tiny = citizen(labour_demand_index=1.842664365234275e-174).features()
+    for i in range(20):
+        d = policy.choose(tiny, actions, event_id=f"t{i}")
+        assert all(math.isfinite(r) for r in d.expected_rewards)
+        policy.learn(d, float(i % 2))
+    est = policy.estimates(tiny, actions)
+    assert all(math.isfinite(e.mean) for e in est)
+    with pytest.raises(InvalidInputError, match="finite number"):
+        policy.choose({"x": float("nan")}, actions, event_id="nan")
