@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bandit.catalog import Catalog, Family, Intervention
-from bandit.context import CitizenContext, Education
+from bandit.context import CitizenContext, Education, TargetGroup
 from bandit.errors import NoEligibleActionError
 
 WAGE_SUBSIDY_MIN_WEEKS = 26
@@ -42,7 +43,36 @@ class EligibilityResult:
         return tuple(item.id for item in self.eligible)
 
 
-def wage_subsidy_exception(context: CitizenContext) -> bool:
+@dataclass(frozen=True, slots=True)
+class RuleFacts:
+    """The only citizen facts the legal rules read (hashable, so results can be cached)."""
+
+    target_group: TargetGroup
+    age: int
+    education: Education
+    weeks_unemployed: int
+    single_parent: bool
+
+    @classmethod
+    def of(cls, context: CitizenContext | RuleFacts) -> RuleFacts:
+        """The rule facts of a citizen context."""
+        if isinstance(context, RuleFacts):
+            return context
+        return cls(
+            context.target_group,
+            context.age,
+            context.education,
+            context.weeks_unemployed,
+            context.single_parent,
+        )
+
+    @property
+    def no_upper_secondary(self) -> bool:
+        """True when the citizen has no education beyond lower secondary."""
+        return self.education is Education.LOWER_SECONDARY
+
+
+def wage_subsidy_exception(context: CitizenContext | RuleFacts) -> bool:
     """True when the citizen may start a wage subsidy before week 26."""
     return (
         context.no_upper_secondary
@@ -51,7 +81,7 @@ def wage_subsidy_exception(context: CitizenContext) -> bool:
     )
 
 
-def exclusion_reason(item: Intervention, context: CitizenContext) -> str | None:
+def exclusion_reason(item: Intervention, context: CitizenContext | RuleFacts) -> str | None:
     """Why ``item`` is not legally allowed for ``context``, or ``None`` when it is."""
     if context.target_group not in item.target_groups:
         return "target_group"
@@ -74,6 +104,16 @@ def exclusion_reason(item: Intervention, context: CitizenContext) -> str | None:
     if max_weeks is not None and weeks > max_weeks:
         return "too_late"
     return None
+
+
+@lru_cache(maxsize=8192)
+def _legal_reasons(catalog: Catalog, facts: RuleFacts) -> tuple[str | None, ...]:
+    """Legal exclusion reason per catalog entry, memoised on the facts the rules read.
+
+    A catalog is immutable, so the result depends only on ``facts``; caching turns the
+    per-request rule evaluation over several hundred offers into a dictionary lookup.
+    """
+    return tuple(exclusion_reason(item, facts) for item in catalog)
 
 
 def filter_eligible(
@@ -104,14 +144,16 @@ def filter_eligible(
         When nothing is left; the message summarises the reasons.
     """
     allowed = None if restrict_to is None else set(restrict_to)
+    facts = RuleFacts.of(context)
+    legal = _legal_reasons(catalog, facts) if isinstance(catalog, Catalog) else None
     eligible: list[Intervention] = []
     excluded: dict[str, str] = {}
-    for item in catalog:
+    for i, item in enumerate(catalog):
         reason: str | None
         if allowed is not None and item.id not in allowed:
             reason = "not_requested"
         else:
-            reason = exclusion_reason(item, context)
+            reason = exclusion_reason(item, facts) if legal is None else legal[i]
         if reason is None and seats_left is not None and seats_left.get(item.id, 1) <= 0:
             reason = "capacity"
         if reason is None:

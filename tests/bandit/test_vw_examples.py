@@ -90,3 +90,26 @@ def test_cache_hits_same_object_and_reformats_changed_action() -> None:
 def test_build_example_labels_only_the_chosen_line() -> None:
     ex = build_example("shared |c x", ["|a id=p", "|a id=q", "|a id=r"], label=(2, 1.0, 0.5))
     assert ex == ["shared |c x", "|a id=p", "|a id=q", "0:-1:0.5 |a id=r"]
+
+
+def test_fast_path_equals_pyvw_public_api() -> None:
+    """VWLearner's direct pylibvw predict/learn give exactly pyvw's public-API results."""
+    from bandit.vw.workspace import VWLearner
+
+    def example(k: int, label: int | None = None) -> list[str]:
+        lines = ["shared |c age:0.5 weeks:0.3 edu=voc"]
+        for i in range(k):
+            prefix = "0:-1:0.5 " if label == i else ""
+            lines.append(f"{prefix}|a id=x{i} family=f{i % 11} length:0.{i % 9}")
+        return lines
+
+    args = ["--cb_adf", "--cb_type", "mtr", "-q", "ca", "--quiet"]
+    with VWLearner(args) as fast, VWLearner(args) as public:
+        for i in range(300):
+            fast.learn(example(20, i % 20))
+            public._ws.learn(example(20, i % 20))
+        for k in (1, 20, 300):
+            assert fast.predict(example(k)) == public.predict_public_api(example(k))
+        # and the trained model really differs from a fresh one (the comparison is not vacuous)
+        with VWLearner(args) as fresh:
+            assert fast.predict(example(20)) != fresh.predict(example(20))
