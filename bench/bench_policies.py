@@ -5,7 +5,9 @@ For 10, 50 and 300 eligible actions:
 * ``VWPolicy`` (squarecb, the default) through the full policy API (validation, formatting with
   the action-line cache, pmf, floor, deterministic sampling, Decision, learn bookkeeping)
   against a bare ``vowpalwabbit.Workspace("--cb_explore_adf --squarecb -q ca")`` doing predict
-  + learn on PRE-BUILT example strings (no formatting at all) in the same run;
+  + learn on PRE-BUILT example strings (no formatting at all) in the same run, twice: through
+  pyvw's public ``predict``/``learn`` and through pylibvw directly (the fastest way to drive
+  VW from Python, which our adapter uses);
 * ``RiverPolicy`` (epsilon: one model; thompson: 10 bootstrap members) against a bare river
   ``LogisticRegression`` predicting every action and learning one, on PRE-BUILT feature dicts.
 
@@ -90,6 +92,22 @@ def _time_policy(
 
 
 def _time_raw_vw(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> dict[str, float]:
+    """Bare VW through pyvw's public ``Workspace.predict``/``learn`` API."""
+    return _time_bare_vw(ctxs, actions, n, direct=False)
+
+
+def _time_raw_vw_direct(
+    ctxs: list[dict[str, Any]], actions: list[Action], n: int
+) -> dict[str, float]:
+    """Bare VW through pylibvw directly (parse, predict_multi/learn_multi, finish): the
+    fastest way to drive VW from Python, and the path our adapter uses."""
+    return _time_bare_vw(ctxs, actions, n, direct=True)
+
+
+def _time_bare_vw(
+    ctxs: list[dict[str, Any]], actions: list[Action], n: int, *, direct: bool
+) -> dict[str, float]:
+    import pylibvw
     from vowpalwabbit import Workspace
 
     k = len(actions)
@@ -107,12 +125,31 @@ def _time_raw_vw(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> d
         for t in range(n + WARMUP)
     ]
     choose_ns, round_ns = [], []
+    lib = pylibvw.vw
+
+    def predict(ws: Any, ex: list[str]) -> None:
+        if not direct:
+            ws.predict(ex)
+            return
+        ecs = ws._parse("\n".join(ex))
+        lib.predict_multi(ws, ecs)
+        ecs[0].get_action_scores()
+        lib._finish_example_multi_ex(ws, ecs)
+
+    def learn(ws: Any, ex: list[str]) -> None:
+        if not direct:
+            ws.learn(ex)
+            return
+        ecs = ws._parse("\n".join(ex))
+        lib.learn_multi(ws, ecs)
+        lib._finish_example_multi_ex(ws, ecs)
+
     with Workspace("--cb_explore_adf --squarecb --cb_type mtr -q ca --quiet") as ws:
         for t in range(n + WARMUP):
             t0 = time.perf_counter_ns()
-            ws.predict(plain[t % len(ctxs)])
+            predict(ws, plain[t % len(ctxs)])
             t1 = time.perf_counter_ns()
-            ws.learn(labelled[t])
+            learn(ws, labelled[t])
             t2 = time.perf_counter_ns()
             if t >= WARMUP:
                 choose_ns.append(t1 - t0)
@@ -183,6 +220,9 @@ def run(quick: bool = False) -> dict[str, object]:
     result: dict[str, object] = {
         "quick": quick,
         "vw_squarecb_vs_raw_vw": _section("vw squarecb", VWPolicy, _time_raw_vw, vw_rounds, ctxs),
+        "vw_squarecb_vs_direct_pylibvw": _section(
+            "vw vs pylibvw", VWPolicy, _time_raw_vw_direct, vw_rounds, ctxs
+        ),
         "river_epsilon_vs_raw_river": _section(
             "river epsilon",
             lambda: RiverPolicy(exploration="epsilon"),
