@@ -96,6 +96,6 @@ def experiment_summary(
         difference_ci_high=high,
         note=(
             "Interim, intention-to-treat by arm; settled and uncensored decisions only. "
-            "Employment counts reported `employed` outcomes. Not the pre-registered analysis."
+            "Employment means a job within the horizon (reward 1). Not the pre-registered analysis."
         ),
     )

@@ -29,9 +29,18 @@ class WriteResult:
     changed: bool
 
 
+def employed_within_horizon(reward: float | None, *, censored: bool) -> bool:
+    """Whether a settled decision counts as "employed" in the experiment counters.
+
+    The RCT outcome is a job *within the horizon*: a settled, uncensored record with a positive
+    reward. A job found after the horizon settles as reward 0 and does not count.
+    """
+    return not censored and reward is not None and reward > 0
+
+
 @dataclass(frozen=True, slots=True)
 class GroupCounts:
-    """Experiment counters for one RCT arm."""
+    """Experiment counters for one RCT arm (``employed``: see :func:`employed_within_horizon`)."""
 
     decisions: int
     settled: int

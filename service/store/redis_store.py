@@ -22,12 +22,18 @@ import redis
 from bandit.context import ProtectedAttributes
 from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
-from bandit.rewards import Outcome, OutcomeStatus
+from bandit.rewards import Outcome
 from service.redis.client import make_client
 from service.redis.keys import RedisKeys
 from service.redis.scripts import StoreScripts
 from service.redis.streams import LearningStream
-from service.store.base import GroupCounts, LearningMessage, ModelSnapshot, WriteResult
+from service.store.base import (
+    GroupCounts,
+    LearningMessage,
+    ModelSnapshot,
+    WriteResult,
+    employed_within_horizon,
+)
 
 _GROUPS = ("treatment", "control")
 _CAS_ATTEMPTS = 50
@@ -323,10 +329,8 @@ class RedisStore:
     def _cas(self, expected: bytes, updated: DecisionRecord, *, kind: str) -> bool:
         k = self.keys
         outcome = updated.outcome
-        employed = (
-            outcome is not None
-            and outcome.status is OutcomeStatus.EMPLOYED
-            and not updated.censored
+        employed = outcome is not None and employed_within_horizon(
+            updated.reward, censored=updated.censored
         )
         publish = kind == "outcome" and not updated.censored and updated.reward is not None
         reply: Any = self._scripts.update_record(

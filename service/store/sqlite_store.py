@@ -25,8 +25,14 @@ from typing import Any
 from bandit.context import ProtectedAttributes
 from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
-from bandit.rewards import Outcome, OutcomeStatus
-from service.store.base import GroupCounts, LearningMessage, ModelSnapshot, WriteResult
+from bandit.rewards import Outcome
+from service.store.base import (
+    GroupCounts,
+    LearningMessage,
+    ModelSnapshot,
+    WriteResult,
+    employed_within_horizon,
+)
 
 _GROUPS = ("treatment", "control")
 _PAGE = 500
@@ -271,7 +277,7 @@ class SQLiteStore:
                 msg = f"Event {event_id} already has a different outcome"
                 raise ConflictError(msg)
             updated = current.with_outcome(outcome, reward, censored=censored)
-            employed = outcome.status is OutcomeStatus.EMPLOYED and not censored
+            employed = employed_within_horizon(reward, censored=censored)
             cur.execute(
                 "UPDATE decisions SET record = ?, settled = 1, employed = ?, censored = ? "
                 "WHERE event_id = ?",

@@ -165,11 +165,15 @@ def test_group_counts_count_decisions_settlements_employment_and_censoring(store
     store.record_outcome("t1", NOT_EMPLOYED, 0.0, censored=False)
     store.record_outcome("t2", DROPOUT, None, censored=True)
     store.record_outcome("c0", EMPLOYED, 1.0, censored=False)
+    # a job found after the horizon settles as reward 0: not employed *within the horizon*
+    store.record_outcome(
+        "c1", Outcome(OutcomeStatus.EMPLOYED, weeks_to_job=40.0), 0.0, censored=False
+    )
     counts = store.group_counts()
     t, c = counts["treatment"], counts["control"]
     assert (t.decisions, t.settled, t.employed, t.censored) == (4, 3, 1, 1)
-    assert (c.decisions, c.settled, c.employed, c.censored) == (3, 1, 1, 0)
-    assert store.pending_count() == 3
+    assert (c.decisions, c.settled, c.employed, c.censored) == (3, 2, 1, 0)
+    assert store.pending_count() == 2
 
 
 def test_group_counts_are_zero_for_an_empty_store(store: DecisionStore):
