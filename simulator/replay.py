@@ -66,7 +66,8 @@ class ReplayResult:
     """Outcome of a replay: one row per decision plus the learning log.
 
     ``decisions`` columns: ``week``, ``event_id``, ``group``, ``target_group``, ``gender``,
-    ``origin``, ``age_band``, ``eligible_count``, ``recommended`` / ``assigned`` (action index,
+    ``origin``, ``age_band``, ``eligible_count``, ``eligible_families`` (``;``-separated, for
+    the fairness audit's rates among the eligible), ``recommended`` / ``assigned`` (action index,
     -1 for none), ``*_family``, ``complied``, ``p_recommended``, ``p_assigned``, ``p_oracle``,
     ``p_practice`` (TRUE P(job within H) under the recommendation, the assignment, the best
     eligible action and practice as usual), ``regret`` (oracle minus recommendation, treatment
@@ -291,6 +292,10 @@ class Replay:
         data["age_band"].extend(age_band(int(a)) for a in cohort.age)
         data["latent_type"].extend(cohort.type_index.tolist())
         data["eligible_count"].extend(prepared.eligible.sum(axis=1).tolist())
+        data["eligible_families"].extend(
+            ";".join(sorted({families[k] for k in np.flatnonzero(row)}))
+            for row in prepared.eligible
+        )
         data["recommended"].extend(recommended.tolist())
         data["assigned"].extend(assigned.tolist())
         data["recommended_family"].extend(families[k] if k >= 0 else "" for k in recommended)

@@ -141,3 +141,19 @@ def test_capacity_caps_weekly_assignments_in_both_arms() -> None:
     )
     free = uncapped.run().decisions.groupby(["week", "assigned"]).size().unstack(fill_value=0)
     assert any((free[k] > seats[k]).any() for k in limited)
+
+
+def test_decisions_feed_the_fairness_audit_among_the_eligible() -> None:
+    """The replay's decisions table is a valid fairness-audit file, eligibility included."""
+    from offline_eval.fairness import audit
+
+    config = SimulationConfig(scale=0.2)
+    result = Replay(build_policy("uniform", seed=3), config, weeks=12, seed=2).run()
+    d = result.decisions
+    fams = d["eligible_families"].str.split(";")
+    assert (fams.str.len() == d["eligible_count"]).all()  # one offer per family in the replay
+    treat = d[d["group"] == "treatment"]
+    assert all(r in f for r, f in zip(treat["recommended_family"], fams[treat.index], strict=True))
+    rates = audit(d).recommendation_rates
+    assert rates["rate_among_eligible"].notna().all()
+    assert (rates["rate_among_eligible"] >= rates["rate"] - 1e-12).all()
