@@ -86,12 +86,15 @@ def _run_evaluate(
         raise ValueError(msg)
     config = CIConfig(method=ci, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
     logs = read_logs(log_file)
+    truth = _load_truth(log_file, logs.n_rounds)
     names = [e.strip() for e in estimators.split(",")] if estimators else None
     out = []
     if target_probs is not None:
         probs = load_target_probs(target_probs, logs)
         ests = build_estimators(names, logs)
-        out.append(evaluate_target(logs, probs, target_probs.name, estimators=ests, ci=config))
+        out.append(
+            evaluate_target(logs, probs, target_probs.name, estimators=ests, ci=config, truth=truth)
+        )
     if policies:
         frame = read_frame(log_file)
         raw_ctx = frame[[c for c in frame.columns if c in _raw_context_columns(frame)]]
@@ -104,9 +107,27 @@ def _run_evaluate(
                 params=_parse_params(policy_params),
                 estimator_names=names,
                 ci=config,
+                truth=truth,
             )
         )
     return out
+
+
+def _load_truth(log_file: Path, n_rounds: int) -> Any:
+    """The simulator's ground truth next to the log (``<stem>.truth.npz``), if present."""
+    import numpy as np
+
+    path = log_file.with_name(log_file.stem + ".truth.npz")
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        if "expected_reward_matrix" not in data.files:
+            return None
+        matrix = np.asarray(data["expected_reward_matrix"], dtype=float)
+    if matrix.shape[0] != n_rounds:
+        msg = f"{path.name} has {matrix.shape[0]} rounds but the log has {n_rounds}"
+        raise ValueError(msg)
+    return matrix
 
 
 def _raw_context_columns(frame: Any) -> list[str]:

@@ -30,6 +30,9 @@ class PolicyEvaluation:
     n_rounds: int
     logged_value: float
     note: str = ""
+    true_value: float | None = None
+    """The target's true value on the evaluated rounds, when the log's ground truth is known
+    (simulator logs ship it as ``<stem>.truth.npz``); ``None`` otherwise."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (NaN as ``None``)."""
@@ -37,6 +40,7 @@ class PolicyEvaluation:
             "policy": self.policy,
             "n_rounds": self.n_rounds,
             "logged_value": self.logged_value,
+            "true_value": self.true_value,
             "note": self.note,
             "estimates": [_clean(asdict(e)) for e in self.estimates],
             "diagnostics": _clean(self.diagnostics.to_dict()),
@@ -71,10 +75,22 @@ def evaluate_target(
     estimators: Sequence[BaseEstimator] | None = None,
     ci: CIConfig | None = None,
     note: str = "",
+    truth: np.ndarray | None = None,
 ) -> PolicyEvaluation:
-    """Run every estimator on one target."""
+    """Run every estimator on one target.
+
+    ``truth`` is the known expected reward of every (round, action), shape
+    ``(n_rounds, n_actions)``; when given, the target's true value is reported next to the
+    estimates.
+    """
     ests = list(estimators) if estimators is not None else build_estimators(None, logs)
     results = tuple(e.estimate(logs, target_probs, ci) for e in ests)
+    true_value = None
+    if truth is not None:
+        if truth.shape != target_probs.shape:
+            msg = f"Expected the truth matrix to have shape {target_probs.shape}, got {truth.shape}"
+            raise ValueError(msg)
+        true_value = float(np.mean(np.sum(target_probs * truth, axis=1)))
     return PolicyEvaluation(
         policy=policy,
         estimates=results,
@@ -82,6 +98,7 @@ def evaluate_target(
         n_rounds=logs.n_rounds,
         logged_value=float(logs.reward.mean()),
         note=note,
+        true_value=true_value,
     )
 
 
@@ -94,8 +111,13 @@ def evaluate_named(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     estimator_names: Sequence[str] | None = None,
     ci: CIConfig | None = None,
+    truth: np.ndarray | None = None,
 ) -> list[PolicyEvaluation]:
-    """Train each named policy on the first part of the log, evaluate on the rest."""
+    """Train each named policy on the first part of the log, evaluate on the rest.
+
+    ``truth`` (optional, shape ``(n_rounds, n_actions)`` over the whole log) adds each
+    target's true value on the evaluated rounds.
+    """
     train, test = logs.split(train_fraction)
     records: list[dict[str, FeatureValue]] = [
         {str(k): v for k, v in row.items()} for row in contexts.to_dict(orient="records")
@@ -117,7 +139,10 @@ def evaluate_named(
                 records[cut:],
                 (params or {}).get(name),
             )
-        out.append(evaluate_target(test, probs, name, estimators=ests, ci=ci, note=note))
+        test_truth = None if truth is None else truth[cut:]
+        out.append(
+            evaluate_target(test, probs, name, estimators=ests, ci=ci, note=note, truth=test_truth)
+        )
     return out
 
 
@@ -134,6 +159,7 @@ def estimates_table(evaluations: Sequence[PolicyEvaluation]) -> pd.DataFrame:
             "ess": ev.diagnostics.ess,
             "max_weight": ev.diagnostics.max_weight,
             "unsupported": ev.diagnostics.unsupported_share,
+            **({} if ev.true_value is None else {"true_value": ev.true_value}),
         }
         for ev in evaluations
         for e in ev.estimates
