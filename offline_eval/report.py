@@ -44,7 +44,13 @@ def plot_policy_values(evaluations: Sequence[PolicyEvaluation]) -> str:
         xerr=[table["value"] - table["ci_low"], table["ci_high"] - table["value"]],
         fmt="o",
         capsize=3,
+        label="estimate, 95 % CI",
     )
+    if "true_value" in table.columns and table["true_value"].notna().any():
+        ax.scatter(
+            table["true_value"], list(y), marker="x", color="crimson", zorder=3, label="true value"
+        )
+        ax.legend(loc="best", fontsize="small")
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
     ax.set_xlabel("estimated policy value (reward)")
