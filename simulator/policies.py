@@ -14,6 +14,7 @@ import numpy as np
 from bandit.catalog import Family
 from bandit.errors import InvalidInputError
 from bandit.policies import POLICY_REGISTRY, Policy, make_policy
+from bandit.policies.base import StaticPolicy
 from bandit.types import Action, Features
 
 SIMULATOR_POLICIES = ("oracle", "none")
@@ -26,7 +27,7 @@ def _one_hot(k: int, index: int) -> np.ndarray:
     return out
 
 
-class OraclePolicy(Policy):
+class OraclePolicy(StaticPolicy):
     """Picks the action with the highest true expected reward (ties: first in order).
 
     Examples
@@ -60,18 +61,8 @@ class OraclePolicy(Policy):
     ) -> np.ndarray:
         return _one_hot(len(actions), int(np.argmax(expected)))
 
-    def _learn(
-        self,
-        context: Features,
-        actions: Sequence[Action],
-        index: int,
-        propensity: float,
-        reward: float,
-    ) -> None:
-        return None
 
-
-class NoInterventionPolicy(Policy):
+class NoInterventionPolicy(StaticPolicy):
     """Always the standard minimum contact (what the control arm's baseline would be).
 
     Examples
@@ -97,16 +88,6 @@ class NoInterventionPolicy(Policy):
             if action.features.get("family") == Family.STANDARD_CONTACT.value:
                 return _one_hot(len(actions), i)
         return np.full(len(actions), 1.0 / len(actions))
-
-    def _learn(
-        self,
-        context: Features,
-        actions: Sequence[Action],
-        index: int,
-        propensity: float,
-        reward: float,
-    ) -> None:
-        return None
 
 
 def build_policy(name: str, *, seed: int = 0, floor: float | None = None) -> Policy:

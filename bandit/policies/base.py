@@ -298,6 +298,31 @@ class Policy(ABC):
         return actions
 
 
+class StaticPolicy(Policy):
+    """A policy whose choice rule does not learn (baselines, rules, oracles).
+
+    Its expected reward per action is the observed mean reward of that action (0.5 before any
+    is seen), which is what explanations show; ``learn`` still records those statistics.
+    """
+
+    def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        means = []
+        for action in actions:
+            n, s, _ = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
+            means.append(s / n if n else 0.5)
+        return np.asarray(means, dtype=float)
+
+    def _learn(
+        self,
+        context: Features,
+        actions: Sequence[Action],
+        index: int,
+        propensity: float,
+        reward: float,
+    ) -> None:
+        return None
+
+
 def read_snapshot_header(data: bytes) -> tuple[Mapping[str, Any], bytes]:
     """Split a snapshot into its JSON header and model payload; validate the header."""
     head, sep, payload = data.partition(b"\n")

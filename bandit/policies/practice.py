@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from bandit.policies.base import Policy
+from bandit.policies.base import StaticPolicy
 from bandit.types import Action, Features
 
 _EARLY_WEEKS = 13
@@ -59,7 +59,7 @@ def family_weights(context: Features) -> dict[str, float]:
     return weights
 
 
-class PracticeAsUsualPolicy(Policy):
+class PracticeAsUsualPolicy(StaticPolicy):
     """Rule policy mimicking caseworkers; the logging policy of historical data.
 
     Examples
@@ -73,13 +73,6 @@ class PracticeAsUsualPolicy(Policy):
 
     name = "practice"
 
-    def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
-        means = []
-        for action in actions:
-            n, s, _ = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
-            means.append(s / n if n else 0.5)
-        return np.asarray(means, dtype=float)
-
     def _pmf(
         self, context: Features, actions: Sequence[Action], expected: np.ndarray
     ) -> np.ndarray:
@@ -92,13 +85,3 @@ class PracticeAsUsualPolicy(Policy):
         return np.asarray(
             [weights.get(fam, default) / counts[fam] for fam in family_of], dtype=float
         )
-
-    def _learn(
-        self,
-        context: Features,
-        actions: Sequence[Action],
-        index: int,
-        propensity: float,
-        reward: float,
-    ) -> None:
-        return None

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bandit.policies.base import Policy
+from bandit.policies.base import StaticPolicy
 from bandit.types import Action, Features
 
 
-class UniformPolicy(Policy):
+class UniformPolicy(StaticPolicy):
     """Chooses uniformly among the eligible actions.
 
     Examples
@@ -23,24 +23,7 @@ class UniformPolicy(Policy):
 
     name = "uniform"
 
-    def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
-        means = []
-        for action in actions:
-            n, s, _ = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
-            means.append(s / n if n else 0.5)
-        return np.asarray(means, dtype=float)
-
     def _pmf(
         self, context: Features, actions: Sequence[Action], expected: np.ndarray
     ) -> np.ndarray:
         return np.full(len(actions), 1.0 / len(actions))
-
-    def _learn(
-        self,
-        context: Features,
-        actions: Sequence[Action],
-        index: int,
-        propensity: float,
-        reward: float,
-    ) -> None:
-        return None

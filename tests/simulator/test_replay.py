@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from bandit.policies.uniform import UniformPolicy
-from bandit.types import Action, Decision, Features
+from bandit.types import Decision
 from simulator.config import SimulationConfig
 from simulator.policies import build_policy
 from simulator.replay import Replay
@@ -38,16 +36,6 @@ class SpyPolicy(UniformPolicy):
         self.learned.append((decision.event_id, self.replay.week, reward))
         assert propensity == decision.propensity
         super().learn(decision, reward, action_index=action_index, propensity=propensity)
-
-    def _learn(
-        self,
-        context: Features,
-        actions: Sequence[Action],
-        index: int,
-        propensity: float,
-        reward: float,
-    ) -> None:
-        return None
 
 
 @pytest.mark.parametrize(("lag", "early"), [(0, True), (5, True), (3, False)])
