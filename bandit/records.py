@@ -102,24 +102,38 @@ class DecisionRecord:
         return dataclasses.replace(self, outcome=outcome, reward=reward, censored=censored)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (enums as strings, tuples as lists)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Group):
-                value = value.value
-            elif isinstance(value, Outcome):
-                value = {
-                    "status": value.status.value,
-                    "weeks_to_job": value.weeks_to_job,
-                    "weeks_observed": value.weeks_observed,
-                }
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[f.name] = value
-        return out
+        """JSON-ready dict (enums as strings, tuples as lists), keys in field order.
+
+        Written out field by field rather than by reflection: stores serialise one record per
+        decision, and this runs on every request.
+        """
+        group, outcome = self.group, self.outcome
+        return {
+            "event_id": self.event_id,
+            "timestamp": self.timestamp,
+            "citizen_key": self.citizen_key,
+            "group": group.value if isinstance(group, Group) else group,
+            "context": dict(self.context),
+            "eligible": list(self.eligible),
+            "pmf": list(self.pmf),
+            "recommended": self.recommended,
+            "propensity": self.propensity,
+            "model_version": self.model_version,
+            "policy": self.policy,
+            "experiment": self.experiment,
+            "excluded": dict(self.excluded),
+            "assigned": self.assigned,
+            "assignment_reason": self.assignment_reason,
+            "outcome": None
+            if outcome is None
+            else {
+                "status": outcome.status.value,
+                "weeks_to_job": outcome.weeks_to_job,
+                "weeks_observed": outcome.weeks_observed,
+            },
+            "reward": self.reward,
+            "censored": self.censored,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionRecord:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -73,11 +73,12 @@ class TimingMiddleware:
             if metrics is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
-                method = scope["method"]
-                metrics.request_duration.labels(template, method).observe(
-                    time.perf_counter() - start
+                metrics.observe_request(
+                    template,
+                    scope["method"],
+                    f"{status_code // 100}xx",
+                    time.perf_counter() - start,
                 )
-                metrics.requests.labels(template, method, f"{status_code // 100}xx").inc()
 
 
 class BodyGuardMiddleware:
@@ -91,8 +92,7 @@ class BodyGuardMiddleware:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        declared = headers.get("content-length", "")
+        declared, content_type = _body_headers(scope["headers"])
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._reply(scope, receive, send, too_large=True)
             return
@@ -111,7 +111,7 @@ class BodyGuardMiddleware:
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
-        if body and "json" in headers.get("content-type", "") and _has_non_finite(body):
+        if body and "json" in content_type and _has_non_finite(body):
             await self._reply(scope, receive, send, too_large=False)
             return
         sent = False
@@ -151,7 +151,35 @@ class BodyGuardMiddleware:
         await response(scope, receive, send)
 
 
+def _body_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """``Content-Length`` and ``Content-Type`` of a request (last one wins; ``""`` if absent).
+
+    Examples
+    --------
+    >>> _body_headers([(b"Content-Type", b"application/json"), (b"content-length", b"12")])
+    ('12', 'application/json')
+    """
+    length = content_type = b""
+    for name, value in raw:
+        if len(name) == len(b"content-length") and name.lower() == b"content-length":
+            length = value
+        elif len(name) == len(b"content-type") and name.lower() == b"content-type":
+            content_type = value
+    return length.decode("latin-1"), content_type.decode("latin-1")
+
+
 def _has_non_finite(body: bytes) -> bool:
+    """True when ``body`` is JSON with a ``NaN``/``Infinity`` constant.
+
+    Examples
+    --------
+    >>> _has_non_finite(b'{"a": NaN}'), _has_non_finite(b'{"a": "NaN"}'), _has_non_finite(b"{}")
+    (True, False, False)
+    """
+    if b"\x00" not in body and b"NaN" not in body and b"Infinity" not in body:
+        # Without NUL bytes the body cannot be UTF-16/32 (which ``json.loads`` would detect),
+        # so a constant would have to appear as these ASCII bytes: nothing to parse for.
+        return False
     try:
         json.loads(body, parse_constant=_reject_constant)
     except _NonFiniteNumberError:

@@ -8,7 +8,7 @@ Prometheus uses). No key: 401. A valid key of a role the route does not allow: 4
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import Request, status
 
@@ -77,10 +77,14 @@ def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Se
     return role
 
 
-def require(*roles: str) -> Callable[[Request], str]:
-    """A FastAPI dependency that admits only ``roles`` (and admin); returns the role."""
+def require(*roles: str) -> Callable[[Request], Awaitable[str]]:
+    """A FastAPI dependency that admits only ``roles`` (and admin); returns the role.
 
-    def dependency(request: Request) -> str:
+    The check is a hash and a few comparisons, so the dependency is ``async`` and runs on the
+    event loop (a plain ``def`` would cost a thread-pool hand-off per request).
+    """
+
+    async def dependency(request: Request) -> str:
         settings = request.app.state.runtime.settings
         return authorize(request, settings.api_keys, roles)
 

@@ -26,6 +26,7 @@ class CapacityTracker:
     def __init__(self, catalog: Catalog) -> None:
         self._capacity = {i.id: i.capacity for i in catalog if i.capacity is not None}
         self._taken: dict[str, int] = {}
+        self._left = dict(self._capacity)  # capacity - taken, kept current by take() and _roll()
         self._week = self._current_week()
         self._lock = threading.Lock()
 
@@ -37,13 +38,13 @@ class CapacityTracker:
     def _roll(self) -> None:
         week = self._current_week()
         if week != self._week:
-            self._week, self._taken = week, {}
+            self._week, self._taken, self._left = week, {}, dict(self._capacity)
 
     def seats_left(self) -> dict[str, int]:
-        """Free seats of every offer with a capacity."""
+        """Free seats of every offer with a capacity (a copy: the caller may keep it)."""
         with self._lock:
             self._roll()
-            return {k: cap - self._taken.get(k, 0) for k, cap in self._capacity.items()}
+            return dict(self._left)
 
     def take(self, action_id: str) -> None:
         """Count one assignment to ``action_id``."""
@@ -51,4 +52,6 @@ class CapacityTracker:
             return
         with self._lock:
             self._roll()
-            self._taken[action_id] = self._taken.get(action_id, 0) + 1
+            taken = self._taken.get(action_id, 0) + 1
+            self._taken[action_id] = taken
+            self._left[action_id] = self._capacity[action_id] - taken

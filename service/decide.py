@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import hmac
 import logging
 import math
@@ -17,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from bandit.catalog import Catalog
-from bandit.context import CitizenContext
 from bandit.control import Group
 from bandit.eligibility import filter_eligible
 from bandit.errors import ConflictError
@@ -25,7 +25,7 @@ from bandit.explain import OptionExplanation, explain
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
-from bandit.types import Decision
+from bandit.types import Decision, FeatureValue
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
@@ -69,24 +69,40 @@ def _finite(estimate: RewardEstimate) -> RewardEstimate:
     return dataclasses.replace(UNKNOWN_ESTIMATE, n=estimate.n)
 
 
+def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
+    """Indices of the ``k`` most probable entries, best first (ties: smaller id first).
+
+    Equal to ``sorted(range(n), key=...)[:k]`` (ids are unique, so the order is total) without
+    sorting every eligible action.
+
+    Examples
+    --------
+    >>> top_indices([0.1, 0.5, 0.2, 0.2], ["a", "b", "d", "c"], 3)
+    [1, 3, 2]
+    """
+    pmf_of, id_of = pmf.__getitem__, ids.__getitem__
+    return heapq.nsmallest(k, range(len(ids)), key=lambda i: (-pmf_of(i), id_of(i)))
+
+
 def build_options(
     runtime: Runtime,
     policy: Policy,
     record: DecisionRecord,
-    context: CitizenContext,
+    features: Mapping[str, FeatureValue],
     max_options: int,
 ) -> list[OptionOut]:
-    """The top ``max_options`` options of a treatment record, best first, with estimates."""
+    """The top ``max_options`` options of a treatment record, best first, with estimates.
+
+    ``features`` are the requesting citizen's model features (``CitizenContext.features()``).
+    """
     if not record.pmf:
         return []
-    order = sorted(range(len(record.eligible)), key=lambda i: (-record.pmf[i], record.eligible[i]))
-    top = order[:max_options]
+    top = top_indices(record.pmf, record.eligible, max_options)
     if record.recommended is not None:
         rec_index = record.eligible.index(record.recommended)
         if rec_index not in top:
             top = [*top[: max_options - 1], rec_index]
     actions = tuple(runtime.catalog.action(record.eligible[i]) for i in top)
-    features = context.features()
     with runtime.policy_lock:
         estimates = [_finite(e) for e in policy.estimates(features, actions)]
     shortlist = Decision(
@@ -129,6 +145,7 @@ def _new_record(
     runtime: Runtime,
     policy: Policy,
     request: RecommendationRequest,
+    features: dict[str, FeatureValue],
     citizen_key: str,
     group: Group,
 ) -> DecisionRecord:
@@ -142,35 +159,41 @@ def _new_record(
     )
     excluded: Mapping[str, str] = {k: v for k, v in result.excluded.items() if v != "not_requested"}
     event_id = uuid.uuid4().hex
-    features = request.context.features()
-    record = DecisionRecord(
+    timestamp = time.time()
+    eligible_ids = result.eligible_ids
+    if group is Group.CONTROL:
+        return DecisionRecord(
+            event_id=event_id,
+            timestamp=timestamp,
+            citizen_key=citizen_key,
+            group=group,
+            context=features,
+            eligible=eligible_ids,
+            pmf=(),
+            recommended=None,
+            propensity=None,
+            model_version=policy.model_version,
+            policy=policy.name,
+            experiment=runtime.experiment.fingerprint,
+            excluded=excluded,
+        )
+    actions = [catalog.action(i) for i in eligible_ids]
+    with runtime.policy_lock:
+        decision = policy.choose(features, actions, event_id=event_id)
+    return DecisionRecord(
         event_id=event_id,
-        timestamp=time.time(),
+        timestamp=timestamp,
         citizen_key=citizen_key,
         group=group,
         context=features,
-        eligible=result.eligible_ids,
-        pmf=(),
-        recommended=None,
-        propensity=None,
-        model_version=policy.model_version,
-        policy=policy.name,
-        experiment=runtime.experiment.fingerprint,
-        excluded=excluded,
-    )
-    if group is Group.CONTROL:
-        return record
-    actions = [catalog.action(i) for i in result.eligible_ids]
-    with runtime.policy_lock:
-        decision = policy.choose(features, actions, event_id=event_id)
-    return dataclasses.replace(
-        record,
         eligible=decision.action_ids,
         pmf=decision.pmf,
         recommended=decision.chosen_action.id,
         propensity=decision.propensity,
         model_version=decision.model_version,
         policy=decision.policy,
+        experiment=runtime.experiment.fingerprint,
+        excluded=excluded,
     )
 
 
@@ -183,7 +206,8 @@ def recommend(
     citizen_key = pseudonymise(request.citizen_id, key)
     group = runtime.experiment.group_of(citizen_key)
     policy = runtime.policy.get()
-    record = _new_record(runtime, policy, request, citizen_key, group)
+    features = request.context.features()
+    record = _new_record(runtime, policy, request, features, citizen_key, group)
     stored_key = None if request_id is None else request_key(request_id, key)
     result = runtime.store.put_decision(
         record,
@@ -208,7 +232,7 @@ def recommend(
                 "model_version": record.model_version,
             },
         )
-    options = build_options(runtime, policy, record, request.context, request.max_options)
+    options = build_options(runtime, policy, record, features, request.max_options)
     recommended = next((o for o in options if o.action_id == record.recommended), None)
     return RecommendationResponse(
         event_id=record.event_id,

@@ -11,15 +11,20 @@ from service.config import Settings
 from service.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The app's runtime (built by the lifespan)."""
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime (built by the lifespan).
+
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in the thread
+    pool, one thread hand-off per request for a dictionary lookup.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     """The settings the app was created with."""
-    return get_runtime(request).settings
+    settings: Settings = request.app.state.runtime.settings
+    return settings
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

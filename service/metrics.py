@@ -55,6 +55,8 @@ ERROR_TYPES = (
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WEEK = 7 * 24 * 3600.0
 _JOIN_BUCKETS = tuple(w * _WEEK for w in (0.5, 1, 2, 4, 8, 13, 26, 39, 52))
+_MAX_CACHED_SERIES = 1024
+"""Bound on the cached request series (methods are client-chosen strings)."""
 _PROBABILITY_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
@@ -212,6 +214,7 @@ class ServiceMetrics:
             registry=r,
         )
         self._lock = Lock()
+        self._request_series: dict[tuple[str, str, str], tuple[Histogram, Counter]] = {}
         self._decisions = 0
         self._controls = 0
         self._model_labels: tuple[str, str] | None = None
@@ -235,6 +238,34 @@ class ServiceMetrics:
             self.learner_skipped.labels(reason)
 
     # ------------------------------------------------------------------ recorders
+
+    def observe_request(self, route: str, method: str, status_class: str, seconds: float) -> None:
+        """Time one HTTP request and count it by route template, method and status class.
+
+        The labelled series are looked up once per label combination and then reused: the
+        request path stays free of ``labels()`` calls (label checks, a lock, tuple building).
+
+        Examples
+        --------
+        >>> m = ServiceMetrics()
+        >>> m.observe_request("/healthz", "GET", "2xx", 0.002)
+        >>> m.observe_request("/healthz", "GET", "2xx", 0.003)
+        >>> m.registry.get_sample_value(
+        ...     "nbi_http_requests_total", {"route": "/healthz", "method": "GET", "status_class": "2xx"}
+        ... )
+        2.0
+        """
+        key = (route, method, status_class)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.request_duration.labels(route, method),
+                self.requests.labels(route, method, status_class),
+            )
+            if len(self._request_series) < _MAX_CACHED_SERIES:
+                self._request_series[key] = series
+        series[0].observe(seconds)
+        series[1].inc()
 
     def observe_recommendation(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from starlette.concurrency import run_in_threadpool
 
 from service.decide import recommend
 from service.deps import CaseRole, RuntimeDep
@@ -46,7 +47,7 @@ _LINKS: dict[int | str, dict[str, Any]] = {
     responses={**_PROBLEMS, **_LINKS},
     operation_id="create_recommendation",
 )
-def create_recommendation(
+async def create_recommendation(
     body: RecommendationRequest,
     runtime: RuntimeDep,
     _role: CaseRole,
@@ -56,4 +57,9 @@ def create_recommendation(
 
     Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
     """
-    return recommend(runtime, body, request_id=idempotency_key or body.request_id)
+    # The decision blocks (model, store), so it runs in the thread pool; the handler itself is
+    # async so that FastAPI checks and serialises the response on the event loop instead of
+    # handing off to the thread pool a second time (as it does for a plain ``def`` handler).
+    return await run_in_threadpool(
+        recommend, runtime, body, request_id=idempotency_key or body.request_id
+    )
