@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import heapq
 import hmac
 import logging
 import math
@@ -16,6 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from bandit.catalog import Catalog
 from bandit.control import Group
@@ -25,7 +25,7 @@ from bandit.explain import OptionExplanation, explain
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
-from bandit.types import Decision, FeatureValue
+from bandit.types import Action, Decision, FeatureValue
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
@@ -72,16 +72,26 @@ def _finite(estimate: RewardEstimate) -> RewardEstimate:
 def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
     """Indices of the ``k`` most probable entries, best first (ties: smaller id first).
 
-    Equal to ``sorted(range(n), key=...)[:k]`` (ids are unique, so the order is total) without
-    sorting every eligible action.
+    Equal to ``sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]`` (ids are unique, so the
+    order is total) but about three times cheaper for a few hundred actions: the k-th largest
+    probability is found with a plain float sort, and only the entries at or above it are
+    ordered by the tuple key.
 
     Examples
     --------
     >>> top_indices([0.1, 0.5, 0.2, 0.2], ["a", "b", "d", "c"], 3)
     [1, 3, 2]
     """
-    pmf_of, id_of = pmf.__getitem__, ids.__getitem__
-    return heapq.nsmallest(k, range(len(ids)), key=lambda i: (-pmf_of(i), id_of(i)))
+    n = len(ids)
+    if k < n:
+        cut = sorted(pmf, reverse=True)[k - 1]
+        above = [i for i in range(n) if pmf[i] > cut]
+        tied = [i for i in range(n) if pmf[i] == cut]
+        if len(above) + len(tied) >= k:  # always, unless a NaN is involved
+            above.sort(key=lambda i: (-pmf[i], ids[i]))
+            tied.sort(key=ids.__getitem__)
+            return above + tied[: k - len(above)]
+    return sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]
 
 
 def build_options(
@@ -136,9 +146,19 @@ def build_options(
     ]
 
 
+@lru_cache(maxsize=8)
+def _actions_by_id(catalog: Catalog) -> dict[str, Action]:
+    """The catalog's cached policy actions by id (a catalog is immutable)."""
+    return {item.id: catalog.action(item.id) for item in catalog}
+
+
 def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:
-    for action_id in ids or ():
-        catalog.index_of(action_id)  # UnknownActionError (422) when absent
+    if not ids:
+        return
+    known = _actions_by_id(catalog)
+    for action_id in ids:
+        if action_id not in known:
+            catalog.index_of(action_id)  # UnknownActionError (422)
 
 
 def _new_record(
@@ -177,7 +197,8 @@ def _new_record(
             experiment=runtime.experiment.fingerprint,
             excluded=excluded,
         )
-    actions = [catalog.action(i) for i in eligible_ids]
+    by_id = _actions_by_id(catalog)
+    actions = [by_id[i] for i in eligible_ids]
     with runtime.policy_lock:
         decision = policy.choose(features, actions, event_id=event_id)
     return DecisionRecord(
@@ -221,6 +242,7 @@ def recommend(
         raise ConflictError(msg)
     if result.changed:
         _count(runtime, record)
+    if result.changed and logger.isEnabledFor(logging.INFO):
         logger.info(
             "decision",
             extra={
