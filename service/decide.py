@@ -46,7 +46,8 @@ def option_text(option: OptionExplanation) -> str:
         else f"based on {option.evidence_n} outcomes"
     )
     lock = (
-        f"; about {option.lock_in_weeks:g} job-search weeks of lock-in"
+        f"; about {option.lock_in_weeks:g} week{'' if option.lock_in_weeks == 1 else 's'}"
+        " of lock-in (less time for job search)"
         if option.lock_in_weeks
         else ""
     )

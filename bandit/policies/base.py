@@ -23,6 +23,8 @@ from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.types import Action, Decision, Features
 
 SNAPSHOT_FORMAT = 1
+PRIOR_STRENGTH = 5.0
+"""Pseudo-observations of the overall mean reward in the shown estimate of each action."""
 _Z95 = 1.959963984540054
 _U64 = float(2**64)
 
@@ -173,21 +175,31 @@ class Policy(ABC):
         self.n_updates += 1
 
     def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
-        """Expected reward of each action with a 95 % interval.
+        """Expected reward of each action with a 95 % interval (for explanations).
 
-        The mean is the model's estimate; the interval's half-width comes from the reward
-        variance and the number of rewards learned for that action (wide when few were seen).
+        The shown mean shrinks the model's estimate towards the mean reward seen so far over
+        all actions (0.5 before any), with the weight ``n / (n + PRIOR_STRENGTH)`` of the
+        ``n`` rewards learned for that action: an untrained model's arbitrary output (an
+        untrained VW predicts 0) is never shown as a confident "0 % chance". The interval's
+        half-width comes from the reward variance and ``n`` (wide when few were seen).
         """
         actions = self._check_actions(actions)
         expected = self._expected_rewards(context, actions)
+        prior = self._overall_mean_reward()
         out = []
         for action, mean in zip(actions, expected, strict=True):
             n, s, ss = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
             var = max(ss / n - (s / n) ** 2, 0.0) if n > 1 else 0.25
             half = _Z95 * math.sqrt(max(var, 1e-4) / (n + 1.0))
-            m = float(mean)
+            weight = n / (n + PRIOR_STRENGTH)
+            m = weight * float(mean) + (1.0 - weight) * prior
             out.append(RewardEstimate(m, m - half, m + half, int(n)))
         return out
+
+    def _overall_mean_reward(self) -> float:
+        n = sum(stats[0] for stats in self._action_stats.values())
+        total = sum(stats[1] for stats in self._action_stats.values())
+        return total / n if n else 0.5
 
     @property
     def model_version(self) -> str:

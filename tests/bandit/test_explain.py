@@ -159,3 +159,24 @@ def test_with_a_trained_learner(name: str) -> None:
     for o in out:
         assert 0.0 <= o.ci_low <= o.employment_chance <= o.ci_high <= 1.0
         assert o.drivers
+
+
+def test_untrained_model_is_not_shown_as_a_confident_zero() -> None:
+    """An untrained VW predicts 0 for everything; the shown estimate is the prior, widely unsure."""
+    from bandit.policies import make_policy
+    from tests.helpers.contexts import catalog_actions, citizen
+
+    policy = make_policy("vw", seed=1)
+    actions = catalog_actions(6)
+    ctx = citizen().features()
+    fresh = policy.estimates(ctx, actions)
+    assert all(e.mean == pytest.approx(0.5) and e.n == 0 for e in fresh)
+    assert all(e.high - e.low > 1.5 for e in fresh)
+    # after many rewards for one action, its shown mean follows the model and narrows
+    for i in range(200):
+        d = policy.choose(ctx, actions, event_id=f"e{i}")
+        policy.learn(d, 1.0 if d.chosen_action.id == actions[0].id else 0.0)
+    learned = {a.id: e for a, e in zip(actions, policy.estimates(ctx, actions), strict=True)}
+    best, other = learned[actions[0].id], learned[actions[1].id]
+    assert best.n > 20 and best.mean > other.mean
+    assert best.high - best.low < fresh[0].high - fresh[0].low
