@@ -22,12 +22,12 @@ Any callback ``(policy, snapshot) -> None`` works instead of :meth:`PolicyRef.sw
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Protocol
 
 from bandit.errors import ModelFormatError
 from bandit.policies import Policy, policy_from_bytes
+from service.periodic import PeriodicThread
 from service.store.base import ModelSnapshot
 
 logger = logging.getLogger("nbi.model_watcher")
@@ -73,7 +73,7 @@ class PolicyRef:
         self.swap(policy, snapshot.version)
 
 
-class ModelWatcher:
+class ModelWatcher(PeriodicThread):
     """Background thread that polls the store for new snapshots and swaps them in.
 
     Parameters
@@ -97,13 +97,12 @@ class ModelWatcher:
         poll_seconds: float = 5.0,
         current_version: str | None = None,
     ) -> None:
+        super().__init__(name="nbi-model-watcher", interval=poll_seconds, first_tick_at_once=False)
         self.store = store
         self.on_swap = on_swap
         self.poll_seconds = poll_seconds
         self.current_version = current_version
         self.swaps = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def check_once(self) -> bool:
         """Poll once; swap and return ``True`` when a new version was loaded."""
@@ -125,24 +124,6 @@ class ModelWatcher:
         logger.info("now serving model %s", snapshot.version)
         return True
 
-    def start(self) -> None:
-        """Start the polling thread (daemon; idempotent)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="nbi-model-watcher", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the polling thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.check_once()
-            except Exception:  # noqa: BLE001 (a poll failure must not kill the replica)
-                logger.exception("model poll failed; retrying in %.1f s", self.poll_seconds)
+    def tick(self) -> bool:
+        """One poll (see :meth:`check_once`)."""
+        return self.check_once()

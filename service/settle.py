@@ -10,7 +10,6 @@ same one.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from bandit.errors import ConflictError, InvalidInputError
 from bandit.records import DecisionRecord
 from bandit.rewards import EmployedWithinHorizon, Outcome, OutcomeStatus
 from service.metrics import ServiceMetrics
+from service.periodic import PeriodicThread
 from service.schemas import OutcomeRequest, OutcomeResponse
 from service.store.base import DecisionStore
 
@@ -121,34 +121,16 @@ def sweep_expired(
     return settled
 
 
-class Sweeper:
+class Sweeper(PeriodicThread):
     """Background thread running :func:`sweep_expired` every ``interval`` seconds."""
 
     def __init__(
         self, store: DecisionStore, *, interval: float, metrics: ServiceMetrics | None = None
     ) -> None:
+        super().__init__(name="nbi-sweeper", interval=interval, first_tick_at_once=True)
         self.store = store
-        self.interval = interval
         self.metrics = metrics
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start sweeping (daemon thread; the first sweep runs at once)."""
-        self._thread = threading.Thread(target=self._loop, name="nbi-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop and wait for the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sweep_expired(self.store, metrics=self.metrics)
-            except Exception:  # noqa: BLE001 (a failed sweep is retried next interval)
-                logger.exception("settlement sweep failed")
-            self._stop.wait(self.interval)
+    def tick(self) -> int:
+        """Settle expired decisions once; return how many."""
+        return sweep_expired(self.store, metrics=self.metrics)
