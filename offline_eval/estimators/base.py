@@ -57,3 +57,16 @@ def factual(q_hat: np.ndarray, action: np.ndarray) -> np.ndarray:
     """``q_hat[i, action[i]]`` per round."""
     picked: np.ndarray = q_hat[np.arange(action.shape[0]), action]
     return picked
+
+
+def dr_terms(
+    reward_model: RewardModel, logs: LoggedBandit, target_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-round terms every doubly robust estimator combines, each shape ``(n_rounds,)``.
+
+    Returns ``(dm, w, residual)``: the direct-method value ``sum_a pi(a|x) q_hat(x, a)``, the
+    importance weight ``pi(a_i|x_i) / p_i`` and the residual ``r_i - q_hat(x_i, a_i)``.
+    """
+    q_hat = reward_model.predict_matrix(logs)
+    dm: np.ndarray = (target_probs * q_hat).sum(axis=1)
+    return dm, logs.importance_weights(target_probs), logs.reward - factual(q_hat, logs.action)

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model, factual
+from offline_eval.estimators.base import BaseEstimator, default_reward_model, dr_terms
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
@@ -36,7 +36,5 @@ class DoublyRobust(BaseEstimator):
     reward_model: RewardModel = field(default_factory=default_reward_model)
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        q_hat = self.reward_model.predict_matrix(logs)
-        w = logs.importance_weights(target_probs)
-        dm = (target_probs * q_hat).sum(axis=1)
-        return RoundRewards(dm + w * (logs.reward - factual(q_hat, logs.action)))
+        dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
+        return RoundRewards(dm + w * residual)

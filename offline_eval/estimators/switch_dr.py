@@ -9,7 +9,7 @@ import numpy as np
 
 from bandit.errors import InvalidInputError
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model, factual
+from offline_eval.estimators.base import BaseEstimator, default_reward_model, dr_terms
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
@@ -46,8 +46,6 @@ class SwitchDR(BaseEstimator):
             raise InvalidInputError(msg)
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        q_hat = self.reward_model.predict_matrix(logs)
-        w = logs.importance_weights(target_probs)
-        dm = (target_probs * q_hat).sum(axis=1)
+        dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
         keep = w <= self.tau
-        return RoundRewards(dm + keep * w * (logs.reward - factual(q_hat, logs.action)))
+        return RoundRewards(dm + keep * w * residual)
