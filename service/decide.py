@@ -181,39 +181,31 @@ def _new_record(
     excluded: Mapping[str, str] = {k: v for k, v in result.excluded.items() if v != "not_requested"}
     event_id = uuid.uuid4().hex
     timestamp = time.time()
-    eligible_ids = result.eligible_ids
-    if group is Group.CONTROL:
-        return DecisionRecord(
-            event_id=event_id,
-            timestamp=timestamp,
-            citizen_key=citizen_key,
-            group=group,
-            context=features,
-            eligible=eligible_ids,
-            pmf=(),
-            recommended=None,
-            propensity=None,
-            model_version=policy.model_version,
-            policy=policy.name,
-            experiment=runtime.experiment.fingerprint,
-            excluded=excluded,
-        )
-    by_id = _actions_by_id(catalog)
-    actions = [by_id[i] for i in eligible_ids]
-    with runtime.policy_lock:
-        decision = policy.choose(features, actions, event_id=event_id)
+    eligible: tuple[str, ...] = result.eligible_ids
+    pmf: tuple[float, ...] = ()
+    recommended: str | None = None
+    propensity: float | None = None
+    model_version, policy_name = policy.model_version, policy.name
+    if group is Group.TREATMENT:
+        by_id = _actions_by_id(catalog)
+        actions = [by_id[i] for i in eligible]
+        with runtime.policy_lock:
+            decision = policy.choose(features, actions, event_id=event_id)
+        eligible, pmf = decision.action_ids, decision.pmf
+        recommended, propensity = decision.chosen_action.id, decision.propensity
+        model_version, policy_name = decision.model_version, decision.policy
     return DecisionRecord(
         event_id=event_id,
         timestamp=timestamp,
         citizen_key=citizen_key,
         group=group,
         context=features,
-        eligible=decision.action_ids,
-        pmf=decision.pmf,
-        recommended=decision.chosen_action.id,
-        propensity=decision.propensity,
-        model_version=decision.model_version,
-        policy=decision.policy,
+        eligible=eligible,
+        pmf=pmf,
+        recommended=recommended,
+        propensity=propensity,
+        model_version=model_version,
+        policy=policy_name,
         experiment=runtime.experiment.fingerprint,
         excluded=excluded,
     )
