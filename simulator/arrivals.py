@@ -9,21 +9,30 @@ started in weeks ``w - d``; the survivors are selected on their latent type, as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from bandit.catalog import Family, Intervention
 from bandit.context import CitizenContext, TargetGroup
-from bandit.eligibility import exclusion_reason
+from bandit.eligibility import (
+    _SKILLED_OR_UNSKILLED,
+    _WAGE_SUBSIDY,
+    SIX_WEEK_COURSE_YOUNG_AGE,
+    SIX_WEEK_COURSE_YOUNG_MAX_WEEKS,
+    WAGE_SUBSIDY_EXCEPTION_AGE,
+)
 from bandit.types import Action, FeatureValue
 from simulator.config import SimulationConfig
 from simulator.outcomes import (
     ArmEffects,
-    expected_benefit_weeks,
+    citizen_log_effects,
     hazard_paths,
-    job_probability,
+    observable_log_effects,
 )
-from simulator.population import Cohort, PopulationModel, seasonal_factor
+from simulator.population import EDUCATIONS, GROUPS, Cohort, PopulationModel, seasonal_factor
+from simulator.truth import full_truth, observable_truth
 
 
 def _concat(parts: list[Cohort]) -> Cohort:
@@ -56,6 +65,55 @@ def draw_decision_cohort(
     return _concat(parts)
 
 
+def legal_eligibility(cohort: Cohort, arms: Sequence[Intervention]) -> np.ndarray:
+    """Legal eligibility of every citizen for every action, shape ``(n, K)``, vectorised.
+
+    Equals ``bandit.eligibility.exclusion_reason(arm, cohort.context(i)) is None`` (the
+    decision spell week is the citizen's weeks unemployed), evaluated per offer with numpy.
+
+    Examples
+    --------
+    >>> from bandit.catalog import default_catalog
+    >>> cfg = SimulationConfig()
+    >>> c = PopulationModel(cfg, seed=0).draw(np.random.default_rng(0), n_dagpenge=3,
+    ...                                       n_kontanthjaelp=1)
+    >>> legal_eligibility(c, tuple(default_catalog())).shape
+    (4, 330)
+    """
+    groups = np.array([[g in arm.target_groups for g in GROUPS] for arm in arms], dtype=bool)
+    min_age = np.array([arm.min_age for arm in arms])
+    max_age = np.array([arm.max_age for arm in arms])
+    min_weeks = np.array([arm.min_weeks_unemployed for arm in arms], dtype=float)
+    max_weeks = np.array(
+        [np.inf if arm.max_weeks_unemployed is None else arm.max_weeks_unemployed for arm in arms]
+    )
+    subsidy = np.array([arm.family in _WAGE_SUBSIDY for arm in arms], dtype=bool)
+    six_week = np.array([arm.family is Family.SIX_WEEK_COURSE for arm in arms], dtype=bool)
+    age = cohort.age[:, None]
+    weeks = cohort.decision_spell_week[:, None]
+    education = cohort.education[:, None]
+    exception = (
+        (education == 0) | (age >= WAGE_SUBSIDY_EXCEPTION_AGE) | cohort.single_parent[:, None]
+    )
+    earliest = np.where(subsidy[None, :] & exception, np.minimum(min_weeks, 0.0), min_weeks)
+    skilled = np.isin(education, [EDUCATIONS.index(e) for e in _SKILLED_OR_UNSKILLED])
+    young = age < SIX_WEEK_COURSE_YOUNG_AGE
+    latest = np.where(
+        six_week[None, :] & young,
+        np.minimum(max_weeks, SIX_WEEK_COURSE_YOUNG_MAX_WEEKS),
+        max_weeks,
+    )
+    ok: np.ndarray = (
+        groups[:, cohort.group.astype(int)].T
+        & (min_age <= age)
+        & (age <= max_age)
+        & (weeks >= earliest)
+        & (~six_week[None, :] | skilled)
+        & (weeks <= latest)
+    )
+    return ok
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedCohort:
     """A decision cohort with model inputs, eligibility and exact ground truth.
@@ -67,46 +125,96 @@ class PreparedCohort:
     contexts, features
         Validated model contexts and their feature mappings, one per citizen.
     eligible
-        Eligibility mask, shape ``(n, K)`` (from :func:`bandit.eligibility.exclusion_reason`).
-    g
-        Weekly job probabilities, shape ``(n, K, H)``.
+        Legal eligibility mask, shape ``(n, K)`` (equal to
+        :func:`bandit.eligibility.exclusion_reason` being ``None``). Writable: the replay may
+        narrow it by capacity; keep a copy for :func:`simulator.reference.reference_choices`.
     p_job
-        TRUE P(job within H) of every action, shape ``(n, K)``.
+        TRUE P(job within H) of every action given everything (latent type, frailty, origin,
+        caseworker), shape ``(n, K)``.
     benefit_weeks
         TRUE expected weeks on benefit within H, shape ``(n, K)``.
+    p_obs
+        E[P(job within H) | what the service observes] (:func:`simulator.truth.observable_truth`),
+        shape ``(n, K)``: the value of each action to the best feature-based policy.
+    config, effects, week, log_effects
+        What the hazard paths are built from (:meth:`paths`, :attr:`g`).
     """
 
     cohort: Cohort
     contexts: tuple[CitizenContext, ...]
     features: tuple[dict[str, FeatureValue], ...]
     eligible: np.ndarray
-    g: np.ndarray
     p_job: np.ndarray
     benefit_weeks: np.ndarray
+    p_obs: np.ndarray
+    config: SimulationConfig
+    effects: ArmEffects
+    week: int
+    log_effects: tuple[np.ndarray, np.ndarray]
 
     def eligible_actions(self, i: int, actions: tuple[Action, ...]) -> list[Action]:
         """The eligible actions of citizen ``i`` in action-set order."""
         return [a for a, ok in zip(actions, self.eligible[i], strict=True) if ok]
 
+    def paths(self, actions: np.ndarray) -> np.ndarray:
+        """Weekly job probabilities of one action per citizen, shape ``(n, H)``.
+
+        ``actions[i]`` is citizen ``i``'s action index; use this to sample outcomes (it costs
+        ``n x H``, not ``n x K x H``).
+        """
+        return hazard_paths(
+            self.config,
+            self.cohort,
+            self.effects,
+            decision_week=self.week,
+            n_weeks=self.config.horizon_weeks,
+            actions=np.asarray(actions, dtype=int),
+            log_effects=self.log_effects,
+        )
+
+    @property
+    def g(self) -> np.ndarray:
+        """All weekly job probabilities, shape ``(n, K, H)`` (computed on access: slow)."""
+        return hazard_paths(
+            self.config,
+            self.cohort,
+            self.effects,
+            decision_week=self.week,
+            n_weeks=self.config.horizon_weeks,
+            log_effects=self.log_effects,
+        )
+
 
 def prepare(
-    config: SimulationConfig, cohort: Cohort, effects: ArmEffects, *, week: int
+    config: SimulationConfig,
+    cohort: Cohort,
+    effects: ArmEffects,
+    *,
+    week: int,
+    population: PopulationModel | None = None,
 ) -> PreparedCohort:
-    """Contexts, eligibility and exact truth for a decision cohort in calendar ``week``."""
+    """Contexts, eligibility and exact truth for a decision cohort in calendar ``week``.
+
+    ``population`` (the model that drew the cohort) lets ``p_obs`` integrate the realised
+    caseworker and job-centre effects; without it their log-normal law is used.
+    """
     contexts = tuple(cohort.context(i) for i in range(len(cohort)))
-    eligible = np.array(
-        [[exclusion_reason(arm, ctx) is None for arm in effects.arms] for ctx in contexts],
-        dtype=bool,
-    ).reshape(len(cohort), len(effects.arms))
-    h = config.horizon_weeks
-    g = hazard_paths(config, cohort, effects, decision_week=week, n_weeks=h)
-    q = config.non_employment_hazard
+    observable = observable_log_effects(config, cohort, effects)
+    log_effects = citizen_log_effects(config, cohort, effects, observable=observable)
+    p_job, benefit = full_truth(config, cohort, effects, log_effects, week=week)
+    p_obs = observable_truth(
+        config, cohort, effects, week=week, population=population, observable_effects=observable
+    )
     return PreparedCohort(
         cohort=cohort,
         contexts=contexts,
         features=tuple(ctx.features() for ctx in contexts),
-        eligible=eligible,
-        g=g,
-        p_job=job_probability(g, q, h),
-        benefit_weeks=expected_benefit_weeks(g, q, h),
+        eligible=legal_eligibility(cohort, effects.arms),
+        p_job=p_job,
+        benefit_weeks=benefit,
+        p_obs=p_obs,
+        config=config,
+        effects=effects,
+        week=week,
+        log_effects=log_effects,
     )

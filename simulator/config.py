@@ -140,15 +140,21 @@ class SimulationConfig:
     control_share
         Share of citizens in the control arm.
     offers_per_family
-        Size of the replay's action set: the first n offers of each family in the catalog.
+        Size of the replay's action set: 0 (default) is the whole catalog in catalog order;
+        n >= 1 the first n offers of each family (the fast family-level option).
     decision_weeks, decision_week_probs
         The spell week of the decision meeting and its distribution; citizens who leave
         before their meeting get no decision.
     capacity_scale
-        0 (default) ignores seat capacity. Above 0, each action has weekly seats shared by
-        both arms: its catalog capacity x (offers of its family in the catalog /
-        ``offers_per_family``) x ``capacity_scale`` x ``scale`` (the arm stands for its whole
-        family's seats); a full action is not eligible for the rest of the week.
+        Weekly seats of each action, shared by both arms: its catalog capacity x
+        ``capacity_scale`` x ``scale`` (default 1: the catalog's seats at full scale). When
+        ``offers_per_family`` selects a subset, the catalog capacity is multiplied by (offers of
+        its family in the catalog / offers kept), so the arm stands for its whole family's
+        seats. 0 ignores capacity. A full action is not eligible for the rest of the week.
+    heterogeneity
+        Strength of the observable effect heterogeneity (:mod:`simulator.heterogeneity`):
+        1 (default) as documented there, 0 turns it off (effects then vary with the latent
+        type only), values in between scale every modifier's deviation from 1.
     misclassification
         Probability that a logged week-H employment outcome is flipped (register lags).
     """
@@ -178,11 +184,12 @@ class SimulationConfig:
     settle_jobs_early: bool = True
     compliance: float = 0.6
     control_share: float = 0.2
-    offers_per_family: int = 1
+    offers_per_family: int = 0
     decision_weeks: tuple[int, ...] = (0, 4, 13, 26)
     decision_week_probs: tuple[float, ...] = (0.55, 0.2, 0.15, 0.10)
     misclassification: float = 0.0
-    capacity_scale: float = 0.0
+    capacity_scale: float = 1.0
+    heterogeneity: float = 1.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -193,9 +200,10 @@ class SimulationConfig:
             (self.lag_weeks >= 0, "lag_weeks must be >= 0"),
             (0 <= self.compliance <= 1, f"compliance must be in [0, 1], got {self.compliance}"),
             (0 <= self.control_share < 1, "control_share must be in [0, 1)"),
-            (self.offers_per_family >= 1, "offers_per_family must be >= 1"),
+            (self.offers_per_family >= 0, "offers_per_family must be >= 0 (0: all)"),
             (0 <= self.misclassification < 0.5, "misclassification must be in [0, 0.5)"),
             (self.capacity_scale >= 0, "capacity_scale must be >= 0"),
+            (self.heterogeneity >= 0, "heterogeneity must be >= 0"),
             (len(self.decision_weeks) == len(self.decision_week_probs), "decision weeks/probs"),
             (abs(sum(self.decision_week_probs) - 1) < 1e-9, "decision_week_probs must sum to 1"),
             (min(self.n_caseworkers, self.n_jobcentres) >= 1, "need >= 1 caseworker and centre"),

@@ -45,6 +45,13 @@ LONG_HISTORY_PROB = (0.15, 0.50)
 HEALTH_PROB = (0.08, 0.25)
 SINGLE_PARENT_PROB = (0.06, 0.15)
 GENDER_PROBS = (0.495, 0.495, 0.01)
+# P(Danish proficiency | origin): rows Danish, Western, non-Western; columns native, good,
+# basic, none [assumption]. Proficiency is a proxy of origin, which is why audits matter; the
+# observable truth (:mod:`simulator.truth`) inverts it with Bayes' rule.
+PROFICIENCY_PROBS = np.array(
+    [[0.97, 0.03, 0.0, 0.0], [0.3, 0.5, 0.15, 0.05], [0.15, 0.4, 0.3, 0.15]]
+)
+LONG_HISTORY_WEEKS = 52
 
 # domain.md 5.1 covariate shifts on the job hazard.
 MULT_AGE_50 = 0.70
@@ -67,6 +74,35 @@ def expected_covariate_multiplier(g: int) -> float:
     for p, m in terms:
         value *= 1.0 - p + p * m
     return value
+
+
+def observed_covariate_multiplier(
+    age: np.ndarray,
+    education: np.ndarray,
+    history_weeks: np.ndarray,
+    health: np.ndarray,
+    demand: np.ndarray,
+) -> np.ndarray:
+    """The hazard shift of the covariates the service observes (domain.md 5.1), shape ``(n,)``.
+
+    Age 50+, lower-secondary education, a long benefit history (52+ weeks), a health limitation
+    and local labour demand; origin (not observed) and the normalisation by
+    :func:`expected_covariate_multiplier` are applied by the caller.
+
+    Examples
+    --------
+    >>> one = np.array([1])
+    >>> float(observed_covariate_multiplier(one * 55, one * 0, one * 0, one > 0, one * 1.0)[0])
+    0.392
+    """
+    mult: np.ndarray = (
+        np.where(age >= 50, MULT_AGE_50, 1.0)  # noqa: PLR2004
+        * np.where(education == 0, MULT_LOWER_SECONDARY, 1.0)
+        * np.where(history_weeks >= LONG_HISTORY_WEEKS, MULT_LONG_HISTORY, 1.0)
+        * np.where(health, MULT_HEALTH, 1.0)
+        * DEMAND_MULT[np.searchsorted(DEMAND_LEVELS, demand)]
+    )
+    return mult
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +176,15 @@ def _draw_group(
     history = np.where(long_history, rng.integers(52, 157, n), rng.integers(0, 52, n))
     health = rng.random(n) < HEALTH_PROB[g]
     demand_level = rng.choice(len(DEMAND_LEVELS), size=n, p=DEMAND_PROBS)
-    # Danish proficiency depends on origin (a proxy, which is why audits matter).
-    prof_probs = np.array([[0.97, 0.03, 0.0, 0.0], [0.3, 0.5, 0.15, 0.05], [0.15, 0.4, 0.3, 0.15]])
     u = rng.random(n)
-    proficiency = (u[:, None] > np.cumsum(prof_probs[origin], axis=1)).sum(axis=1)
+    proficiency = (u[:, None] > np.cumsum(PROFICIENCY_PROBS[origin], axis=1)).sum(axis=1)
     mixture = config.types[GROUPS[g]]
     type_index = rng.choice(len(mixture.shares), size=n, p=mixture.shares)
     cov = (
-        np.where(age >= 50, MULT_AGE_50, 1.0)  # noqa: PLR2004
-        * np.where(education == 0, MULT_LOWER_SECONDARY, 1.0)
+        observed_covariate_multiplier(age, education, history, health, DEMAND_LEVELS[demand_level])
         * np.where(origin == 2, MULT_NON_WESTERN, 1.0)  # noqa: PLR2004
-        * np.where(long_history, MULT_LONG_HISTORY, 1.0)
-        * np.where(health, MULT_HEALTH, 1.0)
-        * DEMAND_MULT[demand_level]
-    ) / expected_covariate_multiplier(g)
+        / expected_covariate_multiplier(g)
+    )
     v = config.frailty_variance
     frailty = rng.gamma(1.0 / v, v, n) if v > 0 else np.ones(n)
     return {

@@ -8,10 +8,13 @@ from bandit.catalog import Family, default_catalog
 from simulator.config import SimulationConfig
 from simulator.outcomes import (
     arm_effects,
+    citizen_log_effects,
     hazard_paths,
     job_probability,
+    observable_log_effects,
     sample_outcomes,
     select_arms,
+    weekly_seats,
 )
 from simulator.population import PopulationModel
 
@@ -35,7 +38,8 @@ def test_sampled_outcomes_match_exact_probability() -> None:
 
 
 def test_programme_effects_follow_heterogeneity_rule() -> None:
-    config = SimulationConfig(seasonal_amplitude=0.0)
+    # Latent-type rule alone (observable heterogeneity off).
+    config = SimulationConfig(seasonal_amplitude=0.0, heterogeneity=0.0)
     catalog = default_catalog()
     arms = select_arms(catalog, 1)
     effects = arm_effects(config, catalog, arms, seed=0)
@@ -75,3 +79,77 @@ def test_offer_effects_vary_around_family_and_do_not_depend_on_subset() -> None:
         assert three.beta_post[j] == one.beta_post[k]
     meetings = [j for j, f in enumerate(three.family) if f is Family.INDIVIDUAL_MEETINGS]
     assert len(set(three.beta_post[meetings].tolist())) == 3
+
+
+def test_observable_heterogeneity_follows_domain_statements() -> None:
+    config = SimulationConfig()
+    catalog = default_catalog()
+    arms = select_arms(catalog, 0)
+    effects = arm_effects(config, catalog, arms, seed=0)
+    cohort = PopulationModel(config, seed=0).draw(
+        np.random.default_rng(0), n_dagpenge=4000, n_kontanthjaelp=1000
+    )
+    b_lock, b_post = observable_log_effects(config, cohort, effects)
+    fam = np.asarray([f.value for f in effects.family])
+
+    def mean_post(family: Family, mask: np.ndarray) -> float:
+        return float(b_post[np.ix_(mask, fam == family.value)].mean())
+
+    academic = cohort.education >= 4
+    low = cohort.education == 0
+    ltu = cohort.history_weeks >= 52
+    high_emp = (cohort.education >= 3) & (cohort.demand >= 1.0) & ~ltu & ~cohort.health
+    # Job-search course harms the observably highly employable (sign flip).
+    assert (
+        mean_post(Family.JOB_SEARCH_COURSE, high_emp)
+        < 0
+        < mean_post(Family.JOB_SEARCH_COURSE, ~high_emp)
+    )
+    # Private internship: larger for the long-term unemployed and the low-educated.
+    assert mean_post(Family.PRIVATE_INTERNSHIP, ltu) > mean_post(Family.PRIVATE_INTERNSHIP, ~ltu)
+    assert mean_post(Family.PRIVATE_INTERNSHIP, low) > mean_post(
+        Family.PRIVATE_INTERNSHIP, academic
+    )
+    # Public wage subsidy: post effect only for masters (x1.3 around the offer's own draw).
+    master = cohort.education == 5
+    pws = fam == Family.PUBLIC_WAGE_SUBSIDY.value
+    assert np.all(b_post[np.ix_(~master, pws)] == 0)
+    assert mean_post(Family.PUBLIC_WAGE_SUBSIDY, master) > np.log(1.2)
+    # Mentor: mainly kontanthjælp and health-limited people.
+    kh = cohort.group == 1
+    assert mean_post(Family.MENTOR, kh | cohort.health) > 2 * mean_post(
+        Family.MENTOR, ~kh & ~cohort.health
+    )
+    # Meetings smaller for academics.
+    assert mean_post(Family.INDIVIDUAL_MEETINGS, academic) < mean_post(
+        Family.INDIVIDUAL_MEETINGS, ~academic
+    )
+    # Off switch: heterogeneity=0 gives the offer's own effect for every citizen.
+    off = SimulationConfig(heterogeneity=0.0)
+    lock0, post0 = observable_log_effects(off, cohort, effects)
+    assert np.allclose(lock0, effects.beta_lock[None, :])
+    assert np.allclose(post0[~kh], effects.beta_post[None, :])
+    # The true effects add the latent-type scale on top.
+    true_lock, true_post = citizen_log_effects(config, cohort, effects)
+    fast = cohort.type_index == 0
+    assert np.allclose(
+        true_post[fast][:, fam == "classroom_training"],
+        0.5 * b_post[fast][:, fam == "classroom_training"],
+    )
+    assert np.isfinite(b_lock).all()
+
+
+def test_full_catalog_and_capacity_by_default() -> None:
+    catalog = default_catalog()
+    config = SimulationConfig()
+    arms = select_arms(catalog, config.offers_per_family)
+    assert arms == tuple(catalog)
+    seats = weekly_seats(config, catalog, arms)
+    for arm, s in zip(arms, seats, strict=True):
+        assert s == (np.inf if arm.capacity is None else max(1, arm.capacity))
+    # A family-level subset stands for the whole family's seats.
+    one = select_arms(catalog, 1)
+    family_seats = weekly_seats(SimulationConfig(offers_per_family=1), catalog, one)
+    k = 1
+    size = sum(1 for a in catalog if a.family is one[k].family)
+    assert family_seats[k] == round(one[k].capacity * size)  # type: ignore[operator]

@@ -13,7 +13,7 @@ from simulator.population import PopulationModel
 
 
 def _true_value(name: str, seed: int = 0) -> float:
-    config = SimulationConfig(scale=0.1)
+    config = SimulationConfig(scale=0.1, offers_per_family=1)
     catalog = default_catalog()
     arms = select_arms(catalog, 1)
     effects = arm_effects(config, catalog, arms, seed=seed)
