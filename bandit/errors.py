@@ -45,3 +45,7 @@ class UnknownEventError(BanditError, LookupError):
 
 class ConflictError(BanditError):
     """The request contradicts what is already stored (e.g. a different second outcome)."""
+
+
+class ModelConfigError(BanditError):
+    """A stored model does not match the configured policy parameters."""

@@ -17,10 +17,10 @@ import typer
 def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Settings, store and learner (imports are lazy so ``nbi --help`` stays fast)."""
     from bandit.catalog import default_catalog, load_catalog
-    from bandit.policies import make_policy
     from service.config import Settings
     from service.learner import Learner, LearnerConfig
     from service.metrics import ServiceMetrics
+    from service.runtime import fresh_policy
     from service.store.factory import make_store
 
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -29,17 +29,25 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
         default_catalog() if settings.catalog_path is None else load_catalog(settings.catalog_path)
     )
 
-    def fresh_policy() -> Any:
-        return make_policy(
-            settings.policy, floor=settings.floor, seed=settings.seed, **settings.policy_params
-        )
+    def fresh() -> Any:
+        return fresh_policy(settings)
 
     config = LearnerConfig(
         snapshot_every=settings.snapshot_every,
         max_deliveries=settings.max_deliveries,
+        delay_strategy=settings.delay_strategy,
+        horizon_weeks=settings.horizon_weeks,
+        report_lag_weeks=settings.report_lag_weeks,
         **{k: v for k, v in config_kwargs.items() if v is not None},
     )
-    learner = Learner(store, catalog, fresh_policy, config, metrics=ServiceMetrics())
+    learner = Learner(
+        store,
+        catalog,
+        fresh,
+        config,
+        metrics=ServiceMetrics(),
+        param_change=settings.model_param_change,
+    )
     return learner, store
 
 

@@ -85,8 +85,34 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1, description="Learning attempts before dead-letter")
     policy: str = "vw"
     policy_params: dict[str, Any] = Field(default_factory=dict)
-    floor: float = Field(default=0.02, ge=0.0, le=1.0)
+    floor: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Total exploration mass spread over the eligible offers (each >= floor/K)",
+    )
     seed: int = 0
+    delay_strategy: Literal["hazard", "horizon", "at_once"] = Field(
+        default="hazard",
+        description="How delayed outcomes reach the learner (bandit/feedback.py)",
+    )
+    report_lag_weeks: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=52.0,
+        description="Weeks an outcome may take to be reported; the hazard learner waits this "
+        "long before it counts a week without a reported job as a week without a job",
+    )
+    model_param_change: Literal["refuse", "restart"] = Field(
+        default="refuse",
+        description="A stored model whose parameters differ from the settings: refuse to start "
+        "(default), or start a fresh model with the new parameters (the old one stays stored)",
+    )
+    capacity_tracking: bool = Field(
+        default=True,
+        description="Count assignments against weekly seats; off when the case system sends "
+        "only offers with free seats (eligible_action_ids)",
+    )
 
     # -- decisions and the experiment -----------------------------------------------------
     catalog_path: Path | None = None

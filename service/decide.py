@@ -15,17 +15,16 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
 
 from bandit.catalog import Catalog
 from bandit.control import Group
-from bandit.eligibility import filter_eligible
+from bandit.engine import actions_by_id, decide
 from bandit.errors import ConflictError
 from bandit.explain import OptionExplanation, explain
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
-from bandit.types import Action, Decision, FeatureValue
+from bandit.types import Decision, FeatureValue
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
@@ -147,16 +146,10 @@ def build_options(
     ]
 
 
-@lru_cache(maxsize=8)
-def _actions_by_id(catalog: Catalog) -> dict[str, Action]:
-    """The catalog's cached policy actions by id (a catalog is immutable)."""
-    return {item.id: catalog.action(item.id) for item in catalog}
-
-
 def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:
     if not ids:
         return
-    known = _actions_by_id(catalog)
+    known = actions_by_id(catalog)
     for action_id in ids:
         if action_id not in known:
             catalog.index_of(action_id)  # UnknownActionError (422)
@@ -170,45 +163,24 @@ def _new_record(
     citizen_key: str,
     group: Group,
 ) -> DecisionRecord:
-    catalog = runtime.catalog
-    _check_requested(catalog, request.eligible_action_ids)
-    result = filter_eligible(
-        catalog,
-        request.context,
-        seats_left=runtime.capacity.seats_left(),
-        restrict_to=request.eligible_action_ids,
-    )
-    excluded: Mapping[str, str] = {k: v for k, v in result.excluded.items() if v != "not_requested"}
-    event_id = uuid.uuid4().hex
-    timestamp = time.time()
-    eligible: tuple[str, ...] = result.eligible_ids
-    pmf: tuple[float, ...] = ()
-    recommended: str | None = None
-    propensity: float | None = None
-    model_version, policy_name = policy.model_version, policy.name
-    if group is Group.TREATMENT:
-        by_id = _actions_by_id(catalog)
-        actions = [by_id[i] for i in eligible]
-        with runtime.policy_lock:
-            decision = policy.choose(features, actions, event_id=event_id)
-        eligible, pmf = decision.action_ids, decision.pmf
-        recommended, propensity = decision.chosen_action.id, decision.propensity
-        model_version, policy_name = decision.model_version, decision.policy
-    return DecisionRecord(
-        event_id=event_id,
-        timestamp=timestamp,
-        citizen_key=citizen_key,
-        group=group,
-        context=features,
-        eligible=eligible,
-        pmf=pmf,
-        recommended=recommended,
-        propensity=propensity,
-        model_version=model_version,
-        policy=policy_name,
-        experiment=runtime.experiment.fingerprint,
-        excluded=excluded,
-    )
+    _check_requested(runtime.catalog, request.eligible_action_ids)
+    with runtime.policy_lock:
+        decided = decide(
+            policy,
+            runtime.catalog,
+            request.context,
+            event_id=uuid.uuid4().hex,
+            timestamp=time.time(),
+            citizen_key=citizen_key,
+            group=group,
+            experiment=runtime.experiment.fingerprint,
+            seats_left=runtime.capacity.seats_left()
+            if runtime.settings.capacity_tracking
+            else None,
+            restrict_to=request.eligible_action_ids,
+            features=features,
+        )
+    return decided.record
 
 
 def recommend(

@@ -5,8 +5,13 @@ Delivery semantics (no loss, no double learning across crashes and restarts):
 1. on start the worker loads the newest snapshot (or a fresh policy);
 2. it reads its own unacknowledged messages first, then idle ones of dead consumers, then new
    ones (see :meth:`service.store.base.DecisionStore.read_learning`);
-3. a learnable message (treatment, complied, not censored, with a reward) updates the policy in
-   memory but is **not** acknowledged yet;
+3. a learnable message (a treatment record whose recommendation was followed; the queue gets
+   one when the assignment is stored and one when the outcome is) goes to the
+   :class:`~bandit.feedback.FeedbackLearner`, which opens the event and learns its outcome per
+   delay strategy, in memory; the message is **not** acknowledged yet. Whichever of an event's
+   two messages first sees the stored outcome feeds it; the other one is acknowledged without
+   learning (``already_learned``), so an outcome is never learned twice, whatever the order
+   (the metric ``nbi_learner_updates`` counts model updates, e.g. citizen-weeks, not messages);
 4. every ``snapshot_every`` updates or ``snapshot_seconds`` the worker publishes a snapshot and
    acknowledges exactly the messages it contains, in one atomic step when the store offers
    ``commit_learning`` (the Redis store does).
@@ -34,7 +39,9 @@ from typing import Protocol, runtime_checkable
 
 from bandit.catalog import Catalog
 from bandit.control import Group
-from bandit.errors import BanditError, InvalidInputError
+from bandit.engine import record_to_decision
+from bandit.errors import BanditError, InvalidInputError, ModelConfigError
+from bandit.feedback import DEFAULT_STRATEGY, FeedbackLearner, resolve_delay
 from bandit.policies import Policy, policy_from_bytes
 from bandit.records import DecisionRecord
 from bandit.types import Decision
@@ -44,6 +51,7 @@ from service.store.base import DecisionStore, LearningMessage, ModelSnapshot
 logger = logging.getLogger("nbi.learner")
 
 _LEARN_ERRORS = (BanditError, ValueError, KeyError)
+_SETTLED_KEY = "settled"
 
 
 @runtime_checkable
@@ -88,6 +96,8 @@ class LearnerConfig:
         Deliveries after which a message is dead-lettered without being processed.
     retry_backoff_seconds
         Pause between attempts (doubles each time).
+    delay_strategy, horizon_weeks, report_lag_weeks
+        How outcomes reach the policy (:class:`bandit.feedback.FeedbackLearner`).
     lease_ms
         Lifetime of the single-writer lease, renewed every step. Only the holder learns and
         publishes; any other worker is a hot standby, so two workers never overwrite each
@@ -103,6 +113,9 @@ class LearnerConfig:
     max_deliveries: int = 5
     retry_backoff_seconds: float = 0.05
     lease_ms: int = 15_000
+    delay_strategy: str = DEFAULT_STRATEGY.value
+    horizon_weeks: int = 26
+    report_lag_weeks: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.snapshot_every < 1 or self.max_attempts < 1:
@@ -131,21 +144,27 @@ def is_learnable(record: DecisionRecord) -> bool:
 
     Examples
     --------
+    >>> import dataclasses
     >>> from bandit.records import DecisionRecord
     >>> r = DecisionRecord("e", 0.0, "p_x", Group.TREATMENT, {}, ("a",), (1.0,), "a", 1.0,
     ...                    "v", "uniform", assigned="a", reward=1.0)
     >>> is_learnable(r), is_learnable(r.with_assignment("b", "capacity"))
     (True, False)
+    >>> is_learnable(dataclasses.replace(r, assigned=None))
+    False
     """
     return skip_reason(record) is None
 
 
 def skip_reason(record: DecisionRecord) -> str | None:
-    """Why a settled record is not learned from (``None`` when it is learnable)."""
+    """Why a record is not learned from (``None`` when it is learnable).
+
+    Learnable: a treatment record whose caseworker followed the recommendation. Its outcome
+    may still be pending (the hazard learner learns the weeks without a job as they pass);
+    a censored (dropout) outcome still tells the weeks observed.
+    """
     if record.group is not Group.TREATMENT:
         return "control"
-    if record.censored or record.reward is None:
-        return "censored"
     if record.complied is None:
         return "unassigned"
     if not record.complied:
@@ -154,30 +173,9 @@ def skip_reason(record: DecisionRecord) -> str | None:
 
 
 def decision_from_record(record: DecisionRecord, catalog: Catalog) -> Decision:
-    """Rebuild the policy's :class:`~bandit.types.Decision` from a stored record.
-
-    Raises :class:`~bandit.errors.InvalidInputError` when the record has no recommendation or
-    names an action the catalog does not know.
-    """
-    if record.recommended is None or record.propensity is None:
-        msg = f"Event {record.event_id} has no recommendation to learn from"
-        raise InvalidInputError(msg)
-    if record.recommended not in record.eligible:
-        msg = f"Event {record.event_id}: the recommendation is not among the eligible actions"
-        raise InvalidInputError(msg)
-    actions = tuple(catalog.action(a) for a in record.eligible)
-    chosen = record.eligible.index(record.recommended)
-    return Decision(
-        event_id=record.event_id,
-        context=dict(record.context),
-        actions=actions,
-        pmf=tuple(record.pmf),
-        chosen=chosen,
-        propensity=record.propensity,
-        expected_rewards=(0.0,) * len(actions),
-        model_version=record.model_version,
-        policy=record.policy,
-    )
+    """Rebuild the policy's :class:`~bandit.types.Decision` (see
+    :func:`bandit.engine.record_to_decision`)."""
+    return record_to_decision(record, catalog)
 
 
 @dataclass
@@ -212,21 +210,72 @@ class Learner:
     policy: Policy | None = field(default=None, init=False)
     stats: LearnerStats = field(default_factory=LearnerStats, init=False)
     _uncommitted: dict[str, str] = field(default_factory=dict, init=False)
+    _unpublished_updates: int = field(default=0, init=False)
+    _settled: dict[str, float] = field(default_factory=dict, init=False)
+    """Events whose outcome a message fed while the event's other message was still queued
+    (its outcome was stored before the learner read the assignment, or the assignment after
+    the outcome). Snapshotted with the open events; cleared whenever the queue is empty."""
+    feedback: FeedbackLearner | None = field(default=None, init=False)
+    clock: Callable[[], float] = time.time
+    param_change: str = "refuse"
     _last_commit: float = field(default_factory=time.monotonic, init=False)
     _owner: str = field(default="", init=False)
     _has_lease: bool = field(default=False, init=False)
 
     def load(self) -> Policy:
-        """Start from the newest snapshot, or from a fresh policy."""
+        """Start from the newest snapshot (and its open events), or from a fresh policy.
+
+        A snapshot whose parameters differ from the configured policy's is refused
+        (:class:`~bandit.errors.ModelConfigError`) unless ``param_change == "restart"``.
+        """
+        from service.runtime import param_differences
+
         snapshot = self.store.latest_model()
-        if snapshot is None:
-            self.policy = self.policy_factory()
-        else:
-            self.policy = policy_from_bytes(snapshot.data)
-            self.stats.last_version = snapshot.version
+        fresh = self.policy_factory()
+        strategy = resolve_delay(self.config.delay_strategy, fresh)
+        policy = fresh
+        if snapshot is not None:
+            stored = policy_from_bytes(snapshot.data)
+            differences = param_differences(stored.get_params(), fresh.get_params())
+            if stored.name != fresh.name:
+                differences.insert(0, f"policy: {stored.name!r} -> {fresh.name!r}")
+            stored_strategy = stored.learning_state.get("strategy")
+            if stored_strategy is not None and stored_strategy != strategy.value:
+                differences.append(f"delay_strategy: {stored_strategy!r} -> {strategy.value!r}")
+            if not differences:
+                policy = stored
+                self.stats.last_version = snapshot.version
+            elif self.param_change != "restart":
+                msg = (
+                    f"The stored model {snapshot.version} differs from the learner's settings "
+                    f"({'; '.join(differences)}); set NBI_MODEL_PARAM_CHANGE=restart to start "
+                    "a fresh model"
+                )
+                raise ModelConfigError(msg)
+        self.policy = policy
+        self.feedback = FeedbackLearner(
+            policy,
+            strategy,
+            horizon_weeks=self.config.horizon_weeks,
+            lag_weeks=self.config.report_lag_weeks,
+            resolve=self._resolve,
+        )
+        self._settled = {}
+        if policy.learning_state:
+            self.feedback.load_state(policy.learning_state)
+            settled = policy.learning_state.get(_SETTLED_KEY) or {}
+            self._settled = {str(k): float(v) for k, v in dict(settled).items()}
         self._uncommitted.clear()
+        self._unpublished_updates = 0
         self._last_commit = time.monotonic()
         return self.policy
+
+    def _resolve(self, event_id: str) -> Decision | None:
+        try:
+            return record_to_decision(self.store.get_decision(event_id), self.catalog)
+        except _LEARN_ERRORS:
+            logger.warning("open event %s can no longer be read; dropped", event_id)
+            return None
 
     def step(self, block_ms: int | None = None) -> int:
         """Read one batch, process it, publish a snapshot if due; return messages handled.
@@ -250,12 +299,21 @@ class Learner:
                 self.stats.redelivered += 1
                 continue
             self._handle(message)
+        assert self.feedback is not None  # noqa: S101 (load() ran)
+        advanced = self.feedback.advance(self.clock())
+        self._unpublished_updates += advanced
+        if advanced and self.metrics is not None:
+            self.metrics.learner_updates.inc(advanced)
         if redelivered:
             self.commit()
         else:
             self._maybe_commit()
+        lag = self.store.learning_lag()
+        if lag == 0 and self._settled and not self._uncommitted:
+            # Every message published before these entries was handled: nothing can repeat them.
+            self._settled.clear()
         if self.metrics is not None:
-            self.metrics.learner_lag.set(self.store.learning_lag())
+            self.metrics.learner_lag.set(lag)
         return len(messages)
 
     def run(self, stop: threading.Event, *, max_idle_steps: int | None = None) -> LearnerStats:
@@ -279,9 +337,15 @@ class Learner:
     def commit(self) -> ModelSnapshot | None:
         """Publish a snapshot of the policy and acknowledge the messages it contains."""
         self._last_commit = time.monotonic()
-        if not self._uncommitted or self.policy is None:
+        if not (self._uncommitted or self._unpublished_updates) or self.policy is None:
             return None
+        if self.feedback is not None:
+            self.policy.learning_state = {
+                **self.feedback.state(),
+                _SETTLED_KEY: dict(self._settled),
+            }
         snapshot = ModelSnapshot(self.policy.model_version, self.policy.to_bytes(), time.time())
+        self._unpublished_updates = 0
         message_ids = list(self._uncommitted)
         if isinstance(self.store, AtomicLearningCommit):
             self.store.commit_learning(snapshot, message_ids)
@@ -323,9 +387,10 @@ class Learner:
         return held
 
     def _maybe_commit(self) -> None:
-        due_count = len(self._uncommitted) >= self.config.snapshot_every
+        pending = len(self._uncommitted) + self._unpublished_updates
+        due_count = pending >= self.config.snapshot_every
         due_time = time.monotonic() - self._last_commit >= self.config.snapshot_seconds
-        if due_count or (due_time and self._uncommitted):
+        if due_count or (due_time and pending):
             self.commit()
 
     def _handle(self, message: LearningMessage) -> None:
@@ -361,13 +426,31 @@ class Learner:
             if self.metrics is not None:
                 self.metrics.learner_skipped.labels(reason).inc()
             return
-        assert record.reward is not None  # noqa: S101 (is_learnable)
+        assert self.feedback is not None  # noqa: S101 (load() ran)
         decision = decision_from_record(record, self.catalog)
-        self.policy.learn(decision, record.reward, propensity=record.propensity)
+        if record.outcome is not None and record.event_id in self._settled:
+            # The event's other message: its outcome is already learned (or waiting for its
+            # release). Acknowledged at once like any skip: should the in-memory learning of
+            # the first message be lost, that message is still pending and comes back.
+            del self._settled[record.event_id]
+            self.store.ack_learning(message.message_id)
+            self.stats.skipped += 1
+            if self.metrics is not None:
+                self.metrics.learner_skipped.labels("already_learned").inc()
+            return
+        open_before = self.feedback.open_count
+        self.feedback.on_followed(decision, timestamp=record.timestamp)
+        updates = 0
+        if record.outcome is not None:
+            if self.feedback.open_count > open_before:
+                # Not open yet, so the event's other message is still in the queue.
+                self._settled[record.event_id] = self.clock()
+            updates = self.feedback.on_outcome(record.event_id, record.outcome, self.clock())
+        self._unpublished_updates += updates
         self._uncommitted[message.message_id] = message.event_id
         self.stats.learned += 1
         if self.metrics is not None:
-            self.metrics.learner_updates.inc()
+            self.metrics.learner_updates.inc(updates)
         if self.on_learned is not None:
             self.on_learned(message.event_id)
 

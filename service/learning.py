@@ -49,9 +49,13 @@ class InProcessLearning:
                 snapshot_every=settings.snapshot_every,
                 snapshot_seconds=snapshot_seconds,
                 max_deliveries=settings.max_deliveries,
+                delay_strategy=settings.delay_strategy,
+                horizon_weeks=settings.horizon_weeks,
+                report_lag_weeks=settings.report_lag_weeks,
             ),
             on_commit=self._on_commit,
             metrics=runtime.metrics,
+            param_change=settings.model_param_change,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

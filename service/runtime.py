@@ -5,19 +5,25 @@ Built by the lifespan in :mod:`service.app`; handlers get it through :mod:`servi
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bandit.catalog import Catalog, default_catalog, load_catalog
 from bandit.control import ExperimentConfig
-from bandit.errors import ModelFormatError
+from bandit.errors import ModelConfigError, ModelFormatError
 from bandit.policies import Policy, make_policy, policy_from_bytes
 from service.capacity import CapacityTracker
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.model_watcher import PolicyRef
 from service.store.base import DecisionStore
+
+logger = logging.getLogger("nbi.runtime")
 
 
 @dataclass
@@ -57,21 +63,79 @@ def build_experiment(settings: Settings) -> ExperimentConfig:
     )
 
 
+def policy_params(settings: Settings) -> dict[str, Any]:
+    """Constructor parameters of the configured policy.
+
+    For ``vw`` the target follows the delay strategy (``hazard`` learns citizen-weeks, the
+    others settled rewards) and the horizon follows ``horizon_weeks``, unless
+    ``policy_params`` sets them.
+    """
+    params: dict[str, Any] = {"floor": settings.floor, "seed": settings.seed}
+    if settings.policy == "vw":
+        params["target"] = "hazard" if settings.delay_strategy == "hazard" else "reward"
+        params["horizon_weeks"] = settings.horizon_weeks
+    params.update(settings.policy_params)
+    return params
+
+
 def fresh_policy(settings: Settings) -> Policy:
     """A new, untrained policy as configured."""
-    return make_policy(
-        settings.policy, floor=settings.floor, seed=settings.seed, **settings.policy_params
-    )
+    return make_policy(settings.policy, **policy_params(settings))
+
+
+def _normalised(params: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(dict(params), sort_keys=True, default=str)))
+
+
+def param_differences(stored: Mapping[str, Any], configured: Mapping[str, Any]) -> list[str]:
+    """``name: stored -> configured`` for each parameter that differs.
+
+    Examples
+    --------
+    >>> param_differences({"floor": 0.02, "seed": 0}, {"floor": 0.05, "seed": 0})
+    ['floor: 0.02 -> 0.05']
+    """
+    a, b = _normalised(stored), _normalised(configured)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
 
 
 def initial_policy(settings: Settings, store: DecisionStore) -> Policy:
-    """The newest stored snapshot of the configured policy, else a fresh one."""
+    """The newest stored snapshot of the configured policy, else a fresh one.
+
+    A snapshot of another policy, or with parameters that differ from the settings (e.g. a
+    changed ``NBI_FLOOR``), is never served silently: with ``model_param_change="refuse"``
+    start-up fails with the list of differences; with ``"restart"`` a fresh model with the
+    configured parameters starts (the old snapshot stays in the store).
+
+    Raises
+    ------
+    ModelConfigError
+        When the stored model does not match the settings and the setting says refuse.
+    """
     snapshot = store.latest_model()
-    if snapshot is not None:
-        try:
-            policy = policy_from_bytes(snapshot.data)
-        except ModelFormatError:
-            policy = None
-        if policy is not None and policy.name == settings.policy:
-            return policy
-    return fresh_policy(settings)
+    if snapshot is None:
+        return fresh_policy(settings)
+    try:
+        policy = policy_from_bytes(snapshot.data)
+    except ModelFormatError:
+        logger.warning("stored model %s is unreadable; starting a fresh model", snapshot.version)
+        return fresh_policy(settings)
+    fresh = fresh_policy(settings)
+    differences = param_differences(policy.get_params(), fresh.get_params())
+    if policy.name != settings.policy:
+        differences.insert(0, f"policy: {policy.name!r} -> {settings.policy!r}")
+    if not differences:
+        return policy
+    if settings.model_param_change == "restart":
+        logger.warning(
+            "stored model %s differs from the settings (%s); starting a fresh model",
+            snapshot.version,
+            "; ".join(differences),
+        )
+        return fresh
+    msg = (
+        f"The stored model {snapshot.version} differs from the settings ({'; '.join(differences)})."
+        " Restore the settings it was trained with, or set NBI_MODEL_PARAM_CHANGE=restart to"
+        " start a fresh model with the new settings"
+    )
+    raise ModelConfigError(msg)

@@ -18,6 +18,7 @@ import typer
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
 EXIT_OUT_OF_TOLERANCE = 1
+DELAYS = ("hazard", "horizon", "at_once")
 MAX_WEEKS = 520
 
 
@@ -94,8 +95,9 @@ def _run(
     compliance: float,
     control_share: float,
     lag: int,
-    settle_at_horizon: bool,
+    delay: str,
     capacity_scale: float,
+    offers_per_family: int,
     out: Path | None,
     as_json: bool,
     progress: bool,
@@ -113,17 +115,19 @@ def _run(
         compliance=compliance,
         control_share=control_share,
         lag_weeks=lag,
-        settle_jobs_early=not settle_at_horizon,
         capacity_scale=capacity_scale,
+        offers_per_family=offers_per_family,
     )
-    learner = _guard(lambda: build_policy(policy, seed=seed))
+    if delay not in DELAYS:
+        _fail(f"unknown --delay {delay!r}; choose one of {', '.join(DELAYS)}")
+    learner = _guard(lambda: build_policy(policy, seed=seed, delay=delay))
     from tqdm import tqdm
 
     from simulator.replay import Replay
     from simulator.report import by_group, summary, weekly_table
 
     replay = (
-        Replay(learner, config, weeks=weeks, seed=seed)
+        Replay(learner, config, weeks=weeks, seed=seed, delay=delay)
         if url is None
         else _http_replay(url, api_key, config, weeks, seed)
     )
@@ -278,11 +282,16 @@ def register(app: typer.Typer) -> None:
         compliance: float = typer.Option(0.6, help="P(caseworker follows the recommendation)."),
         control_share: float = typer.Option(0.2, help="Control-arm share."),
         lag: int = typer.Option(0, help="Measurement lag in weeks before outcomes are seen."),
-        settle_at_horizon: bool = typer.Option(
-            False, help="Outcomes known only at the horizon (jobs do not settle early)."
+        delay: str = typer.Option(
+            "hazard",
+            help="How delayed outcomes reach the learner: hazard (citizen-weeks as they pass), "
+            "horizon (every outcome at the horizon) or at_once (jobs at once; biased).",
         ),
         capacity_scale: float = typer.Option(
-            0.0, help="Weekly seat caps shared by both arms (0 = off, 1 = catalog capacity)."
+            1.0, help="Weekly seat caps shared by both arms (0 = off, 1 = catalog capacity)."
+        ),
+        offers_per_family: int = typer.Option(
+            0, help="Offers per family in the action set (0 = the full catalog; 1 = 11 arms)."
         ),
         out: Annotated[
             Path | None, typer.Option(help="Directory for tables, PNG plots and report.html.")
@@ -310,8 +319,9 @@ def register(app: typer.Typer) -> None:
             compliance,
             control_share,
             lag,
-            settle_at_horizon,
+            delay,
             capacity_scale,
+            offers_per_family,
             out,
             as_json,
             progress,

@@ -24,11 +24,12 @@ import numpy as np
 from bandit.control import Group
 from bandit.errors import BanditError
 from bandit.policies.uniform import UniformPolicy
+from bandit.rewards import OutcomeStatus
 from bandit.types import Decision
 from simulator.arrivals import PreparedCohort
 from simulator.config import SimulationConfig
 from simulator.population import GENDERS, ORIGINS
-from simulator.replay import Replay
+from simulator.replay import OutcomeReport, Replay
 
 _NO_ACTION = -1
 
@@ -81,8 +82,13 @@ class HttpReplay(Replay):
         return data
 
     def _recommend(
-        self, prepared: PreparedCohort, i: int, idx: np.ndarray, event_id: str
-    ) -> tuple[Group, int, Decision | None]:
+        self,
+        prepared: PreparedCohort,
+        i: int,
+        idx: np.ndarray,
+        seats_left: dict[str, int],
+        event_id: str,
+    ) -> tuple[Group, int, Decision | None, float]:
         cohort = prepared.cohort
         body = {
             "citizen_id": f"sim-{self.seed}-{int(cohort.serial[i])}",
@@ -100,22 +106,23 @@ class HttpReplay(Replay):
         group = Group(data["group"])
         rec = data.get("recommendation")
         if group is Group.CONTROL or rec is None:
-            return group, _NO_ACTION, None
-        ids = [a.id for a in self.actions]
-        return group, ids.index(str(rec["action_id"])), None
+            return group, _NO_ACTION, None, float("nan")
+        shown = float(rec.get("expected_employment", float("nan")))
+        return group, self._index[str(rec["action_id"])], None, shown
 
-    def _assigned(self, event_id: str, recommended: int, assigned: int) -> None:
+    def _assigned(
+        self, event_id: str, recommended: int, assigned: int, decision: Decision | None
+    ) -> None:
         body: dict[str, Any] = {"assigned_action_id": self.actions[assigned].id}
         if recommended != _NO_ACTION and recommended != assigned:
             body["reason_code"] = "caseworker_judgement"
         self._post(f"/v1/decisions/{self._service_ids[event_id]}/assignment", body)
 
-    def _schedule(
-        self, event_id: str, decision: Decision | None, complied: bool, reward: float, known: int
-    ) -> None:
+    def _schedule(self, event_id: str, report: OutcomeReport, known: int, followed: bool) -> None:
         body: dict[str, Any] = {"event_id": self._service_ids[event_id]}
-        if reward > 0:  # what the register says (misclassification included)
-            body.update(status="employed", weeks_to_job=float(known))
+        outcome = report.outcome
+        if outcome.status is OutcomeStatus.EMPLOYED:  # what the register says
+            body.update(status="employed", weeks_to_job=outcome.weeks_to_job)
         else:
             body["status"] = "unemployed_at_horizon"
         self._outcomes[self.week + known + self.config.lag_weeks].append(body)

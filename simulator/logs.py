@@ -159,7 +159,7 @@ def generate_logs(
     if n_rounds < 1:
         msg = f"Expected n_rounds >= 1, got {n_rounds}"
         raise InvalidInputError(msg)
-    config = config or SimulationConfig(scale=0.25)
+    config = config or SimulationConfig(scale=0.25, offers_per_family=1, capacity_scale=0.0)
     catalog = catalog or default_catalog()
     arms = select_arms(catalog, config.offers_per_family)
     effects = arm_effects(config, catalog, arms, seed=seed)
@@ -208,7 +208,7 @@ def generate_logs(
                 }
             )
         realised = sample_outcomes(
-            prepared.g[np.arange(len(cohort)), chosen],
+            prepared.paths(chosen),
             config.non_employment_hazard,
             config.horizon_weeks,
             rng,

@@ -90,8 +90,13 @@ class NoInterventionPolicy(StaticPolicy):
         return np.full(len(actions), 1.0 / len(actions))
 
 
-def build_policy(name: str, *, seed: int = 0, floor: float | None = None) -> Policy:
+def build_policy(
+    name: str, *, seed: int = 0, floor: float | None = None, delay: str = "hazard"
+) -> Policy:
     """Build a policy by name: ``oracle``, ``none`` or any name in the bandit registry.
+
+    ``vw`` is built as the service builds it (``service/runtime.py``): a discrete-time hazard
+    learner when ``delay`` is ``"hazard"`` (the default), a reward regressor otherwise.
 
     Raises
     ------
@@ -107,6 +112,8 @@ def build_policy(name: str, *, seed: int = 0, floor: float | None = None) -> Pol
         msg = f"Policy {name!r} is not available (known: {known})"
         raise InvalidInputError(msg)
     params: dict[str, object] = {"seed": seed}
+    if name == "vw":
+        params["target"] = "hazard" if delay == "hazard" else "reward"
     if floor is not None:
         params["floor"] = floor
     return make_policy(name, **params)

@@ -1,17 +1,22 @@
 """Online replay: the full decision loop week by week with delayed outcomes.
 
-Each simulated week: (1) outcomes that have become known by now are fed to the policy
-(``Policy.learn``, complied treatment events only, with the logged propensity); (2) the week's
-decision cohort arrives; each citizen is assigned to treatment or control by
-:class:`bandit.control.ExperimentConfig` on the pseudonym; treatment gets a recommendation,
-which the caseworker follows with probability ``compliance`` (otherwise practice as usual);
-control gets practice as usual; (3) outcomes are drawn from the hazard path of the assigned
-action. A job found in week ``t`` after the decision is known at week ``t + 1`` (+ lag); no
-job is known at the horizon ``H`` (+ lag). The policy never sees an outcome earlier.
+It runs the service's decision engine (:func:`bandit.engine.decide`) and its feedback loop
+(:class:`bandit.feedback.FeedbackLearner`) on the full shipped catalog by default. Each
+simulated week: (1) outcomes that become known this week are reported to the feedback loop,
+which then learns whatever its delay strategy releases by now; (2) the week's decision cohort
+arrives in random order; each citizen is assigned to treatment or control by
+:class:`bandit.control.ExperimentConfig` on the pseudonym; :func:`bandit.engine.decide`
+filters the legal offers with seats left this week (seats are shared by both arms) and, for
+treatment, asks the policy; the caseworker follows the recommendation with probability
+``compliance`` (otherwise practice as usual); control gets practice as usual; (3) outcomes are
+drawn from the hazard path of the assigned offer. A job found in week ``t`` after the decision
+is reported at week ``t + 1`` (+ lag); "no job" at the horizon ``H`` (+ lag). The policy never
+sees an outcome earlier.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +24,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bandit.catalog import Catalog, Intervention, default_catalog
+from bandit.catalog import Catalog, default_catalog
 from bandit.context import age_band
 from bandit.control import ExperimentConfig, Group
+from bandit.engine import decide
+from bandit.feedback import (
+    DEFAULT_STRATEGY,
+    WEEK_SECONDS,
+    DelayStrategy,
+    FeedbackLearner,
+    resolve_delay,
+)
 from bandit.policies import Policy
 from bandit.policies.practice import PracticeAsUsualPolicy
 from bandit.privacy import pseudonymise
+from bandit.rewards import Outcome, OutcomeStatus
 from bandit.types import Action, Decision
 from simulator.arrivals import PreparedCohort, draw_decision_cohort, prepare
 from simulator.config import SimulationConfig
@@ -34,6 +48,7 @@ from simulator.outcomes import (
     benefit_dkk_per_week,
     sample_outcomes,
     select_arms,
+    weekly_seats,
 )
 from simulator.policies import OraclePolicy
 from simulator.population import GENDERS, ORIGINS, PopulationModel
@@ -43,17 +58,17 @@ SIM_EXPERIMENT_SALT = b"nbi-simulator-experiment-salt"
 _NO_ACTION = -1
 
 
-@dataclass(slots=True)
-class _Pending:
-    decision: Decision
-    reward: float
-    decision_week: int
-    outcome_week: int
+@dataclass(frozen=True, slots=True)
+class OutcomeReport:
+    """One outcome as the case system reports it, in the simulated week it becomes known."""
+
+    event_id: str
+    outcome: Outcome
 
 
 @dataclass(slots=True)
 class LearnEvent:
-    """When the policy learned from which event (for leak checks and learning curves)."""
+    """When the feedback loop received the outcome of which event (for leak checks)."""
 
     event_id: str
     learn_week: int
@@ -70,7 +85,9 @@ class ReplayResult:
     the fairness audit's rates among the eligible), ``recommended`` / ``assigned`` (action index,
     -1 for none), ``*_family``, ``complied``, ``p_recommended``, ``p_assigned``, ``p_oracle``,
     ``p_practice`` (TRUE P(job within H) under the recommendation, the assignment, the best
-    eligible action and practice as usual), ``regret`` (oracle minus recommendation, treatment
+    action available to that citizen and practice as usual). "Eligible" and "available" mean
+    legal with a seat left when the citizen's turn came in the week, ``shown_recommended`` (the policy's own estimate
+    for the recommendation, treatment only), ``regret`` (oracle minus recommendation, treatment
     only), ``employed`` (realised within H), ``job_week``, ``benefit_weeks``, ``benefit_dkk``.
     """
 
@@ -80,30 +97,7 @@ class ReplayResult:
     policy: str
     weeks: int
     seed: int
-
-
-def weekly_seats(
-    config: SimulationConfig, catalog: Catalog, arms: tuple[Intervention, ...]
-) -> np.ndarray:
-    """Seats per week of each action, shape ``(K,)``; ``inf`` when unlimited or capacity off.
-
-    Examples
-    --------
-    >>> cat = default_catalog()
-    >>> seats = weekly_seats(SimulationConfig(capacity_scale=0.01), cat, select_arms(cat, 1))
-    >>> bool(np.isinf(seats[0])), bool(np.isfinite(seats[1]))
-    (True, True)
-    """
-    out = np.full(len(arms), np.inf)
-    if config.capacity_scale <= 0:
-        return out
-    for k, arm in enumerate(arms):
-        if arm.capacity is None:
-            continue
-        family_size = sum(1 for item in catalog if item.family is arm.family)
-        share = family_size / min(config.offers_per_family, family_size)
-        out[k] = max(1.0, round(arm.capacity * share * config.capacity_scale * config.scale))
-    return out
+    delay: str = DEFAULT_STRATEGY.value
 
 
 class Replay:
@@ -122,6 +116,9 @@ class Replay:
     catalog
         Catalog of offers (default catalog); the action set is
         :func:`~simulator.outcomes.select_arms` of it.
+    delay
+        How delayed outcomes reach the learner (:func:`bandit.feedback.resolve_delay`:
+        ``hazard`` for a hazard learner, ``horizon`` for any other policy by default).
 
     Examples
     --------
@@ -140,6 +137,7 @@ class Replay:
         weeks: int = 52,
         seed: int = 0,
         catalog: Catalog | None = None,
+        delay: DelayStrategy | str | None = None,
     ) -> None:
         self.policy = policy
         self.config = config or SimulationConfig()
@@ -148,16 +146,26 @@ class Replay:
         self.week = 0
         catalog = catalog or default_catalog()
         arms = select_arms(catalog, self.config.offers_per_family)
+        self.catalog = catalog if len(arms) == len(catalog) else Catalog(arms)
         self.effects: ArmEffects = arm_effects(self.config, catalog, arms, seed=seed)
         self.weekly_seats = weekly_seats(self.config, catalog, arms)
         self.actions: tuple[Action, ...] = tuple(a.as_action() for a in arms)
+        self._index = {a.id: k for k, a in enumerate(self.actions)}
         self.experiment = ExperimentConfig(
             salt=SIM_EXPERIMENT_SALT, control_share=self.config.control_share
+        )
+        self.delay = resolve_delay(delay, policy)
+        self.feedback = FeedbackLearner(
+            policy,
+            self.delay,
+            horizon_weeks=self.config.horizon_weeks,
+            lag_weeks=float(self.config.lag_weeks),
         )
         self.practice = PracticeAsUsualPolicy(floor=0.0, seed=seed + 1)
         self._rng = np.random.default_rng(seed)
         self._population = PopulationModel(self.config, seed=seed)
-        self._pending: dict[int, list[_Pending]] = defaultdict(list)
+        self._reports: dict[int, list[OutcomeReport]] = defaultdict(list)
+        self._decided_week: dict[str, tuple[int, int]] = {}
         self._learn_log: list[LearnEvent] = []
         self._data: dict[str, list[object]] = defaultdict(list)
 
@@ -176,78 +184,116 @@ class Replay:
             policy=self.policy.name,
             weeks=self.weeks,
             seed=self.seed,
+            delay=self.delay.value,
         )
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ hooks (HTTP driver)
 
     def _settle(self, week: int) -> None:
-        for item in self._pending.pop(week, []):
-            self.policy.learn(item.decision, item.reward, propensity=item.decision.propensity)
-            self._learn_log.append(
-                LearnEvent(item.decision.event_id, week, item.decision_week, item.outcome_week)
-            )
+        """Report this week's outcomes to the feedback loop, then let it learn what is due."""
+        now = week * WEEK_SECONDS
+        for report in self._reports.pop(week, []):
+            if self.feedback.on_outcome(report.event_id, report.outcome, now) or (
+                self.delay is not DelayStrategy.AT_ONCE
+            ):
+                decision_week, outcome_week = self._decided_week.pop(report.event_id, (-1, -1))
+                if decision_week >= 0:
+                    self._learn_log.append(
+                        LearnEvent(report.event_id, week, decision_week, outcome_week)
+                    )
+        self.feedback.advance(now)
 
     def _recommend(
-        self, prepared: PreparedCohort, i: int, idx: np.ndarray, event_id: str
-    ) -> tuple[Group, int, Decision | None]:
-        """RCT group, recommended action index (-1 for control) and the decision."""
-        cohort = prepared.cohort
-        pseudonym = pseudonymise(f"sim-{self.seed}-{int(cohort.serial[i])}", SIM_PSEUDONYM_KEY)
+        self,
+        prepared: PreparedCohort,
+        i: int,
+        available: np.ndarray,
+        seats_left: dict[str, int],
+        event_id: str,
+    ) -> tuple[Group, int, Decision | None, float]:
+        """RCT group, recommended action index (-1 for control), the decision and the
+        policy's shown estimate of the recommendation (NaN when none)."""
+        serial = int(prepared.cohort.serial[i])
+        pseudonym = pseudonymise(f"sim-{self.seed}-{serial}", SIM_PSEUDONYM_KEY)
         group = self.experiment.group_of(pseudonym)
-        if group is Group.CONTROL:
-            return group, _NO_ACTION, None
-        if isinstance(self.policy, OraclePolicy):
-            self.policy.set_truth({self.actions[k].id: float(prepared.p_job[i, k]) for k in idx})
-        actions = [self.actions[k] for k in idx]
-        decision = self.policy.choose(prepared.features[i], actions, event_id=event_id)
-        return group, int(idx[decision.chosen]), decision
+        features = prepared.features[i]
+        decided = decide(
+            self.policy,
+            self.catalog,
+            prepared.contexts[i],
+            event_id=event_id,
+            timestamp=self.week * WEEK_SECONDS,
+            citizen_key=pseudonym,
+            group=group,
+            experiment=self.experiment.fingerprint,
+            seats_left=seats_left,
+            features=features,
+        )
+        decision = decided.decision
+        if decision is None:
+            return group, _NO_ACTION, None, float("nan")
+        shown = float(decision.expected_rewards[decision.chosen])
+        return group, self._index[decision.chosen_action.id], decision, shown
 
-    def _assigned(self, event_id: str, recommended: int, assigned: int) -> None:
-        """Hook: the caseworker's assignment is known (the HTTP driver posts it)."""
-
-    def _schedule(
-        self, event_id: str, decision: Decision | None, complied: bool, reward: float, known: int
+    def _assigned(
+        self, event_id: str, recommended: int, assigned: int, decision: Decision | None
     ) -> None:
-        """Queue the outcome of one event; it becomes visible ``known`` weeks from now + lag.
+        """The caseworker's assignment is known (the HTTP driver posts it)."""
+        if decision is not None and recommended == assigned:
+            self.feedback.on_followed(decision, timestamp=self.week * WEEK_SECONDS)
 
-        In-process learning uses complied treatment events only, with the logged propensity.
-        """
-        if decision is None or not complied:
+    def _schedule(self, event_id: str, report: OutcomeReport, known: int, followed: bool) -> None:
+        """Queue the outcome of one event; it is reported ``known`` weeks from now + lag."""
+        if not followed:
             return
         outcome_week = self.week + known
-        self._pending[outcome_week + self.config.lag_weeks].append(
-            _Pending(decision, reward, self.week, outcome_week)
-        )
+        self._decided_week[event_id] = (self.week, outcome_week)
+        self._reports[outcome_week + self.config.lag_weeks].append(report)
+
+    # ------------------------------------------------------------------ internals
 
     def _decide_week(self, week: int) -> None:
         cohort = draw_decision_cohort(self.config, self._population, week, self._rng)
         if len(cohort) == 0:
             return
-        prepared = prepare(self.config, cohort, self.effects, week=week)
+        cohort = cohort.subset(self._rng.permutation(len(cohort)))  # arrival order
+        prepared = prepare(
+            self.config, cohort, self.effects, week=week, population=self._population
+        )
         n = len(cohort)
         comply_u = self._rng.random(n)
         recommended = np.full(n, _NO_ACTION)
         assigned = np.zeros(n, dtype=int)
         practice_choice = np.zeros(n, dtype=int)
-        decisions: list[Decision | None] = [None] * n
+        shown = np.full(n, np.nan)
+        available_at_turn = np.zeros_like(prepared.eligible)
         groups: list[Group] = []
         seats = self.weekly_seats.copy()
+        seats_left = {self.actions[k].id: int(seats[k]) for k in np.flatnonzero(np.isfinite(seats))}
+        oracle = self.policy if isinstance(self.policy, OraclePolicy) else None
         for i in range(n):
             event_id = f"sim{self.seed}-w{week}-{int(cohort.serial[i])}"
-            prepared.eligible[i] &= seats > 0
-            idx = np.flatnonzero(prepared.eligible[i])
+            available = prepared.eligible[i] & (seats > 0)
+            available_at_turn[i] = available
+            idx = np.flatnonzero(available)
             actions = [self.actions[k] for k in idx]
             usual = self.practice.choose(prepared.features[i], actions, event_id=event_id + ":cw")
             practice_choice[i] = idx[usual.chosen]
-            group, rec, decisions[i] = self._recommend(prepared, i, idx, event_id)
+            if oracle is not None:
+                oracle.set_truth({self.actions[k].id: float(prepared.p_job[i, k]) for k in idx})
+            group, rec, decision, shown[i] = self._recommend(prepared, i, idx, seats_left, event_id)
             groups.append(group)
             recommended[i] = rec
             assigned[i] = practice_choice[i]
             if rec != _NO_ACTION and comply_u[i] < self.config.compliance:
                 assigned[i] = rec
-            seats[assigned[i]] -= 1
-            self._assigned(event_id, rec, int(assigned[i]))
-        self._record(week, prepared, recommended, assigned, practice_choice, decisions, groups)
+            k = int(assigned[i])
+            seats[k] -= 1
+            if self.actions[k].id in seats_left:
+                seats_left[self.actions[k].id] = int(seats[k])
+            self._assigned(event_id, rec, k, decision)
+        prepared = dataclasses.replace(prepared, eligible=available_at_turn)
+        self._record(week, prepared, recommended, assigned, practice_choice, groups, shown)
 
     def _record(
         self,
@@ -256,35 +302,33 @@ class Replay:
         recommended: np.ndarray,
         assigned: np.ndarray,
         practice_choice: np.ndarray,
-        decisions: list[Decision | None],
         groups: list[Group],
+        shown: np.ndarray,
     ) -> None:
         cfg = self.config
         cohort = prepared.cohort
         n = len(cohort)
         rows = np.arange(n)
         realised = sample_outcomes(
-            prepared.g[rows, assigned], cfg.non_employment_hazard, cfg.horizon_weeks, self._rng
+            prepared.paths(assigned), cfg.non_employment_hazard, cfg.horizon_weeks, self._rng
         )
         flip = self._rng.random(n) < cfg.misclassification
-        reward = np.where(flip, ~realised.employed, realised.employed).astype(float)
+        employed_reported = np.where(flip, ~realised.employed, realised.employed)
+        reward = employed_reported.astype(float)
         p_best = np.where(prepared.eligible, prepared.p_job, -np.inf).max(axis=1)
         p_rec = np.where(recommended >= 0, prepared.p_job[rows, np.maximum(recommended, 0)], np.nan)
         weekly_dkk = benefit_dkk_per_week(cohort)
         families = [f.value for f in self.effects.family]
+        event_ids = [f"sim{self.seed}-w{week}-{int(s)}" for s in cohort.serial]
         for i in range(n):
-            early = cfg.settle_jobs_early and realised.employed[i]
-            known = int(realised.job_week[i]) + 1 if early else cfg.horizon_weeks
-            self._schedule(
-                f"sim{self.seed}-w{week}-{int(cohort.serial[i])}",
-                decisions[i],
-                bool(recommended[i] == assigned[i]),
-                float(reward[i]),
-                known,
+            report, known = self._report_of(
+                event_ids[i], bool(employed_reported[i]), int(realised.job_week[i])
             )
+            followed = recommended[i] != _NO_ACTION and recommended[i] == assigned[i]
+            self._schedule(event_ids[i], report, known, bool(followed))
         data = self._data
         data["week"].extend([week] * n)
-        data["event_id"].extend(f"sim{self.seed}-w{week}-{int(s)}" for s in cohort.serial)
+        data["event_id"].extend(event_ids)
         data["group"].extend(g.value for g in groups)
         data["target_group"].extend("dagpenge" if g == 0 else "kontanthjaelp" for g in cohort.group)
         data["gender"].extend(GENDERS[int(x)].value for x in cohort.gender)
@@ -302,6 +346,7 @@ class Replay:
         data["assigned_family"].extend(families[k] for k in assigned)
         data["complied"].extend((recommended == assigned).tolist())
         data["p_recommended"].extend(p_rec.tolist())
+        data["shown_recommended"].extend(shown.tolist())
         data["p_assigned"].extend(prepared.p_job[rows, assigned].tolist())
         data["p_practice"].extend(prepared.p_job[rows, practice_choice].tolist())
         data["p_oracle"].extend(p_best.tolist())
@@ -311,3 +356,12 @@ class Replay:
         data["job_week"].extend(realised.job_week.tolist())
         data["benefit_weeks"].extend(realised.benefit_weeks.tolist())
         data["benefit_dkk"].extend((realised.benefit_weeks * weekly_dkk).tolist())
+
+    def _report_of(self, event_id: str, employed: bool, job_week: int) -> tuple[OutcomeReport, int]:
+        """What the register reports (misclassification included) and how many weeks later."""
+        horizon = self.config.horizon_weeks
+        if employed:
+            week = job_week if job_week >= 0 else horizon - 1  # a flipped "employed" record
+            outcome = Outcome(OutcomeStatus.EMPLOYED, weeks_to_job=float(week))
+            return OutcomeReport(event_id, outcome), week + 1
+        return OutcomeReport(event_id, Outcome(OutcomeStatus.UNEMPLOYED_AT_HORIZON)), horizon

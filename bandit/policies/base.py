@@ -49,14 +49,20 @@ def deterministic_uniform(seed: int, event_id: str) -> float:
 
 
 def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
-    """Mix ``pmf`` with uniform so every entry is at least ``min(floor, 1/K)``.
+    """Spread a total exploration mass ``floor`` uniformly over the ``K`` actions.
 
-    ``p' = f + (1 - K f) p`` keeps the ordering of ``p`` and sums to 1.
+    ``p' = floor / K + (1 - floor) p``: every action keeps at least ``floor / K`` and the
+    policy keeps ``1 - floor`` of the mass to concentrate on its best offers, whatever ``K``
+    is. (A per-action floor ``f`` that must add up to at most 1 forces the uniform
+    distribution once ``K >= 1/f``: 50 offers at ``f = 0.02``.) The ordering of ``p`` is kept
+    and the result sums to 1. A non-finite or empty pmf becomes uniform.
 
     Examples
     --------
-    >>> apply_floor(np.array([1.0, 0.0, 0.0]), 0.1).round(3).tolist()
+    >>> apply_floor(np.array([1.0, 0.0, 0.0]), 0.3).round(3).tolist()
     [0.8, 0.1, 0.1]
+    >>> apply_floor(np.array([1.0] + [0.0] * 299), 0.1)[0].round(4)
+    np.float64(0.9003)
     """
     k = pmf.shape[0]
     total = float(pmf.sum())
@@ -64,9 +70,13 @@ def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
         pmf = np.full(k, 1.0 / k)
     else:
         pmf = pmf / total
-    f = min(floor, 1.0 / k)
-    floored: np.ndarray = f + (1.0 - k * f) * pmf
+    floored: np.ndarray = floor / k + (1.0 - floor) * pmf
     return floored
+
+
+def min_probability(floor: float, k: int) -> float:
+    """The smallest probability :func:`apply_floor` can give one of ``k`` actions."""
+    return floor / k
 
 
 class Policy(ABC):
@@ -75,15 +85,16 @@ class Policy(ABC):
     Parameters
     ----------
     floor
-        Minimum probability of every eligible action (capped at ``1/K``), so logs support
-        off-policy evaluation.
+        Total exploration mass spread uniformly over the eligible actions (each keeps at least
+        ``floor / K``, see :func:`apply_floor`), so logs support off-policy evaluation while
+        the policy can still concentrate on its best offers among hundreds.
     seed
         Seed of the deterministic sampler (with the event id) and of any model randomness.
     """
 
     name: ClassVar[str]
 
-    def __init__(self, *, floor: float = 0.02, seed: int = 0) -> None:
+    def __init__(self, *, floor: float = 0.05, seed: int = 0) -> None:
         if not 0.0 <= floor <= 1.0 or not math.isfinite(floor):
             msg = f"Expected 0 <= floor <= 1, got {floor}"
             raise InvalidInputError(msg)
@@ -91,6 +102,9 @@ class Policy(ABC):
         self.seed = seed
         self.n_updates = 0
         self._action_stats: dict[str, list[float]] = {}
+        self.learning_state: dict[str, Any] = {}
+        """State of the feedback loop that trains this policy (open events), kept with the
+        model so that a snapshot and the messages it acknowledges stay consistent."""
 
     # ------------------------------------------------------------------ public API
 
@@ -168,11 +182,19 @@ class Policy(ABC):
             msg = f"Expected a propensity in (0, 1], got {p}"
             raise InvalidInputError(msg)
         self._learn(decision.context, decision.actions, index, p, float(reward))
-        stats = self._action_stats.setdefault(decision.actions[index].id, [0.0, 0.0, 0.0])
+        self.observe_outcome(decision.actions[index].id, float(reward))
+        self.n_updates += 1
+
+    def observe_outcome(self, action_id: str, reward: float) -> None:
+        """Count one final reward of ``action_id`` in the evidence shown in explanations.
+
+        :meth:`learn` calls it; a hazard learner, which learns citizen-weeks instead, gets it
+        from the feedback loop when an outcome is complete.
+        """
+        stats = self._action_stats.setdefault(action_id, [0.0, 0.0, 0.0])
         stats[0] += 1.0
         stats[1] += reward
         stats[2] += reward * reward
-        self.n_updates += 1
 
     def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
         """Expected reward of each action with a 95 % interval (for explanations).
@@ -240,6 +262,7 @@ class Policy(ABC):
             "n_updates": self.n_updates,
             "action_stats": self._action_stats,
             "model_version": self.model_version,
+            "learning_state": self.learning_state,
         }
         return json.dumps(header, sort_keys=True).encode() + b"\n" + self._dump_state()
 
@@ -264,6 +287,7 @@ class Policy(ABC):
         policy._load_state(payload)
         policy.n_updates = int(header["n_updates"])
         policy._action_stats = {k: list(v) for k, v in header["action_stats"].items()}
+        policy.learning_state = dict(header.get("learning_state") or {})
         return policy
 
     # ------------------------------------------------------------------ subclass hooks

@@ -1,8 +1,12 @@
 """Typed ADF (action-dependent features) formatter for VW's contextual-bandit reductions.
 
 One example is a list of lines: a ``shared |c ...`` line with the context features and one
-``|a ...`` line per eligible action, so ``-q ca`` crosses every context feature with every
-action feature. Numeric features are written as ``name:value`` (scaled by
+``|a ... |i id=...`` line per eligible action. ``-q ca`` crosses every context feature with the
+offer's descriptive features (family, sector, provider, length), which several offers share,
+so what is learned about one offer carries over to its family; the offer's own id sits in
+namespace ``i`` and is learned as a main effect only (crossing it with every context feature
+gives each of several hundred offers its own context model, which overfits and makes the
+argmax chase noise). Numeric features are written as ``name:value`` (scaled by
 :data:`bandit.encoding.NUMERIC_SCALES`), categorical ones as ``name=value`` indicators. The
 action lines are cached per action, so the hot path only formats the shared line.
 
@@ -21,6 +25,7 @@ from bandit.types import Action, Features, FeatureValue
 
 CONTEXT_NAMESPACE = "c"
 ACTION_NAMESPACE = "a"
+ID_NAMESPACE = "i"
 _SPECIAL = str.maketrans({"|": "_", ":": "_", " ": "_", "\t": "_", "\n": "_", "\r": "_"})
 _MAX_CACHE = 20_000
 
@@ -63,16 +68,15 @@ def format_shared(context: Features) -> str:
 
 
 def format_action(action: Action) -> str:
-    """The unlabelled line of one action (its id is a feature too).
+    """The unlabelled line of one action: its features, then its id in namespace ``i``.
 
     Examples
     --------
     >>> format_action(Action("M 1", {"family": "mentor", "length_weeks": 13}))
-    '|a id=M_1 family=mentor length_weeks:0.25'
+    '|a family=mentor length_weeks:0.25 |i id=M_1'
     """
     features = _feature_tokens(action.features)
-    body = f"id={sanitise(action.id)} {features}" if features else f"id={sanitise(action.id)}"
-    return f"|{ACTION_NAMESPACE} {body}"
+    return f"|{ACTION_NAMESPACE} {features} |{ID_NAMESPACE} id={sanitise(action.id)}"
 
 
 def labelled(action_line: str, reward: float, probability: float) -> str:
@@ -98,7 +102,7 @@ class ActionLineCache:
     >>> cache = ActionLineCache()
     >>> acts = [Action("a", {"family": "mentor"}), Action("b")]
     >>> cache.lines(acts)
-    ['|a id=a family=mentor', '|a id=b']
+    ['|a family=mentor |i id=a', '|a  |i id=b']
     >>> cache.lines(acts) is not None, len(cache)
     (True, 2)
     """

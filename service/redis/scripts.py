@@ -55,8 +55,8 @@ if ARGV[4] == 'outcome' then
   redis.call('HINCRBY', KEYS[3], 'settled', 1)
   if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[3], 'employed', 1) end
   if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[3], 'censored', 1) end
-  if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3]) end
 end
+if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3]) end
 return 1
 """
 

@@ -38,6 +38,19 @@ def employed_within_horizon(reward: float | None, *, censored: bool) -> bool:
     return not censored and reward is not None and reward > 0
 
 
+def publishes_assignment(record: DecisionRecord) -> bool:
+    """A stored assignment goes to the learning queue when it followed a recommendation (the
+    hazard learner starts counting that citizen's weeks at risk)."""
+    return record.complied is True
+
+
+def publishes_outcome(record: DecisionRecord) -> bool:
+    """A stored outcome goes to the learning queue when its recommendation was followed, or
+    before any assignment is known (the learner skips it until the assignment arrives).
+    Censored outcomes are published too: the weeks observed before a dropout are data."""
+    return record.recommended is not None and record.complied is not False
+
+
 @dataclass(frozen=True, slots=True)
 class GroupCounts:
     """Experiment counters for one RCT arm (``employed``: see :func:`employed_within_horizon`)."""
@@ -109,8 +122,9 @@ class DecisionStore(Protocol):
         self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
     ) -> WriteResult:
         """Settle the record; the same outcome again is a no-op (``changed=False``); a
-        different outcome raises ``ConflictError``. A settled, non-censored record is
-        published to the learning queue in the same atomic step."""
+        different outcome raises ``ConflictError``. A record for which
+        :func:`publishes_outcome` holds is published to the learning queue in the same atomic
+        step (and :func:`publishes_assignment` for assignments)."""
 
     def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
         """Unsettled records whose horizon has passed (for the settlement sweep)."""

@@ -33,6 +33,8 @@ from service.store.base import (
     ModelSnapshot,
     WriteResult,
     employed_within_horizon,
+    publishes_assignment,
+    publishes_outcome,
 )
 
 _GROUPS = ("treatment", "control")
@@ -179,7 +181,7 @@ class RedisStore:
     def record_outcome(
         self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
     ) -> WriteResult:
-        """Settle the record and, if it has a reward, publish it to the learning stream."""
+        """Settle the record and publish it to the learning stream when it was followed."""
         for _ in range(_CAS_ATTEMPTS):
             raw = self._raw(event_id)
             current = DecisionRecord.from_dict(json.loads(raw))
@@ -332,7 +334,7 @@ class RedisStore:
         employed = outcome is not None and employed_within_horizon(
             updated.reward, censored=updated.censored
         )
-        publish = kind == "outcome" and not updated.censored and updated.reward is not None
+        publish = publishes_outcome(updated) if kind == "outcome" else publishes_assignment(updated)
         reply: Any = self._scripts.update_record(
             keys=[
                 k.record(updated.event_id),

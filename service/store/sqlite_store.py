@@ -32,6 +32,8 @@ from service.store.base import (
     ModelSnapshot,
     WriteResult,
     employed_within_horizon,
+    publishes_assignment,
+    publishes_outcome,
 )
 
 _GROUPS = ("treatment", "control")
@@ -258,12 +260,14 @@ class SQLiteStore:
             cur.execute(
                 "UPDATE decisions SET record = ? WHERE event_id = ?", (_dumps(updated), event_id)
             )
+            if publishes_assignment(updated):
+                cur.execute("INSERT INTO learning (event_id) VALUES (?)", (event_id,))
         return WriteResult(updated, changed=True)
 
     def record_outcome(
         self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
     ) -> WriteResult:
-        """Settle the record and, if it has a reward, publish it to the learning queue."""
+        """Settle the record and publish it to the learning queue when it was followed."""
         with self._write() as cur:
             current = self._locked_get(cur, event_id)
             if current.outcome is not None:
@@ -283,7 +287,7 @@ class SQLiteStore:
                 "WHERE event_id = ?",
                 (_dumps(updated), int(employed), int(censored), event_id),
             )
-            if not censored and reward is not None:
+            if publishes_outcome(updated):
                 cur.execute("INSERT INTO learning (event_id) VALUES (?)", (event_id,))
         return WriteResult(updated, changed=True)
 

@@ -10,6 +10,8 @@ import pytest
 
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies import POLICY_REGISTRY, Policy, policy_class, policy_from_bytes
+from bandit.policies.base import min_probability
+from bandit.types import Decision
 from tests.helpers.contexts import catalog_actions, citizen
 
 CASES = [
@@ -23,12 +25,25 @@ def make(name: str, params: dict[str, object]) -> Policy:
     return policy_class(name)(**params)
 
 
+def learn_one(policy: Policy, ctx: dict[str, object], d: Decision, job_week: int | None) -> None:
+    """One outcome: a job in ``job_week`` (or none); hazard learners get the citizen-weeks."""
+    learn_at_risk = getattr(policy, "learn_at_risk", None)
+    if getattr(policy, "learns_hazard", False) and learn_at_risk is not None:
+        weeks = 3 if job_week is None else job_week
+        for week in range(weeks):
+            learn_at_risk(ctx, d.chosen_action, week, job=False)
+        if job_week is not None:
+            learn_at_risk(ctx, d.chosen_action, job_week, job=True)
+    else:
+        policy.learn(d, float(job_week is not None))
+
+
 def train(policy: Policy, n: int = 60) -> None:
     actions = catalog_actions(8)
     for i in range(n):
         ctx = citizen(weeks_unemployed=i % 40, age=20 + i % 40).features()
         d = policy.choose(ctx, actions, event_id=f"train-{i}")
-        policy.learn(d, float(i % 3 == 0))
+        learn_one(policy, ctx, d, i % 4 if i % 3 == 0 else None)
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)
@@ -41,7 +56,7 @@ def test_pmf_is_valid_and_floored(name: str, params: dict[str, object]) -> None:
         pmf = np.asarray(d.pmf)
         assert pmf.shape == (k,)
         assert math.isclose(pmf.sum(), 1.0, abs_tol=1e-9)
-        assert pmf.min() >= min(policy.floor, 1.0 / k) - 1e-12
+        assert pmf.min() >= min_probability(policy.floor, k) - 1e-12
         assert d.propensity == d.pmf[d.chosen]
         assert d.action_ids == tuple(a.id for a in actions)
         assert len(d.expected_rewards) == k and all(math.isfinite(r) for r in d.expected_rewards)
@@ -94,9 +109,8 @@ def test_save_load_round_trip(name: str, params: dict[str, object], tmp_path: Pa
         assert d1.chosen == d2.chosen
         np.testing.assert_allclose(d1.pmf, d2.pmf, rtol=0, atol=1e-6)
     # both keep learning identically after the round trip
-    d = policy.choose(ctx, actions, event_id="after")
-    policy.learn(d, 1.0)
-    restored.learn(restored.choose(ctx, actions, event_id="after"), 1.0)
+    learn_one(policy, dict(ctx), policy.choose(ctx, actions, event_id="after"), 1)
+    learn_one(restored, dict(ctx), restored.choose(ctx, actions, event_id="after"), 1)
     assert policy.model_version == restored.model_version
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies import policy_from_bytes
-from bandit.policies.vw_policy import VWPolicy
+from bandit.policies.vw_policy import VWPolicy, epsilon_greedy_pmf, squarecb_gamma, squarecb_pmf
 from bandit.vw.examples import ActionLineCache, build_example, format_shared
 from bandit.vw.workspace import VWLearner
 from tests.helpers.contexts import catalog_actions, citizen
@@ -27,39 +27,55 @@ def _stream(n: int, n_logged: int = 6) -> list[tuple[dict[str, object], int, flo
 
 
 @pytest.mark.parametrize(
-    ("params", "vw_flags"),
+    ("gamma_scale", "epsilon", "vw_flags"),
     [
-        ({"exploration": "squarecb"}, ["--squarecb"]),
-        ({"exploration": "squarecb", "gamma_scale": 3.0}, ["--squarecb", "--gamma_scale", "3"]),
-        ({"exploration": "epsilon", "epsilon": 0.1}, ["--epsilon", "0.1"]),
+        (10.0, None, ["--squarecb"]),
+        (3.0, None, ["--squarecb", "--gamma_scale", "3"]),
+        (None, 0.1, ["--epsilon", "0.1"]),
     ],
 )
-def test_own_pmf_matches_vw_cb_explore_adf(params: dict[str, object], vw_flags: list[str]) -> None:
-    """Our pmf from --cb_adf scores equals VW's own --cb_explore_adf pmf on the same stream.
+def test_pmf_rules_match_vw_cb_explore_adf(
+    gamma_scale: float | None, epsilon: float | None, vw_flags: list[str]
+) -> None:
+    """Our SquareCB and epsilon-greedy rules equal VW's ``--cb_explore_adf`` on VW's scores.
 
-    Both run the same mtr regression on the same examples, so they differ only by float32
-    rounding inside VW (~1e-7): 1e-4 absolute is far above that and far below any real gap.
-    VW 9's squarecb drops importance weights in a loop that skips the LAST action line
-    (``i < examples.size() - 1``), so a reward logged for the last action stays
-    importance-weighted there; we weight no action (the published oracle). The stream
-    therefore logs only the first 5 of 6 actions, where both definitions agree.
+    A ``--cb_adf`` scorer and a ``--cb_explore_adf`` workspace learn the same mtr regression
+    from the same stream, so our rule applied to the scorer's costs must give VW's pmf, with
+    VW's own ``gamma = gamma_scale * t ** 0.5`` (our policy adds ``sqrt(K)`` to it, see
+    :func:`squarecb_gamma`). The two differ only by float32 rounding inside VW (~1e-7): 1e-4
+    absolute is far above that and far below any real gap. VW 9's squarecb keeps importance
+    weights on the LAST action line, so the stream logs only the first 5 of 6 actions.
     """
-    policy = VWPolicy(floor=0.0, learning_rate=0.5, seed=4, **params)  # type: ignore[arg-type]
     actions = catalog_actions(6)
     cache = ActionLineCache()
-    args = ["--cb_explore_adf", *vw_flags, "--cb_type", "mtr", "-q", "ca", "--quiet"]
-    args += ["--learning_rate", "0.5", "--random_seed", "4"]
-    with VWLearner(args) as reference:
+    common = ["--cb_type", "mtr", "-q", "ca", "--quiet", "--learning_rate", "0.5"]
+    common += ["--random_seed", "4"]
+    explore_args = ["--cb_explore_adf", *vw_flags, *common]
+    with VWLearner(explore_args) as reference, VWLearner(["--cb_adf", *common]) as scorer:
         for i, (ctx, index, reward, p) in enumerate(_stream(120, n_logged=5)):
-            if i % 10 == 0:
-                ours = policy.probabilities(ctx, actions)
-                theirs = reference.predict(build_example(format_shared(ctx), cache.lines(actions)))
-                np.testing.assert_allclose(ours, np.asarray(theirs) / sum(theirs), atol=1e-4)
-            d = policy.choose(ctx, actions, event_id=f"e{i}")
-            policy.learn(d, reward, action_index=index, propensity=p)
-            reference.learn(
-                build_example(format_shared(ctx), cache.lines(actions), label=(index, reward, p))
-            )
+            example = build_example(format_shared(ctx), cache.lines(actions))
+            if i % 10 == 0 and i > 0:
+                costs = np.asarray(scorer.predict(example))
+                if gamma_scale is not None:
+                    ours = squarecb_pmf(costs, gamma_scale * i**0.5)
+                else:
+                    assert epsilon is not None
+                    ours = epsilon_greedy_pmf(costs, epsilon)
+                theirs = np.asarray(reference.predict(example))
+                np.testing.assert_allclose(ours, theirs / theirs.sum(), atol=1e-4)
+            label = (index, reward, 1.0 if gamma_scale is not None else p)
+            labelled = build_example(format_shared(ctx), cache.lines(actions), label=label)
+            reference.learn(labelled)
+            scorer.learn(labelled)
+
+
+def test_policy_gamma_grows_with_the_action_set() -> None:
+    """At K = 330 and 10,000 outcomes the pmf concentrates where VW's K-free gamma would not."""
+    costs = np.zeros(330)
+    costs[1:] = 0.05  # every other offer 5 pp worse
+    ours = squarecb_pmf(costs, squarecb_gamma(10.0, 0.5, 330, 10_000))
+    vw_default = squarecb_pmf(costs, 10.0 * 10_000**0.5)
+    assert ours[0] > 0.25 > vw_default[0]
 
 
 @pytest.mark.parametrize(

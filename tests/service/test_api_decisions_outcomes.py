@@ -148,8 +148,15 @@ def test_a_job_date_is_converted_to_weeks_since_the_decision(client):
     assert stored.outcome.weeks_to_job == pytest.approx(10.0)
 
 
-def test_a_dropout_is_censored_with_no_reward(client):
-    event_id, _ = _treatment_event(client)
+def test_a_dropout_is_censored_with_no_reward_and_learned_only_if_followed(client):
+    """A dropout has no reward, but the weeks observed before it are data: the outcome of a
+    followed recommendation goes to the learning queue; that of an overridden one does not."""
+    store = client.app.state.runtime.store
+    event_id, rec = _treatment_event(client)
+    r = client.post(
+        f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": rec}, headers=CASE
+    )
+    assert r.status_code == 200 and store.learning_lag() == 1  # the followed assignment
     r = client.post(
         "/v1/outcomes",
         json={"event_id": event_id, "status": "dropout", "weeks_observed": 3},
@@ -157,7 +164,26 @@ def test_a_dropout_is_censored_with_no_reward(client):
     )
     assert r.status_code == 200
     assert r.json()["reward"] is None and r.json()["censored"] is True
-    assert client.app.state.runtime.store.learning_lag() == 0
+    assert store.get_decision(event_id).censored
+    assert store.learning_lag() == 2  # the censored outcome is published too
+
+    other_id, other_rec = _treatment_event(client, 100)
+    r = client.post(
+        f"/v1/decisions/{other_id}/assignment",
+        json={
+            "assigned_action_id": _other_eligible(client, other_id, other_rec),
+            "reason_code": "capacity",
+        },
+        headers=CASE,
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": other_id, "status": "dropout", "weeks_observed": 3},
+        headers=CASE,
+    )
+    assert r.status_code == 200 and r.json()["censored"] is True
+    assert store.learning_lag() == 2  # an overridden recommendation is never published
 
 
 BAD_OUTCOMES = [

@@ -1,6 +1,9 @@
 """The compose stack's processes without Docker: redis-server + ``nbi serve --store redis`` +
 ``nbi learner`` as real processes, one recommendation -> assignment -> outcome -> learned ->
-snapshot -> the API serves the new model version."""
+snapshot -> the API serves the new model version.
+
+The learner learns whole outcomes as they are reported (``NBI_DELAY_STRATEGY=at_once``); with
+the default strategy a ``uniform`` policy would wait for the 26-week horizon."""
 
 from __future__ import annotations
 
@@ -26,7 +29,13 @@ pytestmark = pytest.mark.integration
 
 def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
     server = RedisServer(tmp_path, appendonly=True).start()
-    env = service_env(server.url, "rt:", NBI_MODEL_POLL_SECONDS="0.2", NBI_POLICY="uniform")
+    env = service_env(
+        server.url,
+        "rt:",
+        NBI_MODEL_POLL_SECONDS="0.2",
+        NBI_POLICY="uniform",
+        NBI_DELAY_STRATEGY="at_once",
+    )
     api = learner = None
     try:
         api, port = start_api(env, tmp_path / "api.log")
@@ -52,6 +61,27 @@ def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
             port, "POST", f"/v1/decisions/{event_id}/assignment", {"assigned_action_id": action}
         )
         assert status == 200
+        # the followed assignment is learned (the event is opened) and snapshotted, but it
+        # teaches the model nothing yet: the serving version does not change
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        deadline = time.monotonic() + 20
+        learner_metrics = ""
+        while (
+            time.monotonic() < deadline and "nbi_model_snapshots_total 1.0" not in learner_metrics
+        ):
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(metrics_url, timeout=5) as resp:  # noqa: S310
+                    learner_metrics = resp.read().decode()
+            except OSError:
+                continue
+        assert "nbi_model_snapshots_total 1.0" in learner_metrics, (
+            tmp_path / "learner.log"
+        ).read_text()[-2000:]
+        assert "nbi_learner_updates_total 0.0" in learner_metrics
+        assert "nbi_learner_lag_messages 0.0" in learner_metrics
+        assert call(port, "GET", "/v1/models", key=ADMIN_KEY)[1]["model_version"] == before
+
         outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 3}
         status, settled = call(port, "POST", "/v1/outcomes", outcome)
         assert status == 200, settled
@@ -66,11 +96,10 @@ def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
         assert after.endswith("00000001")  # one update learned
 
         # what Prometheus scrapes: the learner's own endpoint and the API's /metrics
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(metrics_url, timeout=5) as resp:  # noqa: S310 (loopback)
             learner_metrics = resp.read().decode()
         assert "nbi_learner_updates_total 1.0" in learner_metrics
-        assert "nbi_model_snapshots_total 1.0" in learner_metrics
+        assert "nbi_model_snapshots_total 2.0" in learner_metrics
         req = urllib.request.Request(  # noqa: S310
             f"http://127.0.0.1:{port}/metrics", headers={"X-API-Key": METRICS_KEY}
         )

@@ -1,4 +1,7 @@
-"""No raw citizen id on disk, in logs or in metrics; in-process learning from complied events."""
+"""No raw citizen id on disk, in logs or in metrics; in-process learning from complied events.
+
+The settings' default delay strategy is ``hazard`` (vw with target="hazard"): a job in week 2
+teaches the model three citizen-weeks (weeks 0 and 1 without a job, week 2 with one)."""
 
 from __future__ import annotations
 
@@ -70,6 +73,10 @@ def test_raw_ids_never_reach_the_store_file_logs_or_metrics(settings, caplog):
         assert "female" not in str(record.to_dict())
 
 
+WEEKS_TO_JOB = 2
+UPDATES_PER_JOB = WEEKS_TO_JOB + 1  # citizen-weeks learned from one job in week 2
+
+
 def _complied_employed(client, start: int) -> str:
     raw = citizen_in_group(client, "treatment", start)
     body = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
@@ -80,7 +87,7 @@ def _complied_employed(client, start: int) -> str:
     )
     client.post(
         "/v1/outcomes",
-        json={"event_id": body["event_id"], "status": "employed", "weeks_to_job": 2},
+        json={"event_id": body["event_id"], "status": "employed", "weeks_to_job": WEEKS_TO_JOB},
         headers=CASE,
     )
     return body["event_id"]
@@ -102,8 +109,9 @@ def test_inprocess_learning_learns_only_complied_treatment_events(inprocess_sett
 
 def _learn_only_complied(client) -> None:
     runtime = client.app.state.runtime
+    assert runtime.settings.delay_strategy == "hazard"
     assert runtime.policy.get().n_updates == 0
-    # not learnable: a control event, a non-complied one and a censored one
+    # not learnable (never published to the queue): a control event and an overridden one
     raw = citizen_in_group(client, "control")
     control = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
     client.post(
@@ -125,20 +133,30 @@ def _learn_only_complied(client) -> None:
         json={"event_id": other["event_id"], "status": "employed", "weeks_to_job": 1},
         headers=CASE,
     )
-    assert _wait_for(lambda: runtime.store.learning_lag() == 0)
-    assert runtime.policy.get().n_updates == 0
-    # learnable: complied treatment with a reward -> a snapshot and a new serving version
-    _complied_employed(client, 600)
-    assert _wait_for(lambda: runtime.policy.get().n_updates == 1)
-    info = client.get("/v1/models", headers=ADMIN).json()
-    assert info["updates"] == 1 and info["latest_snapshot"] == info["model_version"]
     assert runtime.store.learning_lag() == 0
+    time.sleep(0.2)
+    assert runtime.policy.get().n_updates == 0
+    # learnable: a followed recommendation. Its assignment alone teaches nothing yet (no
+    # citizen-week has passed); its outcome teaches the weeks up to the job.
+    event_id = _complied_employed(client, 600)
+    assert _wait_for(lambda: runtime.policy.get().n_updates == UPDATES_PER_JOB)
+    assert _wait_for(lambda: runtime.store.learning_lag() == 0)
+    info = client.get("/v1/models", headers=ADMIN).json()
+    assert info["updates"] == UPDATES_PER_JOB
+    assert info["latest_snapshot"] == info["model_version"]
+    served = runtime.policy.get()
+    assert served.learning_state["strategy"] == "hazard"
+    assert event_id not in served.learning_state["open"]  # complete: not open any more
 
 
 def test_a_restarted_app_serves_the_learned_model(inprocess_settings):
     with TestClient(create_app(inprocess_settings)) as client:
         _complied_employed(client, 0)
-        assert _wait_for(lambda: client.app.state.runtime.policy.get().n_updates == 1)
-        version = client.app.state.runtime.policy.get().model_version
+        runtime = client.app.state.runtime
+        assert _wait_for(lambda: runtime.policy.get().n_updates == UPDATES_PER_JOB)
+        assert _wait_for(lambda: runtime.store.learning_lag() == 0)
+        version = runtime.policy.get().model_version
     with TestClient(create_app(inprocess_settings)) as client:
-        assert client.app.state.runtime.policy.get().model_version == version
+        restarted = client.app.state.runtime.policy.get()
+        assert restarted.model_version == version
+        assert restarted.n_updates == UPDATES_PER_JOB

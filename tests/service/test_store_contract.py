@@ -128,13 +128,50 @@ def test_outcome_settles_once_replay_is_noop_and_change_conflicts(store: Decisio
     assert store.learning_lag() == 1
 
 
-def test_censored_outcomes_are_settled_but_not_published_for_learning(store: DecisionStore):
+def _queued_event_ids(store: DecisionStore) -> list[str]:
+    return [m.event_id for m in store.read_learning("contract-reader", 100)]
+
+
+def test_censored_outcomes_of_followed_recommendations_are_published_control_ones_not(
+    store: DecisionStore,
+):
     store.put_decision(record("e1"), horizon_seconds=HORIZON)
+    store.record_assignment("e1", "A", None)  # followed
     result = store.record_outcome("e1", DROPOUT, None, censored=True)
     assert result.record.censored and result.record.reward is None
     assert store.pending_count() == 0
-    assert store.learning_lag() == 0
+    assert store.learning_lag() == 2  # the assignment and the censored outcome
     assert store.group_counts()["treatment"].censored == 1
+    # overridden recommendation: neither its assignment nor its outcome is published
+    store.put_decision(record("e2"), horizon_seconds=HORIZON)
+    store.record_assignment("e2", "B", "capacity")
+    store.record_outcome("e2", DROPOUT, None, censored=True)
+    # control: never published, censored or not
+    store.put_decision(record("c1", group=Group.CONTROL), horizon_seconds=HORIZON)
+    store.record_outcome("c1", EMPLOYED, 1.0, censored=False)
+    store.put_decision(record("c2", group=Group.CONTROL), horizon_seconds=HORIZON)
+    store.record_outcome("c2", DROPOUT, None, censored=True)
+    assert store.learning_lag() == 2
+    assert _queued_event_ids(store) == ["e1", "e1"]
+    assert store.group_counts()["control"].censored == 1
+
+
+def test_a_followed_assignment_is_published_an_overridden_one_is_not(store: DecisionStore):
+    for event_id in ("followed", "overridden", "outcome_first"):
+        store.put_decision(record(event_id), horizon_seconds=HORIZON)
+    store.put_decision(record("control", group=Group.CONTROL), horizon_seconds=HORIZON)
+    assert store.record_assignment("followed", "A", None).record.complied is True
+    assert store.learning_lag() == 1
+    assert not store.record_assignment("followed", "A", None).changed  # replay: not again
+    assert store.record_assignment("overridden", "B", "capacity").record.complied is False
+    store.record_assignment("control", "A", None)  # a control record has no recommendation
+    assert store.learning_lag() == 1
+    # an outcome before any assignment is published (the learner waits for the assignment),
+    # and the followed assignment that comes after it is published as well
+    store.record_outcome("outcome_first", EMPLOYED, 1.0, censored=False)
+    store.record_assignment("outcome_first", "A", None)
+    assert store.learning_lag() == 3
+    assert _queued_event_ids(store) == ["followed", "outcome_first", "outcome_first"]
 
 
 def test_expired_pending_returns_only_unsettled_records_past_their_horizon(store: DecisionStore):

@@ -94,9 +94,11 @@ def test_logs_command_writes_parquet(tmp_path: Path) -> None:
 def test_run_options_reach_the_simulation() -> None:
     base = ["run", "--policy", "uniform", "--weeks", "30", "--scale", "0.05", "--json"]
     default = json.loads(invoke(*base, "--no-progress").stdout)
-    # At the horizon no outcome is known before week 26, so far fewer events are learned.
-    late = json.loads(invoke(*base, "--no-progress", "--settle-at-horizon").stdout)
-    assert 0 < late["n_learned"] < default["n_learned"]
+    # A baseline does not learn: the delay strategy changes nothing in the outcomes.
+    at_once = json.loads(invoke(*base, "--no-progress", "--delay", "at_once").stdout)
+    assert at_once["totals"] == default["totals"]
+    bad = invoke(*base, "--no-progress", "--delay", "soon")
+    assert bad.exit_code == 2 and "unknown --delay" in bad.output
     lagged = json.loads(invoke(*base, "--no-progress", "--lag", "8").stdout)
     assert lagged["n_learned"] < default["n_learned"]
     assert lagged["totals"] == default["totals"]  # the lag changes learning, not outcomes

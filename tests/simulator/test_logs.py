@@ -45,7 +45,7 @@ def test_frame_layout(logs) -> None:  # type: ignore[no-untyped-def]
     assert np.allclose(pmf.sum(axis=1), 1.0)
     assert np.allclose(pmf[np.arange(len(f)), f["action"]], f["propensity"])
     assert (pmf[~logs.eligible] == 0).all()
-    floor = np.minimum(0.05, 1.0 / logs.eligible.sum(axis=1))
+    floor = 0.05 / logs.eligible.sum(axis=1)  # exploration mass 0.05 spread over the eligible
     assert (np.where(logs.eligible, pmf, 1.0) >= floor[:, None] - 1e-12).all()
     assert set(AUDIT_COLUMNS) <= set(f.columns)
     assert not set(AUDIT_COLUMNS) & set(logs.context_columns)

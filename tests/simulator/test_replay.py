@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,14 +40,15 @@ class SpyPolicy(UniformPolicy):
         super().learn(decision, reward, action_index=action_index, propensity=propensity)
 
 
-@pytest.mark.parametrize(("lag", "early"), [(0, True), (5, True), (3, False)])
-def test_policy_never_learns_before_the_outcome_is_known(lag: int, early: bool) -> None:
-    config = SimulationConfig(scale=0.05, lag_weeks=lag, settle_jobs_early=early)
+@pytest.mark.parametrize(("lag", "delay"), [(0, "at_once"), (5, "at_once"), (3, "horizon")])
+def test_policy_never_learns_before_the_outcome_is_known(lag: int, delay: str) -> None:
+    config = SimulationConfig(scale=0.05, lag_weeks=lag, offers_per_family=1)
     spy = SpyPolicy(seed=2)
-    replay = Replay(spy, config, weeks=60, seed=9)
+    replay = Replay(spy, config, weeks=60, seed=9, delay=delay)
     spy.replay = replay
     d = replay.run().decisions.set_index("event_id")
     assert spy.learned, "the policy never learned"
+    early = delay == "at_once"
     seen = set()
     for event_id, learn_week, reward in spy.learned:
         row = d.loc[event_id]
@@ -61,6 +64,47 @@ def test_policy_never_learns_before_the_outcome_is_known(lag: int, early: bool) 
     treat = d[(d["group"] == "treatment") & d["complied"]]
     due = treat["week"] + np.where(treat["employed"] & early, treat["job_week"] + 1, 26) + lag
     assert set(treat.index[due < 60]) == seen
+
+
+def test_hazard_learner_sees_each_citizen_week_only_once_it_is_known() -> None:
+    """The hazard strategy learns week t of a decision made in week w no earlier than
+    w + t + 1 + lag, every week once, and the job week as the only event."""
+    from bandit.policies.vw_policy import VWPolicy
+
+    lag = 2
+    learned: list[tuple[str, int, int, bool]] = []
+
+    class SpyHazard(VWPolicy):
+        def learn_at_risk(self, context, action, week, *, job):  # type: ignore[no-untyped-def]
+            learned.append((str(context.get("_event", "")), replay.week, week, job))
+            super().learn_at_risk(context, action, week, job=job)
+
+    config = SimulationConfig(scale=0.05, lag_weeks=lag, offers_per_family=1)
+    replay = Replay(SpyHazard(target="hazard", seed=1), config, weeks=40, seed=9)
+    events: dict[str, int] = {}
+    original = replay.feedback.on_followed
+
+    def tag(decision: Decision, *, timestamp: float) -> None:
+        events[decision.event_id] = round(timestamp / (7 * 24 * 3600))
+        context = {**decision.context, "_event": decision.event_id}
+        original(dataclasses.replace(decision, context=context), timestamp=timestamp)
+
+    replay.feedback.on_followed = tag  # type: ignore[method-assign]
+    d = replay.run().decisions.set_index("event_id")
+    assert learned
+    by_event: dict[str, list[tuple[int, int, bool]]] = {}
+    for event_id, learn_week, week, job in learned:
+        assert learn_week >= events[event_id] + week + 1 + lag
+        by_event.setdefault(event_id, []).append((week, learn_week, job))
+    for event_id, rows in by_event.items():
+        weeks = [w for w, _, _ in rows]
+        assert weeks == list(range(len(weeks)))  # each week once, in order
+        jobs = [w for w, _, job in rows if job]
+        row = d.loc[event_id]
+        if jobs:
+            assert jobs == [weeks[-1]] and row["job_week"] == jobs[0] and row["employed"]
+        else:
+            assert not (row["employed"] and row["job_week"] < weeks[-1] + 1)
 
 
 def test_same_seed_gives_identical_tables_and_other_seed_differs() -> None:
@@ -106,7 +150,8 @@ def test_arms_compliance_and_report() -> None:
 
 
 def test_oracle_recommendations_have_zero_regret() -> None:
-    result = Replay(build_policy("oracle"), SimulationConfig(scale=0.05), weeks=8, seed=2).run()
+    config = SimulationConfig(scale=0.05, capacity_scale=0.0)
+    result = Replay(build_policy("oracle"), config, weeks=8, seed=2).run()
     treat = result.decisions[result.decisions["group"] == "treatment"]
     assert len(treat) > 50
     assert np.allclose(treat["regret"], 0.0)
@@ -135,11 +180,11 @@ def test_decisions_feed_the_fairness_audit_among_the_eligible() -> None:
     """The replay's decisions table is a valid fairness-audit file, eligibility included."""
     from offline_eval.fairness import audit
 
-    config = SimulationConfig(scale=0.2)
+    config = SimulationConfig(scale=0.2, offers_per_family=1)
     result = Replay(build_policy("uniform", seed=3), config, weeks=12, seed=2).run()
     d = result.decisions
     fams = d["eligible_families"].str.split(";")
-    assert (fams.str.len() == d["eligible_count"]).all()  # one offer per family in the replay
+    assert (fams.str.len() == d["eligible_count"]).all()  # one offer per family here
     treat = d[d["group"] == "treatment"]
     assert all(r in f for r, f in zip(treat["recommended_family"], fams[treat.index], strict=True))
     rates = audit(d).recommendation_rates

@@ -1,0 +1,147 @@
+"""The one decision engine, without I/O: decide, and turn outcomes into learning.
+
+``decide``: legal eligibility and seat capacity -> RCT arm -> policy -> :class:`DecisionRecord`
+(control group included). ``record_to_decision`` rebuilds the policy's view of a stored record
+for learning, and :class:`bandit.feedback.FeedbackLearner` turns outcomes into updates with
+the configured delay strategy. The service (``service/decide.py``, ``service/learner.py``)
+and the simulator (``simulator/replay.py``) both call these functions, so what the simulator
+shows is what the service does, and :class:`DecisionRecord` is the one decision log format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bandit.catalog import Catalog
+from bandit.context import CitizenContext
+from bandit.control import Group
+from bandit.eligibility import filter_eligible
+from bandit.errors import InvalidInputError
+from bandit.policies.base import Policy
+from bandit.records import DecisionRecord
+from bandit.types import Action, Decision, FeatureValue
+
+
+@lru_cache(maxsize=8)
+def actions_by_id(catalog: Catalog) -> dict[str, Action]:
+    """The catalog's policy actions by id, cached (a catalog is immutable)."""
+    return {item.id: catalog.action(item.id) for item in catalog}
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A new decision: the durable record and, for the treatment arm, the policy's decision."""
+
+    record: DecisionRecord
+    decision: Decision | None
+
+
+def decide(
+    policy: Policy,
+    catalog: Catalog,
+    context: CitizenContext,
+    *,
+    event_id: str,
+    timestamp: float,
+    citizen_key: str,
+    group: Group,
+    experiment: str = "",
+    seats_left: Mapping[str, int] | None = None,
+    restrict_to: Sequence[str] | None = None,
+    features: Mapping[str, FeatureValue] | None = None,
+) -> Decided:
+    """Decide for one citizen: eligibility and capacity, then the policy (treatment only).
+
+    Parameters
+    ----------
+    policy
+        The serving policy (not called for the control arm).
+    catalog
+        The offers.
+    context
+        The citizen's validated case facts (model features; never protected attributes).
+    event_id, timestamp, citizen_key
+        Identity of the decision (``citizen_key`` is a pseudonym).
+    group
+        RCT arm, decided by the caller from the pseudonym.
+    experiment
+        Fingerprint of the experiment configuration, stored in the record.
+    seats_left
+        Free seats per offer this period (offers at 0 are excluded as ``capacity``).
+    restrict_to
+        The case system's own shortlist of offer ids, if any.
+    features
+        ``context.features()`` when the caller already computed it.
+
+    Raises
+    ------
+    NoEligibleActionError
+        When no offer is legal and free for this citizen.
+    """
+    result = filter_eligible(catalog, context, seats_left=seats_left, restrict_to=restrict_to)
+    model_features = dict(context.features() if features is None else features)
+    excluded = {k: v for k, v in result.excluded.items() if v != "not_requested"}
+    eligible = result.eligible_ids
+    if group is not Group.TREATMENT:
+        record = DecisionRecord(
+            event_id=event_id,
+            timestamp=timestamp,
+            citizen_key=citizen_key,
+            group=group,
+            context=model_features,
+            eligible=eligible,
+            pmf=(),
+            recommended=None,
+            propensity=None,
+            model_version=policy.model_version,
+            policy=policy.name,
+            experiment=experiment,
+            excluded=excluded,
+        )
+        return Decided(record, None)
+    by_id = actions_by_id(catalog)
+    decision = policy.choose(model_features, [by_id[i] for i in eligible], event_id=event_id)
+    record = DecisionRecord(
+        event_id=event_id,
+        timestamp=timestamp,
+        citizen_key=citizen_key,
+        group=group,
+        context=model_features,
+        eligible=decision.action_ids,
+        pmf=decision.pmf,
+        recommended=decision.chosen_action.id,
+        propensity=decision.propensity,
+        model_version=decision.model_version,
+        policy=decision.policy,
+        experiment=experiment,
+        excluded=excluded,
+    )
+    return Decided(record, decision)
+
+
+def record_to_decision(record: DecisionRecord, catalog: Catalog) -> Decision:
+    """The policy's :class:`Decision` behind a stored treatment record (for learning).
+
+    Raises :class:`InvalidInputError` when the record has no recommendation or names an
+    offer the catalog does not know.
+    """
+    if record.recommended is None or record.propensity is None:
+        msg = f"Event {record.event_id} has no recommendation to learn from"
+        raise InvalidInputError(msg)
+    if record.recommended not in record.eligible:
+        msg = f"Event {record.event_id}: the recommendation is not among the eligible actions"
+        raise InvalidInputError(msg)
+    actions = tuple(catalog.action(a) for a in record.eligible)
+    return Decision(
+        event_id=record.event_id,
+        context=dict(record.context),
+        actions=actions,
+        pmf=tuple(record.pmf),
+        chosen=record.eligible.index(record.recommended),
+        propensity=record.propensity,
+        expected_rewards=(0.0,) * len(actions),
+        model_version=record.model_version,
+        policy=record.policy,
+    )
