@@ -28,6 +28,34 @@ NUMERIC_SCALES: Mapping[str, float] = {
 """Divisors of known numeric features (others are used as given)."""
 
 
+BANDS: Mapping[str, tuple[float, ...]] = {
+    "weeks_unemployed": (13.0, 26.0, 52.0),
+    "benefit_history_weeks": (26.0, 52.0),
+    "age": (30.0, 50.0),
+    "labour_demand_index": (1.0, 1.5),
+}
+"""Cut points of the bands added next to known numeric features (the legal and programme
+thresholds of domain.md: 13 and 26 weeks, long-term history, age 50, high demand)."""
+
+
+def band_of(name: str, value: FeatureValue) -> str | None:
+    """The band indicator of a numeric feature with known cut points, else ``None``.
+
+    A linear model learns a threshold effect (long-term unemployment, age 50+) from a band
+    indicator, not from the scaled number alone.
+
+    Examples
+    --------
+    >>> band_of("weeks_unemployed", 30), band_of("age", 25), band_of("education", "master")
+    ('weeks_unemployed_band=2', 'age_band=0', None)
+    """
+    cuts = BANDS.get(name)
+    if cuts is None or isinstance(value, (bool, str)):
+        return None
+    index = sum(1 for cut in cuts if float(value) >= cut)
+    return f"{name}_band={index}"
+
+
 def encode_value(name: str, value: FeatureValue) -> tuple[str, float] | None:
     """Encode one feature as ``(name, value)``; ``None`` when it carries nothing (false/zero).
 

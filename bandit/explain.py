@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from bandit.catalog import Catalog
 from bandit.errors import InvalidInputError, UnknownActionError
 from bandit.policies.base import RewardEstimate
-from bandit.types import Action, Decision, Features
+from bandit.types import Action, Decision, Features, FeatureValue
 
 LOCK_IN_SHARE: Mapping[str, float] = {
     "private_wage_subsidy": 0.4,
@@ -109,6 +109,8 @@ def explain(
     catalog: Catalog | None = None,
     *,
     top_n: int = 3,
+    rank_by: str = "pmf",
+    effects: Sequence[Mapping[str, float]] | None = None,
 ) -> list[OptionExplanation]:
     """Explain the ``top_n`` options of ``decision`` (best first).
 
@@ -125,6 +127,13 @@ def explain(
         features are used.
     top_n
         Number of options to explain.
+    rank_by
+        ``"pmf"`` (the policy's probabilities) or ``"estimate"`` (the shown expected
+        employment, ties by offer id): the shortlist caseworkers see is ranked by estimate.
+    effects
+        Per action, how much each case fact moves the model's estimate
+        (:func:`feature_effects`); drivers are then the facts that move it most, with the
+        size of the move. Without it, drivers are chosen by fixed relevance rules.
 
     Examples
     --------
@@ -146,9 +155,19 @@ def explain(
     if top_n < 1:
         msg = f"Expected top_n >= 1, got {top_n}"
         raise InvalidInputError(msg)
+    if rank_by not in ("pmf", "estimate"):
+        msg = f"rank_by must be 'pmf' or 'estimate', got {rank_by!r}"
+        raise InvalidInputError(msg)
     facts = {k: context[k] for k in DRIVER_FEATURES if k in context}
+    if rank_by == "estimate":
+        ranking = sorted(
+            range(len(decision.actions)),
+            key=lambda i: (-estimates[i].mean, decision.actions[i].id),
+        )
+    else:
+        ranking = decision.ranking()
     out = []
-    for rank, i in enumerate(decision.ranking()[:top_n], start=1):
+    for rank, i in enumerate(ranking[:top_n], start=1):
         action, est = decision.actions[i], estimates[i]
         name, family, length, sector = _offer(action, catalog)
         out.append(
@@ -164,7 +183,9 @@ def explain(
                 evidence_n=est.n,
                 length_weeks=length,
                 lock_in_weeks=lock_in_weeks(family, length),
-                drivers=drivers(facts, family, sector),
+                drivers=drivers(
+                    facts, family, sector, effects=None if effects is None else effects[i]
+                ),
             )
         )
     return out
@@ -274,15 +295,100 @@ _DRIVERS: tuple[Callable[[Features, str, str], _Driver | None], ...] = (
 )
 
 
-def drivers(facts: Features, family: str, sector: str, *, limit: int = 3) -> tuple[str, ...]:
+REFERENCE_FACTS: Mapping[str, FeatureValue | None] = {
+    "weeks_unemployed": 4,
+    "education": "upper_secondary",
+    "last_sector": None,
+    "labour_demand_index": 1.0,
+    "benefit_history_weeks": 0,
+}
+"""A typical case to compare with: a fact's effect is the estimate with the citizen's value
+minus the estimate with this one (``None``: the fact left out)."""
+MIN_EFFECT = 0.005
+"""Effects smaller than half a percentage point are not named as drivers."""
+
+
+def _fact_phrase(name: str, value: FeatureValue, sector: str) -> str:
+    """A plain statement of one whitelisted case fact."""
+    if name == "weeks_unemployed":
+        return f"Unemployed for {int(value)} weeks"
+    if name == "education":
+        return f"Education: {str(value).replace('_', ' ')}"
+    if name == "last_sector":
+        last = str(value).replace("_", " ")
+        same = " (the offer's sector)" if str(value) == sector else ""
+        return f"Last job in {last}{same}"
+    if name == "labour_demand_index":
+        return f"Local demand of {float(value):.1f} vacancies per unemployed person"
+    return f"{int(value)} weeks on benefits in the three years before this spell"
+
+
+def feature_effects(estimate: Callable[[Features], float], context: Features) -> dict[str, float]:
+    """How much each whitelisted case fact moves ``estimate(context)``.
+
+    For each fact in :data:`DRIVER_FEATURES` present in ``context``: the estimate minus the
+    estimate with the fact set to its :data:`REFERENCE_FACTS` value (or left out). Protected
+    and sensitive facts are never varied or named.
+
+    Examples
+    --------
+    >>> est = lambda ctx: 0.5 + 0.01 * float(ctx.get("weeks_unemployed", 0))
+    >>> feature_effects(est, {"weeks_unemployed": 30, "gender": "female"})
+    {'weeks_unemployed': 0.26}
+    """
+    base = estimate(context)
+    out: dict[str, float] = {}
+    for name in DRIVER_FEATURES:
+        if name not in context:
+            continue
+        reference = REFERENCE_FACTS[name]
+        if reference is not None and context[name] == reference:
+            continue
+        if reference is None:
+            changed = {k: v for k, v in context.items() if k != name}
+        else:
+            changed = {**context, name: reference}
+        out[name] = round(base - estimate(changed), 6)
+    return out
+
+
+def drivers(
+    facts: Features,
+    family: str,
+    sector: str,
+    *,
+    limit: int = 3,
+    effects: Mapping[str, float] | None = None,
+) -> tuple[str, ...]:
     """The most relevant reasons (at most ``limit``) for an offer, from whitelisted facts only.
+
+    With ``effects`` (:func:`feature_effects` of the model's estimate), the facts that move
+    the estimate most are named, each with the size of its effect; otherwise fixed relevance
+    rules choose.
 
     Examples
     --------
     >>> drivers({"weeks_unemployed": 4, "gender": "female"}, "mentor", "any")
     ('Early in the spell (4 weeks): many find work soon on their own, so short offers with little lock-in fit best.',)
+    >>> drivers({"weeks_unemployed": 30}, "mentor", "any", effects={"weeks_unemployed": -0.04})[0]
+    'Unemployed for 30 weeks: lowers the expected chance of a job with this offer by about 4 points'
     """
     allowed = {k: facts[k] for k in DRIVER_FEATURES if k in facts}
+    if effects is not None:
+        named = []
+        for name, value in allowed.items():
+            effect = float(effects.get(name, 0.0))
+            if abs(effect) < MIN_EFFECT:
+                continue
+            move = "raises" if effect > 0 else "lowers"
+            text = (
+                f"{_fact_phrase(name, value, sector)}: {move} the expected chance of a job with "
+                f"this offer by about {max(abs(effect) * 100, 1):.0f} points"
+            )
+            named.append((abs(effect), text))
+        named.sort(key=lambda d: -d[0])
+        if named:
+            return tuple(text for _, text in named[:limit])
     found = [d for rule in _DRIVERS if (d := rule(allowed, family, sector)) is not None]
     found.sort(key=lambda d: -d[0])
     texts = tuple(text for _, text in found[:limit])

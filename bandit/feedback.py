@@ -284,6 +284,12 @@ class FeedbackLearner:
 
     def _learn_hazard_outcome(self, event: OpenEvent, outcome: Outcome) -> int:
         updates = 0
+        decision = self._decision(event)
+        value = self.reward(outcome)
+        if decision is not None and value.value is not None:
+            # the model's estimate before it learns how this case ended
+            predicted = self.policy.estimate_of(decision.context, decision.chosen_action)
+            self.policy.track_error(predicted, value.value)
         if outcome.status is OutcomeStatus.EMPLOYED:
             assert outcome.weeks_to_job is not None  # noqa: S101 (validated by Outcome)
             job_week = math.floor(outcome.weeks_to_job)
@@ -298,7 +304,6 @@ class FeedbackLearner:
             observed = min(math.floor(outcome.weeks_observed), self.horizon_weeks)
             updates = self._learn_weeks(event, observed, job_week=None)
         self._open.pop(event.event_id, None)
-        value = self.reward(outcome)
         if value.value is not None and event.decision is not None:
             self.policy.observe_outcome(event.decision.chosen_action.id, value.value)
         return updates

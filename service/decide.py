@@ -15,16 +15,17 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 
 from bandit.catalog import Catalog
 from bandit.control import Group
-from bandit.engine import actions_by_id, decide
+from bandit.engine import Decided, actions_by_id, decide
 from bandit.errors import ConflictError
-from bandit.explain import OptionExplanation, explain
+from bandit.explain import OptionExplanation, explain, feature_effects
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise
 from bandit.records import DecisionRecord
-from bandit.types import Decision, FeatureValue
+from bandit.types import Action, Decision, FeatureValue
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
@@ -100,21 +101,35 @@ def build_options(
     record: DecisionRecord,
     features: Mapping[str, FeatureValue],
     max_options: int,
+    expected: Sequence[float] | None = None,
 ) -> list[OptionOut]:
-    """The top ``max_options`` options of a treatment record, best first, with estimates.
+    """The shortlist of a treatment record, best first, with estimates and drivers.
 
-    ``features`` are the requesting citizen's model features (``CitizenContext.features()``).
+    Options are ranked by the model's expected employment within the horizon (``expected``,
+    the decision's own estimates in ``record.eligible`` order; recomputed when absent, e.g.
+    for a replayed request), ties by offer id; the recommended (sampled) offer is always
+    included. ``features`` are the requesting citizen's model features.
     """
     if not record.pmf:
         return []
-    top = top_indices(record.pmf, record.eligible, max_options)
+    by_id = actions_by_id(runtime.catalog)
+    if expected is None or len(expected) != len(record.eligible):
+        with runtime.policy_lock:
+            expected = [
+                e.mean for e in policy.estimates(features, [by_id[i] for i in record.eligible])
+            ]
+    top = top_indices(expected, record.eligible, max_options)
     if record.recommended is not None:
         rec_index = record.eligible.index(record.recommended)
         if rec_index not in top:
             top = [*top[: max_options - 1], rec_index]
-    actions = tuple(runtime.catalog.action(record.eligible[i]) for i in top)
+    actions = tuple(by_id[record.eligible[i]] for i in top)
     with runtime.policy_lock:
         estimates = [_finite(e) for e in policy.estimates(features, actions)]
+    order = sorted(range(len(top)), key=lambda j: (-estimates[j].mean, actions[j].id))
+    top = [top[j] for j in order]
+    actions = tuple(actions[j] for j in order)
+    estimates = [estimates[j] for j in order]
     shortlist = Decision(
         event_id=record.event_id,
         context=features,
@@ -126,7 +141,17 @@ def build_options(
         model_version=record.model_version,
         policy=record.policy,
     )
-    explained = explain(shortlist, estimates, features, runtime.catalog, top_n=len(top))
+    with runtime.policy_lock:
+        effects = [feature_effects(partial(_estimate, policy, a), features) for a in actions]
+    explained = explain(
+        shortlist,
+        estimates,
+        features,
+        runtime.catalog,
+        top_n=len(top),
+        rank_by="estimate",
+        effects=effects,
+    )
     return [
         OptionOut(
             rank=option.rank,
@@ -146,6 +171,10 @@ def build_options(
     ]
 
 
+def _estimate(policy: Policy, action: Action, context: Mapping[str, FeatureValue]) -> float:
+    return policy.estimate_of(context, action)
+
+
 def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:
     if not ids:
         return
@@ -162,10 +191,10 @@ def _new_record(
     features: dict[str, FeatureValue],
     citizen_key: str,
     group: Group,
-) -> DecisionRecord:
+) -> Decided:
     _check_requested(runtime.catalog, request.eligible_action_ids)
     with runtime.policy_lock:
-        decided = decide(
+        return decide(
             policy,
             runtime.catalog,
             request.context,
@@ -180,7 +209,6 @@ def _new_record(
             restrict_to=request.eligible_action_ids,
             features=features,
         )
-    return decided.record
 
 
 def recommend(
@@ -193,7 +221,8 @@ def recommend(
     group = runtime.experiment.group_of(citizen_key)
     policy = runtime.policy.get()
     features = request.context.features()
-    record = _new_record(runtime, policy, request, features, citizen_key, group)
+    decided = _new_record(runtime, policy, request, features, citizen_key, group)
+    record = decided.record
     stored_key = None if request_id is None else request_key(request_id, key)
     result = runtime.store.put_decision(
         record,
@@ -219,7 +248,10 @@ def recommend(
                 "model_version": record.model_version,
             },
         )
-    options = build_options(runtime, policy, record, features, request.max_options)
+    expected = None
+    if result.changed and decided.decision is not None:
+        expected = decided.decision.expected_rewards
+    options = build_options(runtime, policy, record, features, request.max_options, expected)
     recommended = next((o for o in options if o.action_id == record.recommended), None)
     return RecommendationResponse(
         event_id=record.event_id,

@@ -77,6 +77,18 @@ def _print_run(doc: dict[str, Any]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         typer.echo("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    quarters = doc.get("quarterly_values") or []
+    if quarters:
+        typer.echo("TRUE value of the suggestions per quarter (if every citizen followed):")
+        names = ("policy", "practice", "uniform", "best_noncontextual", "observable_oracle")
+        head = ("quarter", *names, "oracle", "share_of_gain")
+        typer.echo("  ".join(h.rjust(12) for h in head))
+        for q in quarters:
+            cells = [str(int(q["quarter"]) + 1)]
+            cells += [f"{q[n]:.4f}" for n in (*names, "oracle")]
+            share = q["share_of_gain"]
+            cells.append("-" if share != share else f"{share:.2f}")  # NaN check
+            typer.echo("  ".join(c.rjust(12) for c in cells))
     rct = doc["rct"]
     if "difference" in rct:
         typer.echo(

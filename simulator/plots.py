@@ -46,6 +46,35 @@ def _figure(kind: str, weekly: pd.DataFrame, policy: str) -> Any:
 
 
 PLOTS = ("learning_curve", "cumulative_regret", "employment")
+VALUE_LINES = (
+    ("oracle", ":"),
+    ("observable_oracle", "--"),
+    ("best_noncontextual", "-."),
+    ("practice", "-"),
+    ("uniform", "-"),
+    ("none", ":"),
+)
+
+
+def value_figure(quarters: pd.DataFrame, policy: str) -> Any:
+    """The served policy's TRUE value per quarter beside the reference policies."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=100)
+    x = quarters["quarter"] + 1
+    for name, style in VALUE_LINES:
+        ax.plot(x, quarters[name], style, lw=1.2, label=name.replace("_", " "))
+    ax.plot(x, quarters["policy"], "-o", lw=2.5, color="black", label=f"{policy} (served)")
+    ax.set_xticks(list(x))
+    ax.set_xlabel("quarter of simulated time")
+    ax.set_ylabel("true P(job within H) if all follow")
+    ax.set_title("Value of the suggestions vs reference policies")
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def write_plots(weekly: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -62,9 +91,18 @@ def write_plots(weekly: pd.DataFrame, summary: dict[str, Any], out_dir: Path) ->
         plt.close(fig)
         paths.append(path)
         images.append(base64.b64encode(path.read_bytes()).decode("ascii"))
+    quarters = pd.DataFrame(summary.get("quarterly_values") or [])
+    if len(quarters):
+        fig = value_figure(quarters, str(summary.get("policy", "")))
+        path = out_dir / "values_by_quarter.png"
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(path)
+        images.insert(0, base64.b64encode(path.read_bytes()).decode("ascii"))
+    kinds = (("values_by_quarter",) if len(quarters) else ()) + PLOTS
     body = "".join(
         f'<h2>{html.escape(k.replace("_", " "))}</h2><img alt="{k}" src="data:image/png;base64,{b}">'
-        for k, b in zip(PLOTS, images, strict=True)
+        for k, b in zip(kinds, images, strict=True)
     )
     doc = (
         "<!doctype html><html><head><meta charset='utf-8'><title>nbi simulation</title></head>"

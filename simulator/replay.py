@@ -52,6 +52,11 @@ from simulator.outcomes import (
 )
 from simulator.policies import OraclePolicy
 from simulator.population import GENDERS, ORIGINS, PopulationModel
+from simulator.reference import (
+    REFERENCE_POLICIES,
+    best_noncontextual_order,
+    reference_choices,
+)
 
 SIM_PSEUDONYM_KEY = b"nbi-simulator-pseudonym-key"
 SIM_EXPERIMENT_SALT = b"nbi-simulator-experiment-salt"
@@ -88,7 +93,11 @@ class ReplayResult:
     action available to that citizen and practice as usual). "Eligible" and "available" mean
     legal with a seat left when the citizen's turn came in the week, ``shown_recommended`` (the policy's own estimate
     for the recommendation, treatment only), ``regret`` (oracle minus recommendation, treatment
-    only), ``employed`` (realised within H), ``job_week``, ``benefit_weeks``, ``benefit_dkk``.
+    only), ``employed`` (realised within H), ``job_week``, ``benefit_weeks``, ``benefit_dkk``;
+    ``p_obs_recommended`` (the observable truth E[P(job within H) | case facts] of the
+    recommendation) and, with ``references``, ``v_<name>`` for every reference policy of
+    :mod:`simulator.reference`: the TRUE value each citizen would get if everyone of the week
+    followed that policy (seats respected).
     """
 
     decisions: pd.DataFrame
@@ -138,6 +147,7 @@ class Replay:
         seed: int = 0,
         catalog: Catalog | None = None,
         delay: DelayStrategy | str | None = None,
+        references: bool = True,
     ) -> None:
         self.policy = policy
         self.config = config or SimulationConfig()
@@ -168,6 +178,19 @@ class Replay:
         self._decided_week: dict[str, tuple[int, int]] = {}
         self._learn_log: list[LearnEvent] = []
         self._data: dict[str, list[object]] = defaultdict(list)
+        self._catalog_full = catalog
+        self._arms = arms
+        self.references = references
+        self._order: np.ndarray | None = None
+        self._ref_rng = np.random.default_rng(seed + 104_729)
+
+    def best_noncontextual_order(self) -> np.ndarray:
+        """The fixed priority order of the ``best_noncontextual`` reference (computed once)."""
+        if self._order is None:
+            self._order = best_noncontextual_order(
+                self.config, self._catalog_full, self._arms, self.effects, self.seed
+            )
+        return self._order
 
     def run(self, progress: Callable[[int], None] | None = None) -> ReplayResult:
         """Run all weeks; ``progress(week)`` is called after each week."""
@@ -260,6 +283,7 @@ class Replay:
         prepared = prepare(
             self.config, cohort, self.effects, week=week, population=self._population
         )
+        legal = prepared.eligible.copy()
         n = len(cohort)
         comply_u = self._rng.random(n)
         recommended = np.full(n, _NO_ACTION)
@@ -292,6 +316,22 @@ class Replay:
             if self.actions[k].id in seats_left:
                 seats_left[self.actions[k].id] = int(seats[k])
             self._assigned(event_id, rec, k, decision)
+        if self.references:
+            refs = reference_choices(
+                prepared,
+                self.weekly_seats,
+                practice_choice,
+                self._ref_rng,
+                self.best_noncontextual_order(),
+                eligible=legal,
+            )
+            for name in REFERENCE_POLICIES:
+                self._data[f"v_{name}"].extend(refs[name].value.tolist())
+        rows = np.arange(n)
+        p_obs_rec = np.where(
+            recommended >= 0, prepared.p_obs[rows, np.maximum(recommended, 0)], np.nan
+        )
+        self._data["p_obs_recommended"].extend(p_obs_rec.tolist())
         prepared = dataclasses.replace(prepared, eligible=available_at_turn)
         self._record(week, prepared, recommended, assigned, practice_choice, groups, shown)
 

@@ -107,6 +107,64 @@ def by_group(result: ReplayResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+VALUE_COLUMNS = (
+    "policy",
+    "practice",
+    "uniform",
+    "none",
+    "best_noncontextual",
+    "observable_oracle",
+    "oracle",
+)
+WEEKS_PER_QUARTER = 13
+
+
+def quarterly_values(result: ReplayResult) -> pd.DataFrame:
+    """TRUE value per quarter of the served policy beside the reference policies.
+
+    Value is the exact expected P(job within H) if every citizen received the offer the policy
+    suggests, averaged over the treatment arm's citizens (the served policy: its
+    recommendation; a reference: what it would give each of them, seats respected), so
+    caseworker compliance does not blur it. ``share_of_gain`` is the served policy's gain over
+    practice as usual as a share of the observable oracle's gain; ``regret`` is the observable
+    oracle's value minus the served policy's.
+    """
+    d = result.decisions
+    t = d[d["group"] == "treatment"]
+    if "v_oracle" not in t.columns or not len(t):
+        return pd.DataFrame()
+    quarter = t["week"] // WEEKS_PER_QUARTER
+    frame = pd.DataFrame({"quarter": quarter, "policy": t["p_recommended"]})
+    for name in VALUE_COLUMNS[1:]:
+        frame[name] = t[f"v_{name}"]
+    table = frame.groupby("quarter", sort=True).mean()
+    table.insert(0, "n", frame.groupby("quarter").size())
+    gain = table["observable_oracle"] - table["practice"]
+    table["share_of_gain"] = (table["policy"] - table["practice"]) / gain.where(gain > 0)
+    table["regret"] = table["observable_oracle"] - table["policy"]
+    return table.reset_index()
+
+
+def calibration(result: ReplayResult, *, from_week: int = 0, bins: int = 10) -> dict[str, float]:
+    """How well the shown expected employment of the recommendations matches the truth.
+
+    Compared with the observable truth ``p_obs_recommended`` (the best any model of the case
+    facts can know): mean absolute calibration error over ``bins`` equal-count bins of the
+    shown value, and the mean absolute error per recommendation.
+    """
+    d = result.decisions
+    t = d[(d["group"] == "treatment") & (d["week"] >= from_week)]
+    t = t[np.isfinite(t["shown_recommended"]) & np.isfinite(t["p_obs_recommended"])]
+    if len(t) < bins:
+        return {"n": float(len(t))}
+    ranks = t["shown_recommended"].rank(method="first")
+    cut = pd.qcut(ranks, bins, labels=False)
+    grouped = t.groupby(cut)[["shown_recommended", "p_obs_recommended"]].mean()
+    ece = float((grouped["shown_recommended"] - grouped["p_obs_recommended"]).abs().mean())
+    mae = float((t["shown_recommended"] - t["p_obs_recommended"]).abs().mean())
+    return {"n": float(len(t)), "calibration_error": ece, "mean_abs_error": mae}
+
+
 def summary(result: ReplayResult) -> dict[str, Any]:
     """Everything as one JSON-ready document."""
     return {
@@ -118,4 +176,7 @@ def summary(result: ReplayResult) -> dict[str, Any]:
         "rct": rct_summary(result),
         "by_group": by_group(result).to_dict(orient="records"),
         "n_learned": len(result.learn_log),
+        "delay": result.delay,
+        "quarterly_values": quarterly_values(result).to_dict(orient="records"),
+        "calibration_after_year_1": calibration(result, from_week=52),
     }

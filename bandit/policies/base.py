@@ -25,6 +25,11 @@ from bandit.types import Action, Decision, Features
 SNAPSHOT_FORMAT = 1
 PRIOR_STRENGTH = 5.0
 """Pseudo-observations of the overall mean reward in the shown estimate of each action."""
+MIN_TRACKED = 50
+"""Settled outcomes with a tracked prediction before the model's estimates get an interval
+narrower than [0, 1]."""
+MODEL_ERROR_FLOOR = 0.02
+"""Smallest model error (probability points) assumed in the shown intervals."""
 _Z95 = 1.959963984540054
 _U64 = float(2**64)
 
@@ -48,10 +53,11 @@ def deterministic_uniform(seed: int, event_id: str) -> float:
     return int.from_bytes(digest, "big") / _U64
 
 
-def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
+def apply_floor(pmf: np.ndarray, floor: float, weights: np.ndarray | None = None) -> np.ndarray:
     """Spread a total exploration mass ``floor`` uniformly over the ``K`` actions.
 
-    ``p' = floor / K + (1 - floor) p``: every action keeps at least ``floor / K`` and the
+    ``p' = floor / K + (1 - floor) p`` (or ``floor * w / sum(w) + (1 - floor) p`` with
+    exploration ``weights``): every action keeps at least ``floor / K`` and the
     policy keeps ``1 - floor`` of the mass to concentrate on its best offers, whatever ``K``
     is. (A per-action floor ``f`` that must add up to at most 1 forces the uniform
     distribution once ``K >= 1/f``: 50 offers at ``f = 0.02``.) The ordering of ``p`` is kept
@@ -70,12 +76,17 @@ def apply_floor(pmf: np.ndarray, floor: float) -> np.ndarray:
         pmf = np.full(k, 1.0 / k)
     else:
         pmf = pmf / total
-    floored: np.ndarray = floor / k + (1.0 - floor) * pmf
-    return floored
+    if weights is None:
+        floored: np.ndarray = floor / k + (1.0 - floor) * pmf
+        return floored
+    spread = weights / float(weights.sum())
+    mixed: np.ndarray = floor * spread + (1.0 - floor) * pmf
+    return mixed
 
 
 def min_probability(floor: float, k: int) -> float:
-    """The smallest probability :func:`apply_floor` can give one of ``k`` actions."""
+    """The smallest probability :func:`apply_floor` gives one of ``k`` actions when the mass
+    is spread uniformly (see :meth:`Policy.exploration_probabilities` otherwise)."""
     return floor / k
 
 
@@ -93,6 +104,8 @@ class Policy(ABC):
     """
 
     name: ClassVar[str]
+    tracks_errors: ClassVar[bool] = True
+    """Whether :meth:`learn` records the model's prediction error (one extra prediction)."""
 
     def __init__(self, *, floor: float = 0.05, seed: int = 0) -> None:
         if not 0.0 <= floor <= 1.0 or not math.isfinite(floor):
@@ -102,6 +115,7 @@ class Policy(ABC):
         self.seed = seed
         self.n_updates = 0
         self._action_stats: dict[str, list[float]] = {}
+        self._error_stats = [0.0, 0.0, 0.0]
         self.learning_state: dict[str, Any] = {}
         """State of the feedback loop that trains this policy (open events), kept with the
         model so that a snapshot and the messages it acknowledges stay consistent."""
@@ -125,7 +139,9 @@ class Policy(ABC):
             raise InvalidInputError(msg)
         actions = self._check_actions(actions)
         expected = self._expected_rewards(context, actions)
-        pmf = apply_floor(self._pmf(context, actions, expected), self.floor)
+        pmf = apply_floor(
+            self._pmf(context, actions, expected), self.floor, self._exploration_weights(actions)
+        )
         cdf = np.cumsum(pmf)
         index = int(
             np.searchsorted(cdf, deterministic_uniform(self.seed, event_id) * cdf[-1], side="right")
@@ -143,11 +159,33 @@ class Policy(ABC):
             policy=self.name,
         )
 
+    def estimate_of(self, context: Features, action: Action) -> float:
+        """The model's expected reward of one action for one context (unfloored, raw)."""
+        return float(self._expected_rewards(context, [action])[0])
+
     def probabilities(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
         """The floored pmf over ``actions`` without sampling, shape ``(len(actions),)``."""
         actions = self._check_actions(actions)
         expected = self._expected_rewards(context, actions)
-        return apply_floor(self._pmf(context, actions, expected), self.floor)
+        return apply_floor(
+            self._pmf(context, actions, expected), self.floor, self._exploration_weights(actions)
+        )
+
+    def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
+        """How the exploration mass is spread over ``actions`` (``None``: uniformly)."""
+        return None
+
+    def exploration_probabilities(self, actions: Sequence[Action]) -> np.ndarray:
+        """The probability each action keeps whatever the model says: its share of ``floor``.
+
+        ``floor / K`` each when the mass is spread uniformly; a policy that spreads it by
+        family (:class:`~bandit.policies.vw_policy.VWPolicy`) gives ``floor / (F n_f)``.
+        """
+        weights = self._exploration_weights(actions)
+        if weights is None:
+            return np.full(len(actions), self.floor / len(actions))
+        out: np.ndarray = self.floor * weights / float(weights.sum())
+        return out
 
     def learn(
         self,
@@ -181,6 +219,9 @@ class Policy(ABC):
         if not 0.0 < p <= 1.0:
             msg = f"Expected a propensity in (0, 1], got {p}"
             raise InvalidInputError(msg)
+        if self.tracks_errors:
+            before = self._expected_rewards(decision.context, [decision.actions[index]])
+            self.track_error(float(before[0]), float(reward))
         self._learn(decision.context, decision.actions, index, p, float(reward))
         self.observe_outcome(decision.actions[index].id, float(reward))
         self.n_updates += 1
@@ -197,26 +238,62 @@ class Policy(ABC):
         stats[2] += reward * reward
 
     def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
-        """Expected reward of each action with a 95 % interval (for explanations).
+        """Expected reward of each action with a 95 % interval, from the model itself.
 
-        The shown mean shrinks the model's estimate towards the mean reward seen so far over
-        all actions (0.5 before any), with the weight ``n / (n + PRIOR_STRENGTH)`` of the
-        ``n`` rewards learned for that action: an untrained model's arbitrary output (an
-        untrained VW predicts 0) is never shown as a confident "0 % chance". The interval's
-        half-width comes from the reward variance and ``n`` (wide when few were seen).
+        The mean is the model's own estimate (for a hazard learner ``P(job within H)``), the
+        one that ranks the offers. The interval's half-width is
+        ``1.96 sqrt(model_error^2 + m (1 - m) / (n + 1))``: ``model_error^2`` is the model's
+        mean squared error against the truth, estimated from settled outcomes as the excess of
+        its squared prediction error over the Bernoulli variance it predicted
+        (:meth:`track_error`), and the second term the sampling error of the ``n`` outcomes
+        seen for that offer. Before :data:`MIN_TRACKED` outcomes are tracked the model is
+        untrained: the mean is shrunk towards the mean reward seen so far (0.5 before any)
+        and the interval is the whole range, never a confident "0 %".
         """
         actions = self._check_actions(actions)
-        expected = self._expected_rewards(context, actions)
+        expected = np.asarray(self._expected_rewards(context, actions), dtype=float)
         prior = self._overall_mean_reward()
+        tracked, model_var = self.model_error()
+        trust = tracked / (tracked + PRIOR_STRENGTH * MIN_TRACKED / 5.0)
         out = []
-        for action, mean in zip(actions, expected, strict=True):
-            n, s, ss = self._action_stats.get(action.id, (0.0, 0.0, 0.0))
-            var = max(ss / n - (s / n) ** 2, 0.0) if n > 1 else 0.25
-            half = _Z95 * math.sqrt(max(var, 1e-4) / (n + 1.0))
-            weight = n / (n + PRIOR_STRENGTH)
-            m = weight * float(mean) + (1.0 - weight) * prior
-            out.append(RewardEstimate(m, m - half, m + half, int(n)))
+        for action, raw in zip(actions, expected, strict=True):
+            n = self._action_stats.get(action.id, (0.0, 0.0, 0.0))[0]
+            m = trust * float(raw) + (1.0 - trust) * prior if math.isfinite(raw) else prior
+            if tracked < MIN_TRACKED:
+                low, high = 0.0, 1.0
+            else:
+                half = _Z95 * math.sqrt(model_var + m * (1.0 - m) / (n + 1.0))
+                low, high = m - half, m + half
+            out.append(RewardEstimate(m, low, high, int(n)))
         return out
+
+    def track_error(self, predicted: float, reward: float) -> None:
+        """Record the model's prediction for a settled decision and its 0/1 reward.
+
+        The excess of the mean squared error over the mean predicted Bernoulli variance,
+        ``mean((p - y)^2) - mean(p (1 - p))``, estimates ``mean((p - truth)^2)`` when the
+        model is calibrated; :meth:`estimates` uses it for its intervals.
+        """
+        if not (math.isfinite(predicted) and math.isfinite(reward)):
+            return
+        p = min(max(predicted, 0.0), 1.0)
+        stats = self._error_stats
+        stats[0] += 1.0
+        stats[1] += (p - reward) ** 2
+        stats[2] += p * (1.0 - p)
+
+    def model_error(self) -> tuple[float, float]:
+        """``(outcomes tracked, estimated squared error of the model against the truth)``.
+
+        The squared error has a floor of ``MODEL_ERROR_FLOOR ** 2`` and adds the standard
+        error of its own estimate, so few tracked outcomes give wider intervals.
+        """
+        n, sse, var = self._error_stats
+        if n <= 0:
+            return 0.0, 0.25
+        excess = (sse - var) / n
+        se_of_excess = 1.0 / math.sqrt(n)  # squared errors of 0/1 outcomes are within [0, 1]
+        return n, max(excess, 0.0) + 0.25 * se_of_excess + MODEL_ERROR_FLOOR**2
 
     def _overall_mean_reward(self) -> float:
         n = sum(stats[0] for stats in self._action_stats.values())
@@ -261,6 +338,7 @@ class Policy(ABC):
             "params": self.get_params(),
             "n_updates": self.n_updates,
             "action_stats": self._action_stats,
+            "error_stats": self._error_stats,
             "model_version": self.model_version,
             "learning_state": self.learning_state,
         }
@@ -288,6 +366,7 @@ class Policy(ABC):
         policy.n_updates = int(header["n_updates"])
         policy._action_stats = {k: list(v) for k, v in header["action_stats"].items()}
         policy.learning_state = dict(header.get("learning_state") or {})
+        policy._error_stats = [float(v) for v in header.get("error_stats", (0.0, 0.0, 0.0))]
         return policy
 
     # ------------------------------------------------------------------ subclass hooks

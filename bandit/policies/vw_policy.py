@@ -36,6 +36,7 @@ from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies.base import Policy
 from bandit.types import Action, Features
 from bandit.vw.examples import (
+    ID_NAMESPACE,
     ActionLineCache,
     SharedLineCache,
     build_example,
@@ -45,6 +46,7 @@ from bandit.vw.workspace import VWLearner
 
 EXPLORATIONS = ("squarecb", "epsilon", "regcb", "regcbopt", "cover")
 TARGETS = ("reward", "hazard")
+LOSSES = ("logistic", "squared")
 DEFAULT_BUCKETS = (0, 2, 5, 9, 13, 18)
 """Start weeks of the hazard model's time buckets (weeks 0-1, 2-4, 5-8, 9-12, 13-17, 18+)."""
 TIME_NAMESPACE = "t"
@@ -141,12 +143,16 @@ class VWPolicy(Policy):
     cover
         Number of policies for ``"cover"``.
     learning_rate, power_t
-        VW ``--learning_rate`` and ``--power_t``. ``power_t = 1`` (default) decays each
-        feature's step like a running mean: with 0/1 outcomes of rate 5-30 % VW's default 0.5
-        leaves estimates that swing by +-50 % after 40,000 updates (measured), which rank
-        offers by noise.
+        VW ``--learning_rate`` and ``--power_t``. The defaults (0.05, 0.5) were chosen in the
+        full-catalog simulator (``docs/decisions.md``): VW's 0.5 with the logistic loss makes
+        the first update of a rare case-offer combination push its estimate to 0 or 1, and
+        the argmax then chases those extremes; ``power_t = 1`` freezes early estimates.
     interactions
-        Quadratic interactions between namespaces (``"c"`` context, ``"a"`` action).
+        Interactions between namespaces (two letters: ``--quadratic``; more:
+        ``--interactions``): ``c`` context, ``s`` last sector, ``f`` offer family, ``o`` offer
+        sector, ``a`` other offer features (provider, length). The default crosses the case
+        with the family and the last sector with the offer's sector (``cf``, ``so``); adding
+        ``ca`` or ``ccf`` measured worse (more weights, more noise, same data).
     bits
         Feature hash bits (``-b``).
     target
@@ -155,6 +161,21 @@ class VWPolicy(Policy):
         Reward horizon ``H`` of the hazard target.
     hazard_buckets
         Start weeks of the hazard model's time buckets (increasing, first 0).
+    loss
+        ``"logistic"`` (default; 0/1 rewards, estimates stay in (0, 1) and small rates are
+        not pulled to 0 as squared-loss SGD does under VW's adaptive updates, measured) or
+        ``"squared"`` (any reward).
+    explore_families
+        Spread the exploration mass (``floor``) evenly over the eligible offers' families and
+        then over each family's offers, instead of evenly over offers: with 60 internships and
+        1 standard contact, per-offer spreading explores large families 60 times more, and a
+        family the model underrates early (lock-in shows before the gain) is never tried
+        enough to be corrected. Each offer keeps at least ``floor / (F n_f)``.
+    offer_ids
+        Learn a main effect per offer id (namespace ``i``). Off by default: offers of a family
+        differ by about a percentage point, and several hundred noisy id effects make the
+        argmax chase noise; descriptive features (sector, provider, length) still tell
+        offers apart.
     quiet
         Pass ``--quiet`` to VW.
     floor, seed
@@ -183,13 +204,16 @@ class VWPolicy(Policy):
         gamma_exponent: float = 0.5,
         epsilon: float = 0.05,
         cover: int = 4,
-        learning_rate: float = 0.5,
-        power_t: float = 1.0,
-        interactions: Sequence[str] = ("ca",),
+        learning_rate: float = 0.05,
+        power_t: float = 0.5,
+        interactions: Sequence[str] = ("cf", "so"),
         bits: int = 18,
         target: str = "reward",
         horizon_weeks: int = 26,
         hazard_buckets: Sequence[int] = DEFAULT_BUCKETS,
+        loss: str = "logistic",
+        offer_ids: bool = False,
+        explore_families: bool = True,
         quiet: bool = True,
         floor: float = 0.05,
         seed: int = 0,
@@ -207,6 +231,9 @@ class VWPolicy(Policy):
         self.target = target
         self.horizon_weeks = horizon_weeks
         self.hazard_buckets = tuple(int(b) for b in hazard_buckets)
+        self.loss = loss
+        self.offer_ids = offer_ids
+        self.explore_families = explore_families
         self.quiet = quiet
         self._validate()
         self._lines = ActionLineCache()
@@ -231,6 +258,9 @@ class VWPolicy(Policy):
             (isinstance(self.bits, int) and 1 <= self.bits <= _MAX_BITS, "1 <= bits <= 30"),
             (all(_is_interaction(q) for q in self.interactions), "interactions like 'ca'"),
             (self.target in TARGETS, f"target must be one of {TARGETS}"),
+            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+            (isinstance(self.offer_ids, bool), "offer_ids must be true or false"),
+            (isinstance(self.explore_families, bool), "explore_families must be true or false"),
             (
                 isinstance(self.horizon_weeks, int) and 1 <= self.horizon_weeks <= 104,  # noqa: PLR2004
                 "horizon_weeks must be an int in 1..104",
@@ -267,6 +297,9 @@ class VWPolicy(Policy):
             "target": self.target,
             "horizon_weeks": self.horizon_weeks,
             "hazard_buckets": self.hazard_buckets,
+            "loss": self.loss,
+            "offer_ids": self.offer_ids,
+            "explore_families": self.explore_families,
             "quiet": self.quiet,
             **super().get_params(),
         }
@@ -279,6 +312,15 @@ class VWPolicy(Policy):
         yield {"exploration": "cover", "cover": 3, "seed": 11}
         yield {"target": "hazard", "seed": 13, "horizon_weeks": 8, "hazard_buckets": (0, 3)}
 
+    def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
+        if not self.explore_families:
+            return None
+        families = [str(a.features.get("family", "")) for a in actions]
+        counts: dict[str, int] = {}
+        for family in families:
+            counts[family] = counts.get(family, 0) + 1
+        return np.asarray([1.0 / (len(counts) * counts[f]) for f in families])
+
     @property
     def learns_hazard(self) -> bool:
         """True when the model is a discrete-time hazard (learn with :meth:`learn_at_risk`)."""
@@ -289,9 +331,15 @@ class VWPolicy(Policy):
         args += ["--power_t", repr(float(self.power_t)), "--bit_precision"]
         args += [str(self.bits), "--random_seed", str(self.seed % 2**31)]
         for q in self.interactions:
-            args += ["--quadratic", q]
+            args += ["--quadratic" if len(q) == 2 else "--interactions", q]  # noqa: PLR2004
+        if self.loss == "logistic":
+            args += ["--loss_function", "logistic"]
+        if not self.offer_ids:
+            args += ["--ignore", ID_NAMESPACE]
         if self.learns_hazard:
-            args += ["--quadratic", TIME_NAMESPACE + "a"]
+            args += ["--quadratic", TIME_NAMESPACE + "f", "--quadratic", TIME_NAMESPACE + "a"]
+            args += ["--quadratic", PHASE_NAMESPACE + "f"]
+        if self.learns_hazard or self.loss == "logistic":
             # Predictions must stay linear (no clamping to the labels' range) so that the
             # context and time parts can be predicted apart and added.
             args += ["--min_prediction", "-" + _PREDICTION_BOUND]
@@ -320,8 +368,24 @@ class VWPolicy(Policy):
         costs = self._scorer.predict(self._example(context, actions))
         scores = np.asarray(rewards_from_costs(costs), dtype=float)
         if not self.learns_hazard:
-            return scores
+            return self._link(scores)
         return self._job_probability(scores, actions)
+
+    def _link(self, scores: np.ndarray) -> np.ndarray:
+        """Linear predictor -> expected reward (identity, or the logistic function)."""
+        if self.loss == "squared":
+            return scores
+        linked: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * scores))  # = 1 / (1 + exp(-s))
+        return linked
+
+    def _label(self, reward: float) -> float:
+        """The "reward" written on the VW line: the reward, or +-1 for the logistic loss."""
+        if self.loss == "squared":
+            return reward
+        if reward not in (0.0, 1.0):
+            msg = f"loss='logistic' learns 0/1 rewards, got {reward!r} (use loss='squared')"
+            raise InvalidInputError(msg)
+        return 2.0 * reward - 1.0
 
     def _pmf(
         self, context: Features, actions: Sequence[Action], expected: np.ndarray
@@ -358,9 +422,10 @@ class VWPolicy(Policy):
         # The regression oracle learns the labelled offer's line only, unweighted.
         shared = self._shared.line(context)
         line = self._lines.line(actions[index])
-        self._scorer.learn(build_example(shared, [line], label=(0, reward, 1.0)))
+        self._scorer.learn(build_example(shared, [line], label=(0, self._label(reward), 1.0)))
         if self._explorer is not None:
-            self._explorer.learn(self._example(context, actions, label=(index, reward, propensity)))
+            labelled = (index, self._label(reward), propensity)
+            self._explorer.learn(self._example(context, actions, label=labelled))
 
     def learn_at_risk(self, context: Features, action: Action, week: int, *, job: bool) -> None:
         """Learn one citizen-week at risk: week ``week`` after the decision, job found or not.
@@ -375,8 +440,9 @@ class VWPolicy(Policy):
             msg = f"week must be in 0..{self.horizon_weeks - 1}, got {week}"
             raise InvalidInputError(msg)
         shared = f"{self._shared.line(context)} {self._time_line(week)}"
-        line = self._lines.line(action)
-        self._scorer.learn(build_example(shared, [line], label=(0, 1.0 if job else 0.0, 1.0)))
+        line = f"{self._lines.line(action)} {_phase_line(action, week)}"
+        label = (0, self._label(1.0 if job else 0.0), 1.0)
+        self._scorer.learn(build_example(shared, [line], label=label))
         self.n_updates += 1
 
     # ------------------------------------------------------------------ hazard helpers
@@ -387,34 +453,36 @@ class VWPolicy(Policy):
     def _time_line(self, week: int) -> str:
         return f"|{TIME_NAMESPACE} b{self._bucket(week)}"
 
-    def _bucket_weeks(self) -> np.ndarray:
-        edges = [*self.hazard_buckets, self.horizon_weeks]
-        return np.diff(np.asarray(edges, dtype=float))
-
     def _time_parts(self, actions: Sequence[Action]) -> np.ndarray:
-        """``g(t, a)`` per action and bucket, shape ``(len(actions), B)``, cached per state."""
+        """``g(t, a)`` per action and week ``t < H``, shape ``(len(actions), H)``, cached per
+        model state: the time bucket (``t``, crossed with the offer) and the programme phase
+        of that week for that offer (namespace ``p``: during the programme, its last week --
+        when a wage-subsidy employer hires -- or after it; crossed with the family)."""
         if self._time_cache_state != self.n_updates:
             self._time_cache.clear()
             self._time_cache_state = self.n_updates
         missing = [a for a in actions if a.id not in self._time_cache]
         if missing:
             lines = self._lines.lines(missing)
-            # Costs (= -hazard) with no features but the action, then with each time bucket.
+            # Costs (= -linear predictor) with no features but the offer, then per week.
             empty = np.asarray(self._scorer.predict([f"shared |{TIME_NAMESPACE}", *lines]))
-            parts = [
-                empty - np.asarray(self._scorer.predict([f"shared |{TIME_NAMESPACE} b{b}", *lines]))
-                for b in range(len(self.hazard_buckets))
-            ]
+            parts = []
+            for week in range(self.horizon_weeks):
+                phased = [
+                    f"{line} {_phase_line(a, week)}" for a, line in zip(missing, lines, strict=True)
+                ]
+                example = [f"shared {self._time_line(week)}", *phased]
+                parts.append(empty - np.asarray(self._scorer.predict(example)))
             table = np.stack(parts, axis=1)
             for action, row in zip(missing, table, strict=True):
                 self._time_cache[action.id] = row
         return np.stack([self._time_cache[a.id] for a in actions])
 
     def _job_probability(self, context_scores: np.ndarray, actions: Sequence[Action]) -> np.ndarray:
-        """``1 - prod_b (1 - h_b) ** weeks_b`` from ``f(x, a)`` and the cached ``g(t, a)``."""
-        hazards = np.clip(context_scores[:, None] + self._time_parts(actions), *_HAZARD_CLIP)
-        log_stay = np.log1p(-hazards) @ self._bucket_weeks()
-        prob: np.ndarray = -np.expm1(log_stay)
+        """``1 - prod_t (1 - h_t)`` from ``f(x, a)`` and the cached ``g(t, a)``, ``t < H``."""
+        linear = context_scores[:, None] + self._time_parts(actions)
+        hazards = np.clip(self._link(linear), *_HAZARD_CLIP)
+        prob: np.ndarray = -np.expm1(np.log1p(-hazards).sum(axis=1))
         return prob
 
     # ------------------------------------------------------------------ persistence
@@ -449,6 +517,24 @@ class VWPolicy(Policy):
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]:
         """Pickle through the snapshot format (VW workspaces are not picklable)."""
         return type(self).from_bytes, (self.to_bytes(),)
+
+
+PHASE_NAMESPACE = "p"
+
+
+def _phase_line(action: Action, week: int) -> str:
+    """The programme phase of ``week`` for ``action``: ``during``, ``end`` or ``after``.
+
+    Examples
+    --------
+    >>> from bandit.types import Action
+    >>> [_phase_line(Action("x", {"length_weeks": 2}), w) for w in (0, 2, 5)]
+    ['|p during', '|p end', '|p after']
+    """
+    raw = action.features.get("length_weeks", 1)
+    length = int(raw) if isinstance(raw, (int, float)) else 1
+    phase = "during" if week < length else ("end" if week == length else "after")
+    return f"|{PHASE_NAMESPACE} {phase}"
 
 
 def _finite(x: object) -> bool:

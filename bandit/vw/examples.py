@@ -20,11 +20,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
-from bandit.encoding import encode_value
+from bandit.encoding import band_of, encode_value
 from bandit.types import Action, Features, FeatureValue
 
 CONTEXT_NAMESPACE = "c"
 ACTION_NAMESPACE = "a"
+FAMILY_NAMESPACE = "f"
+SECTOR_NAMESPACE = "o"
+LAST_SECTOR_NAMESPACE = "s"
 ID_NAMESPACE = "i"
 _SPECIAL = str.maketrans({"|": "_", ":": "_", " ": "_", "\t": "_", "\n": "_", "\r": "_"})
 _MAX_CACHE = 20_000
@@ -51,9 +54,17 @@ def _token(name: str, value: FeatureValue, kind: str) -> str:
     return token if item[1] == 1.0 else f"{token}:{item[1]:.6g}"
 
 
-def _feature_tokens(features: Features) -> str:
+def _feature_tokens(features: Features, *, bands: bool = False) -> str:
     tokens = [_token(name, value, type(value).__name__) for name, value in features.items()]
+    if bands:
+        tokens += [_band(name, value) for name, value in features.items()]
     return " ".join(t for t in tokens if t)
+
+
+@lru_cache(maxsize=8192)
+def _band(name: str, value: FeatureValue) -> str:
+    band = band_of(name, value)
+    return "" if band is None else sanitise(band)
 
 
 def format_shared(context: Features) -> str:
@@ -62,21 +73,36 @@ def format_shared(context: Features) -> str:
     Examples
     --------
     >>> format_shared({"weeks_unemployed": 13, "education": "bachelor", "cv_c++ dev": 1.0})
-    'shared |c weeks_unemployed:0.25 education=bachelor cv_c++_dev'
+    'shared |c weeks_unemployed:0.25 education=bachelor cv_c++_dev weeks_unemployed_band=1'
+    >>> format_shared({"last_sector": "it"})
+    'shared |c last_sector=it |s last_sector=it'
     """
-    return f"shared |{CONTEXT_NAMESPACE} {_feature_tokens(context)}"
+    line = f"shared |{CONTEXT_NAMESPACE} {_feature_tokens(context, bands=True)}"
+    if "last_sector" in context:
+        line += (
+            f" |{LAST_SECTOR_NAMESPACE} {_feature_tokens({'last_sector': context['last_sector']})}"
+        )
+    return line
 
 
 def format_action(action: Action) -> str:
-    """The unlabelled line of one action: its features, then its id in namespace ``i``.
+    """The unlabelled line of one action: family (``f``), sector (``o``), other features
+    (``a``) and the id (``i``), each in its own namespace so that interactions can pick them.
 
     Examples
     --------
-    >>> format_action(Action("M 1", {"family": "mentor", "length_weeks": 13}))
-    '|a family=mentor length_weeks:0.25 |i id=M_1'
+    >>> format_action(Action("M 1", {"family": "mentor", "sector": "it", "length_weeks": 13}))
+    '|f family=mentor |o sector=it |a length_weeks:0.25 |i id=M_1'
     """
-    features = _feature_tokens(action.features)
-    return f"|{ACTION_NAMESPACE} {features} |{ID_NAMESPACE} id={sanitise(action.id)}"
+    features = action.features
+    family = {k: v for k, v in features.items() if k == "family"}
+    sector = {k: v for k, v in features.items() if k == "sector"}
+    rest = {k: v for k, v in features.items() if k not in ("family", "sector")}
+    return (
+        f"|{FAMILY_NAMESPACE} {_feature_tokens(family)} |{SECTOR_NAMESPACE} "
+        f"{_feature_tokens(sector)} |{ACTION_NAMESPACE} {_feature_tokens(rest)} "
+        f"|{ID_NAMESPACE} id={sanitise(action.id)}"
+    )
 
 
 def labelled(action_line: str, reward: float, probability: float) -> str:
@@ -102,7 +128,7 @@ class ActionLineCache:
     >>> cache = ActionLineCache()
     >>> acts = [Action("a", {"family": "mentor"}), Action("b")]
     >>> cache.lines(acts)
-    ['|a family=mentor |i id=a', '|a  |i id=b']
+    ['|f family=mentor |o  |a  |i id=a', '|f  |o  |a  |i id=b']
     >>> cache.lines(acts) is not None, len(cache)
     (True, 2)
     """

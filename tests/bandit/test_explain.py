@@ -171,7 +171,7 @@ def test_untrained_model_is_not_shown_as_a_confident_zero() -> None:
     ctx = citizen().features()
     fresh = policy.estimates(ctx, actions)
     assert all(e.mean == pytest.approx(0.5) and e.n == 0 for e in fresh)
-    assert all(e.high - e.low > 1.5 for e in fresh)
+    assert all((e.low, e.high) == (0.0, 1.0) for e in fresh)  # "we do not know yet"
     # after many rewards for one action, its shown mean follows the model and narrows
     for i in range(200):
         d = policy.choose(ctx, actions, event_id=f"e{i}")
@@ -180,3 +180,6 @@ def test_untrained_model_is_not_shown_as_a_confident_zero() -> None:
     best, other = learned[actions[0].id], learned[actions[1].id]
     assert best.n > 20 and best.mean > other.mean
     assert best.high - best.low < fresh[0].high - fresh[0].low
+    assert best.low < best.mean < best.high and best.mean > 0.5  # never "0 % (0-0 %)"
+    tracked, error = policy.model_error()
+    assert tracked == 200 and error > 0

@@ -10,7 +10,6 @@ import pytest
 
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies import POLICY_REGISTRY, Policy, policy_class, policy_from_bytes
-from bandit.policies.base import min_probability
 from bandit.types import Decision
 from tests.helpers.contexts import catalog_actions, citizen
 
@@ -56,7 +55,9 @@ def test_pmf_is_valid_and_floored(name: str, params: dict[str, object]) -> None:
         pmf = np.asarray(d.pmf)
         assert pmf.shape == (k,)
         assert math.isclose(pmf.sum(), 1.0, abs_tol=1e-9)
-        assert pmf.min() >= min_probability(policy.floor, k) - 1e-12
+        floors = policy.exploration_probabilities(actions)
+        assert (pmf >= floors - 1e-12).all()
+        assert floors.sum() == pytest.approx(policy.floor)
         assert d.propensity == d.pmf[d.chosen]
         assert d.action_ids == tuple(a.id for a in actions)
         assert len(d.expected_rewards) == k and all(math.isfinite(r) for r in d.expected_rewards)

@@ -48,8 +48,8 @@ def test_special_characters_parse_into_the_right_number_of_actions() -> None:
     ]
     lines = [format_action(a) for a in nasty]
     assert all(
-        line.count("|") == 2  # noqa: PLR2004 (namespaces a and i)
-        and ":" not in line.split("|a", 1)[1].replace(":0.", "")
+        line.count("|") == 4  # noqa: PLR2004 (namespaces f, o, a and i)
+        and ":" not in line.split("|f", 1)[1].replace(":0.", "")
         for line in lines
     )
     with VWLearner(["--cb_adf", "--quiet"]) as vw:
@@ -84,7 +84,7 @@ def test_cache_hits_same_object_and_reformats_changed_action() -> None:
     assert cache.line(a) is first
     assert cache.line(Action("A1", {"family": "mentor"})) is first  # equal features: still a hit
     changed = cache.line(Action("A1", {"family": "six_week_course"}))
-    assert changed == "|a family=six_week_course |i id=A1"
+    assert changed == "|f family=six_week_course |o  |a  |i id=A1"
     assert len(cache) == 1
 
 

@@ -30,10 +30,13 @@ def test_treatment_gets_ranked_options_and_a_sampled_recommendation(client):
         assert option["explanation"] and 1 <= len(option["drivers"]) <= 3
         assert option["lock_in_weeks"] >= 0
     stored = client.app.state.runtime.store.get_decision(body["event_id"])
+    catalog_action = client.app.state.runtime.catalog.action
     assert stored.recommended == rec["action_id"]
     assert math.isclose(sum(stored.pmf), 1.0, abs_tol=1e-9)
     assert stored.propensity == stored.pmf[stored.eligible.index(rec["action_id"])]
-    assert min(stored.pmf) >= min(0.02, 1 / len(stored.pmf)) - 1e-12
+    policy = client.app.state.runtime.policy.get()
+    floors = policy.exploration_probabilities([catalog_action(a) for a in stored.eligible])
+    assert all(p >= f - 1e-12 for p, f in zip(stored.pmf, floors, strict=True))
     assert stored.model_version == body["model_version"]
     assert stored.citizen_key == pseudonymise(
         raw, client.app.state.runtime.settings.pseudonym_key_bytes()

@@ -29,7 +29,8 @@ eligible offers of citizen ``i``, about 30/270 = 0.11 since every citizen may ta
   citizen-weeks / 10, about 250), i.e. under 0.1 in total, plus their share of the 0.05
   exploration mass. We require the mean mass on the family to exceed ``MASS = 0.5`` ("most of
   the probability"); measured 0.75-0.84.
-* Floor: every eligible offer keeps at least ``floor / K`` (``bandit.policies.base``), exactly,
+* Floor: every eligible offer keeps at least its exploration probability (the floor spread
+  over families, then offers; ``Policy.exploration_probabilities``), exactly,
   in the stored pmf and in the returned options.
 * Shortlist: the top option (highest probability) is from the family for at least
   ``TOP_SHARE = 0.9`` of the fresh citizens. Not for all of them: after 250 training events
@@ -53,7 +54,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bandit.catalog import Family, default_catalog
-from bandit.policies.base import min_probability
+from bandit.engine import actions_by_id
+from bandit.policies import make_policy
 from service.app import create_app
 from tests.helpers.api import ADMIN, CASE
 
@@ -243,10 +245,12 @@ def test_the_service_learns_to_recommend_the_rewarded_family(learning_client: Te
     assert hits > null_mean + Z_SHARE * null_sd
     assert masses.mean() > MASS
     assert tops >= TOP_SHARE * N_FRESH
+    twin = make_policy("vw", floor=floor)  # same exploration rule as the served policy
+    by_id = actions_by_id(default_catalog())
     for served in fresh:
-        k = len(served.eligible)
-        smallest = min_probability(floor, k)
+        floors = twin.exploration_probabilities([by_id[i] for i in served.eligible])
+        floor_of = dict(zip(served.eligible, floors, strict=True))
         assert math.isclose(sum(served.pmf), 1.0, rel_tol=1e-9)
-        assert min(served.pmf) >= smallest, (served.event_id, min(served.pmf), smallest)
-        assert all(p >= smallest for _, p in served.options)
+        assert all(p >= f - 1e-15 for p, f in zip(served.pmf, floors, strict=True))
+        assert all(p >= floor_of[a] - 1e-15 for a, p in served.options)
         assert served.top_option == served.options[0][0]

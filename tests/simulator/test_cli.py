@@ -43,11 +43,11 @@ def test_run_json_out_dir_and_determinism(tmp_path: Path) -> None:
     for name in ("weekly.csv", "by_group.csv", "decisions.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert json.loads(second.stdout)["totals"] == doc["totals"]
-    for png in ("learning_curve.png", "cumulative_regret.png", "employment.png"):
+    for png in ("values_by_quarter.png", "learning_curve.png", "cumulative_regret.png"):
         data = (tmp_path / "a" / png).read_bytes()
         assert data.startswith(b"\x89PNG")
     html = (tmp_path / "a" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<img" in html
+    assert html.count("data:image/png;base64,") == 4 and "<img" in html  # noqa: PLR2004
     assert "http" not in html  # self-contained
     b64 = html.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(b64).startswith(b"\x89PNG")
