@@ -116,6 +116,42 @@ def _legal_reasons(catalog: Catalog, facts: RuleFacts) -> tuple[str | None, ...]
     return tuple(exclusion_reason(item, facts) for item in catalog)
 
 
+@lru_cache(maxsize=8192)
+def _legal_split(
+    catalog: Catalog, facts: RuleFacts
+) -> tuple[tuple[Intervention, ...], dict[str, str]]:
+    """Legally eligible offers and the legal exclusion reasons, memoised like
+    :func:`_legal_reasons` (callers copy the dict before changing it)."""
+    reasons = _legal_reasons(catalog, facts)
+    items = tuple(item for item, r in zip(catalog, reasons, strict=True) if r is None)
+    excluded = {item.id: r for item, r in zip(catalog, reasons, strict=True) if r is not None}
+    return items, excluded
+
+
+def _filter_slow(
+    catalog: Catalog | Sequence[Intervention],
+    facts: RuleFacts,
+    seats_left: Mapping[str, int] | None,
+    allowed: set[str] | None,
+) -> tuple[list[Intervention], dict[str, str]]:
+    legal = _legal_reasons(catalog, facts) if isinstance(catalog, Catalog) else None
+    eligible: list[Intervention] = []
+    excluded: dict[str, str] = {}
+    for i, item in enumerate(catalog):
+        reason: str | None
+        if allowed is not None and item.id not in allowed:
+            reason = "not_requested"
+        else:
+            reason = exclusion_reason(item, facts) if legal is None else legal[i]
+        if reason is None and seats_left is not None and seats_left.get(item.id, 1) <= 0:
+            reason = "capacity"
+        if reason is None:
+            eligible.append(item)
+        else:
+            excluded[item.id] = reason
+    return eligible, excluded
+
+
 def filter_eligible(
     catalog: Catalog | Sequence[Intervention],
     context: CitizenContext,
@@ -145,21 +181,18 @@ def filter_eligible(
     """
     allowed = None if restrict_to is None else set(restrict_to)
     facts = RuleFacts.of(context)
-    legal = _legal_reasons(catalog, facts) if isinstance(catalog, Catalog) else None
-    eligible: list[Intervention] = []
-    excluded: dict[str, str] = {}
-    for i, item in enumerate(catalog):
-        reason: str | None
-        if allowed is not None and item.id not in allowed:
-            reason = "not_requested"
+    if isinstance(catalog, Catalog) and allowed is None:
+        legal_items, legal_excluded = _legal_split(catalog, facts)
+        excluded: dict[str, str] = dict(legal_excluded)
+        if seats_left:
+            full = {i for i, n in seats_left.items() if n <= 0}
+            eligible = [item for item in legal_items if item.id not in full]
+            if len(eligible) != len(legal_items):
+                excluded.update({item.id: "capacity" for item in legal_items if item.id in full})
         else:
-            reason = exclusion_reason(item, facts) if legal is None else legal[i]
-        if reason is None and seats_left is not None and seats_left.get(item.id, 1) <= 0:
-            reason = "capacity"
-        if reason is None:
-            eligible.append(item)
-        else:
-            excluded[item.id] = reason
+            eligible = list(legal_items)
+    else:
+        eligible, excluded = _filter_slow(catalog, facts, seats_left, allowed)
     if not eligible:
         counts: dict[str, int] = {}
         for reason in excluded.values():

@@ -10,6 +10,7 @@ shows is what the service does, and :class:`DecisionRecord` is the one decision 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -121,6 +122,48 @@ def decide(
     return Decided(record, decision)
 
 
+def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
+    """Indices of the ``k`` most probable entries, best first (ties: smaller id first).
+
+    Equal to ``sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]`` (ids are unique, so the
+    order is total) but about three times cheaper for a few hundred actions: the k-th largest
+    probability is found with a plain float sort, and only the entries at or above it are
+    ordered by the tuple key.
+
+    Examples
+    --------
+    >>> top_indices([0.1, 0.5, 0.2, 0.2], ["a", "b", "d", "c"], 3)
+    [1, 3, 2]
+    """
+    n = len(ids)
+    if k < n:
+        cut = sorted(pmf, reverse=True)[k - 1]
+        above = [i for i in range(n) if pmf[i] > cut]
+        tied = [i for i in range(n) if pmf[i] == cut]
+        if len(above) + len(tied) >= k:  # always, unless a NaN is involved
+            above.sort(key=lambda i: (-pmf[i], ids[i]))
+            tied.sort(key=ids.__getitem__)
+            return above + tied[: k - len(above)]
+    return sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]
+
+
+def shortlist_indices(
+    expected: Sequence[float], ids: Sequence[str], k: int, recommended: int | None
+) -> list[int]:
+    """The shortlist shown to caseworkers: the ``k`` offers with the highest expected reward
+    (ties: smaller id), with the recommended (sampled) offer always included.
+
+    Examples
+    --------
+    >>> shortlist_indices([0.3, 0.9, 0.5, 0.1], ["a", "b", "c", "d"], 2, recommended=3)
+    [1, 3]
+    """
+    top = top_indices(expected, ids, k)
+    if recommended is not None and recommended not in top:
+        top = [*top[: k - 1], recommended]
+    return top
+
+
 def record_to_decision(record: DecisionRecord, catalog: Catalog) -> Decision:
     """The policy's :class:`Decision` behind a stored treatment record (for learning).
 
@@ -141,7 +184,7 @@ def record_to_decision(record: DecisionRecord, catalog: Catalog) -> Decision:
         pmf=tuple(record.pmf),
         chosen=record.eligible.index(record.recommended),
         propensity=record.propensity,
-        expected_rewards=(0.0,) * len(actions),
+        expected_rewards=(math.nan,) * len(actions),  # not stored: unknown
         model_version=record.model_version,
         policy=record.policy,
     )

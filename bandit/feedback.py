@@ -100,6 +100,7 @@ class OpenEvent:
     decision: Decision | None
     weeks_learned: int = 0
     outcome: Outcome | None = None
+    predicted: float | None = None
 
 
 DecisionResolver = Callable[[str], Decision | None]
@@ -175,7 +176,11 @@ class FeedbackLearner:
     def on_followed(self, decision: Decision, *, timestamp: float) -> None:
         """A caseworker followed the recommendation of ``decision`` made at ``timestamp``."""
         if decision.event_id not in self._open:
-            self._open[decision.event_id] = OpenEvent(decision.event_id, timestamp, decision)
+            shown = float(decision.expected_rewards[decision.chosen])
+            predicted = shown if math.isfinite(shown) else None
+            self._open[decision.event_id] = OpenEvent(
+                decision.event_id, timestamp, decision, predicted=predicted
+            )
 
     def on_outcome(self, event_id: str, outcome: Outcome, now: float) -> int:
         """The outcome of an event was reported at ``now``; return the updates made.
@@ -287,8 +292,10 @@ class FeedbackLearner:
         decision = self._decision(event)
         value = self.reward(outcome)
         if decision is not None and value.value is not None:
-            # the model's estimate before it learns how this case ended
-            predicted = self.policy.estimate_of(decision.context, decision.chosen_action)
+            # the model's estimate at decision time (else now, before it learns how this ended)
+            predicted = event.predicted
+            if predicted is None:
+                predicted = self.policy.estimate_of(decision.context, decision.chosen_action)
             self.policy.track_error(predicted, value.value)
         if outcome.status is OutcomeStatus.EMPLOYED:
             assert outcome.weeks_to_job is not None  # noqa: S101 (validated by Outcome)

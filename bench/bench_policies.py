@@ -31,7 +31,7 @@ from bandit.policies.vw_policy import VWPolicy
 from bandit.types import Action
 from bandit.vw.examples import ActionLineCache, build_example, format_shared
 
-SIZES = (10, 50, 300)
+SIZES = (10, 50, 330)
 WARMUP = 30
 
 
@@ -212,13 +212,83 @@ def _section(
     return out
 
 
+def _hazard_serving(ctxs: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """The default learner as the service runs it, K = 330 (the shipped catalog).
+
+    Serving: ``choose`` on a trained, non-learning snapshot (time table cached) against bare
+    pylibvw predicting the same 330-line example. Learning: one citizen-week
+    (``learn_at_risk``) against bare pylibvw learning the same single-line example.
+    """
+    import pylibvw
+
+    actions = [item.as_action() for item in default_catalog()]
+    policy = VWPolicy(target="hazard", seed=1)
+    rng = np.random.default_rng(2)
+    for t in range(2000):
+        ctx = ctxs[t % len(ctxs)]
+        for week in range(3):
+            policy.learn_at_risk(ctx, actions[t % len(actions)], week, job=rng.random() < 0.2)
+    serving = VWPolicy.from_bytes(policy.to_bytes())
+    ws = serving._scorer._ws  # noqa: SLF001 (the reference drives the same workspace bare)
+    lib = pylibvw.vw
+    examples = [serving._example(c, actions) for c in ctxs]  # noqa: SLF001
+    ours_ns, ref_ns = [], []
+    serving.choose(ctxs[0], actions, event_id="warm")
+    for t in range(n):
+        ctx = ctxs[t % len(ctxs)]
+        t0 = time.perf_counter_ns()
+        serving.choose(ctx, actions, event_id=f"h{t}")
+        t1 = time.perf_counter_ns()
+        ecs = ws._parse("\n".join(examples[t % len(ctxs)]))  # noqa: SLF001
+        lib.predict_multi(ws, ecs)
+        ecs[0].get_action_scores()
+        lib._finish_example_multi_ex(ws, ecs)  # noqa: SLF001
+        t2 = time.perf_counter_ns()
+        ours_ns.append(t1 - t0)
+        ref_ns.append(t2 - t1)
+    learner = VWPolicy(target="hazard", seed=1)
+    lws = learner._scorer._ws  # noqa: SLF001
+    line = learner._lines.line(actions[7])  # noqa: SLF001
+    learn_ours, learn_ref = [], []
+    for t in range(n * 10):
+        ctx = ctxs[t % len(ctxs)]
+        raw = [f"{format_shared(ctx)} |t b0", f"0:1:1 {line} |p during"]
+        t0 = time.perf_counter_ns()
+        learner.learn_at_risk(ctx, actions[7], 0, job=False)
+        t1 = time.perf_counter_ns()
+        ecs = lws._parse("\n".join(raw))  # noqa: SLF001
+        lib.learn_multi(lws, ecs)
+        lib._finish_example_multi_ex(lws, ecs)  # noqa: SLF001
+        t2 = time.perf_counter_ns()
+        learn_ours.append(t1 - t0)
+        learn_ref.append(t2 - t1)
+    out = {
+        "choose_us_p50": round(float(np.percentile(ours_ns, 50)) / 1e3, 1),
+        "choose_us_p99": round(float(np.percentile(ours_ns, 99)) / 1e3, 1),
+        "bare_predict_us_p50": round(float(np.percentile(ref_ns, 50)) / 1e3, 1),
+        "choose_over_bare_predict": round(float(np.mean(ours_ns) / np.mean(ref_ns)), 2),
+        "learn_week_us_mean": round(float(np.mean(learn_ours)) / 1e3, 2),
+        "bare_learn_us_mean": round(float(np.mean(learn_ref)) / 1e3, 2),
+        "learn_over_bare_learn": round(float(np.mean(learn_ours) / np.mean(learn_ref)), 2),
+    }
+    print(
+        f"vw hazard K=330: choose p50 {out['choose_us_p50']}us vs bare predict "
+        f"{out['bare_predict_us_p50']}us (x{out['choose_over_bare_predict']}); learn one "
+        f"citizen-week {out['learn_week_us_mean']}us vs bare {out['bare_learn_us_mean']}us "
+        f"(x{out['learn_over_bare_learn']})",
+        flush=True,
+    )
+    return out
+
+
 def run(quick: bool = False) -> dict[str, object]:
     """Measure VWPolicy and RiverPolicy against bare VW / bare river in the same run."""
     ctxs = _contexts(200, seed=0)
-    vw_rounds = {10: 300, 50: 300, 300: 100} if quick else {10: 3000, 50: 2000, 300: 600}
-    river_rounds = {10: 200, 50: 100, 300: 30} if quick else {10: 1500, 50: 600, 300: 150}
+    vw_rounds = {10: 300, 50: 300, 330: 100} if quick else {10: 3000, 50: 2000, 330: 600}
+    river_rounds = {10: 200, 50: 100, 330: 30} if quick else {10: 1500, 50: 600, 330: 150}
     result: dict[str, object] = {
         "quick": quick,
+        "vw_hazard_default_k330": _hazard_serving(ctxs, 100 if quick else 600),
         "vw_squarecb_vs_raw_vw": _section("vw squarecb", VWPolicy, _time_raw_vw, vw_rounds, ctxs),
         "vw_squarecb_vs_direct_pylibvw": _section(
             "vw vs pylibvw", VWPolicy, _time_raw_vw_direct, vw_rounds, ctxs

@@ -1,4 +1,8 @@
-"""Wall time of a 1-year Copenhagen replay with VW learning online, vs the uniform policy.
+"""Wall time of a 1-year Copenhagen replay with the default learner, vs the uniform policy.
+
+The full shipped catalog (330 offers, weekly seats), the default VW hazard learner with the
+hazard delay strategy, reference policies and shown-option estimates included: exactly what
+``nbi simulate run`` does. Target: under 60 s.
 
 Both runs simulate the same population (same seed); the uniform run is the reference, so the
 ratio is the learner's overhead. Citizen-weeks are decisions x horizon weeks of the outcome
@@ -47,8 +51,8 @@ def run(quick: bool = False) -> dict[str, object]:
         "vw": vw,
         "uniform_reference": uniform,
         "ratio_vw_over_uniform_seconds": round(vw["seconds"] / uniform["seconds"], 2),
-        "target_seconds": 30.0,
-        "within_target": vw["seconds"] < 30.0,
+        "target_seconds": 60.0,
+        "within_target": vw["seconds"] < 60.0,
     }
     print(f"{'policy':10} {'seconds':>8} {'decisions':>9} {'cit-wk/s':>10} {'decisions/s':>11}")
     for name, r in (("vw", vw), ("uniform", uniform)):

@@ -19,7 +19,7 @@ from functools import partial
 
 from bandit.catalog import Catalog
 from bandit.control import Group
-from bandit.engine import Decided, actions_by_id, decide
+from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
 from bandit.errors import ConflictError
 from bandit.explain import OptionExplanation, explain, feature_effects
 from bandit.policies import Policy, RewardEstimate
@@ -70,31 +70,6 @@ def _finite(estimate: RewardEstimate) -> RewardEstimate:
     return dataclasses.replace(UNKNOWN_ESTIMATE, n=estimate.n)
 
 
-def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
-    """Indices of the ``k`` most probable entries, best first (ties: smaller id first).
-
-    Equal to ``sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]`` (ids are unique, so the
-    order is total) but about three times cheaper for a few hundred actions: the k-th largest
-    probability is found with a plain float sort, and only the entries at or above it are
-    ordered by the tuple key.
-
-    Examples
-    --------
-    >>> top_indices([0.1, 0.5, 0.2, 0.2], ["a", "b", "d", "c"], 3)
-    [1, 3, 2]
-    """
-    n = len(ids)
-    if k < n:
-        cut = sorted(pmf, reverse=True)[k - 1]
-        above = [i for i in range(n) if pmf[i] > cut]
-        tied = [i for i in range(n) if pmf[i] == cut]
-        if len(above) + len(tied) >= k:  # always, unless a NaN is involved
-            above.sort(key=lambda i: (-pmf[i], ids[i]))
-            tied.sort(key=ids.__getitem__)
-            return above + tied[: k - len(above)]
-    return sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]
-
-
 def build_options(
     runtime: Runtime,
     policy: Policy,
@@ -118,11 +93,8 @@ def build_options(
             expected = [
                 e.mean for e in policy.estimates(features, [by_id[i] for i in record.eligible])
             ]
-    top = top_indices(expected, record.eligible, max_options)
-    if record.recommended is not None:
-        rec_index = record.eligible.index(record.recommended)
-        if rec_index not in top:
-            top = [*top[: max_options - 1], rec_index]
+    rec_index = None if record.recommended is None else record.eligible.index(record.recommended)
+    top = shortlist_indices(expected, record.eligible, max_options, rec_index)
     actions = tuple(by_id[record.eligible[i]] for i in top)
     with runtime.policy_lock:
         estimates = [_finite(e) for e in policy.estimates(features, actions)]

@@ -29,7 +29,7 @@ from bandit.types import Decision
 from simulator.arrivals import PreparedCohort
 from simulator.config import SimulationConfig
 from simulator.population import GENDERS, ORIGINS
-from simulator.replay import OutcomeReport, Replay
+from simulator.replay import SHOWN_OPTIONS, OutcomeReport, Replay
 
 _NO_ACTION = -1
 
@@ -99,7 +99,7 @@ class HttpReplay(Replay):
             },
             "eligible_action_ids": [self.actions[k].id for k in idx],
             "request_id": event_id,
-            "max_options": 1,
+            "max_options": SHOWN_OPTIONS,
         }
         data = self._post("/v1/recommendations", body)
         self._service_ids[event_id] = str(data["event_id"])
@@ -107,6 +107,17 @@ class HttpReplay(Replay):
         rec = data.get("recommendation")
         if group is Group.CONTROL or rec is None:
             return group, _NO_ACTION, None, float("nan")
+        for option in data.get("options") or []:
+            self._week_shown.append(
+                (
+                    i,
+                    int(option["rank"]),
+                    self._index[str(option["action_id"])],
+                    float(option["expected_employment"]),
+                    float(option["ci_low"]),
+                    float(option["ci_high"]),
+                )
+            )
         shown = float(rec.get("expected_employment", float("nan")))
         return group, self._index[str(rec["action_id"])], None, shown
 

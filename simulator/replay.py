@@ -27,7 +27,7 @@ import pandas as pd
 from bandit.catalog import Catalog, default_catalog
 from bandit.context import age_band
 from bandit.control import ExperimentConfig, Group
-from bandit.engine import decide
+from bandit.engine import decide, shortlist_indices
 from bandit.feedback import (
     DEFAULT_STRATEGY,
     WEEK_SECONDS,
@@ -60,6 +60,8 @@ from simulator.reference import (
 
 SIM_PSEUDONYM_KEY = b"nbi-simulator-pseudonym-key"
 SIM_EXPERIMENT_SALT = b"nbi-simulator-experiment-salt"
+SHOWN_OPTIONS = 3
+"""Options on the caseworker's shortlist (as the service's default ``max_options``)."""
 _NO_ACTION = -1
 
 
@@ -107,6 +109,10 @@ class ReplayResult:
     weeks: int
     seed: int
     delay: str = DEFAULT_STRATEGY.value
+    shown: pd.DataFrame | None = None
+    """The shortlist caseworkers were shown (treatment): ``week``, ``event_id``, ``rank``,
+    ``action`` (index), ``mean``, ``low``, ``high`` (the policy's shown estimate and 95 %
+    interval) and ``p_obs`` (the observable truth of that option for that citizen)."""
 
 
 class Replay:
@@ -178,6 +184,8 @@ class Replay:
         self._decided_week: dict[str, tuple[int, int]] = {}
         self._learn_log: list[LearnEvent] = []
         self._data: dict[str, list[object]] = defaultdict(list)
+        self._shown: dict[str, list[object]] = defaultdict(list)
+        self._week_shown: list[tuple[int, int, int, float, float, float]] = []
         self._catalog_full = catalog
         self._arms = arms
         self.references = references
@@ -208,6 +216,7 @@ class Replay:
             weeks=self.weeks,
             seed=self.seed,
             delay=self.delay.value,
+            shown=pd.DataFrame(self._shown),
         )
 
     # ------------------------------------------------------------------ hooks (HTTP driver)
@@ -255,6 +264,14 @@ class Replay:
         decision = decided.decision
         if decision is None:
             return group, _NO_ACTION, None, float("nan")
+        top = shortlist_indices(
+            decision.expected_rewards, decision.action_ids, SHOWN_OPTIONS, decision.chosen
+        )
+        options = [decision.actions[j] for j in top]
+        for rank, (action, est) in enumerate(
+            zip(options, self.policy.estimates(features, options), strict=True), start=1
+        ):
+            self._week_shown.append((i, rank, self._index[action.id], est.mean, est.low, est.high))
         shown = float(decision.expected_rewards[decision.chosen])
         return group, self._index[decision.chosen_action.id], decision, shown
 
@@ -327,6 +344,16 @@ class Replay:
             )
             for name in REFERENCE_POLICIES:
                 self._data[f"v_{name}"].extend(refs[name].value.tolist())
+        for i, rank, k, mean, low, high in self._week_shown:
+            self._shown["week"].append(week)
+            self._shown["event_id"].append(f"sim{self.seed}-w{week}-{int(cohort.serial[i])}")
+            self._shown["rank"].append(rank)
+            self._shown["action"].append(k)
+            self._shown["mean"].append(mean)
+            self._shown["low"].append(low)
+            self._shown["high"].append(high)
+            self._shown["p_obs"].append(float(prepared.p_obs[i, k]))
+        self._week_shown.clear()
         rows = np.arange(n)
         p_obs_rec = np.where(
             recommended >= 0, prepared.p_obs[rows, np.maximum(recommended, 0)], np.nan

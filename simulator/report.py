@@ -96,6 +96,21 @@ def rct_summary(result: ReplayResult) -> dict[str, float]:
     }
 
 
+def rct_known_at_end(
+    result: ReplayResult, *, lag_weeks: int = 0, horizon: int = 26
+) -> dict[str, float]:
+    """The trial as it could be analysed at the end of the run: only decisions whose
+    26-week outcome is known by then (decided at least ``horizon + lag_weeks`` weeks before
+    the end). :func:`rct_summary` counts every simulated outcome, which a real analysis at
+    that date could not see."""
+    d = result.decisions
+    known = d[d["week"] + horizon + lag_weeks <= result.weeks]
+    view = ReplayResult(
+        known, result.learn_log, result.action_ids, result.policy, result.weeks, result.seed
+    )
+    return {"cutoff_week": float(result.weeks - horizon - lag_weeks), **rct_summary(view)}
+
+
 def by_group(result: ReplayResult) -> pd.DataFrame:
     """Employment, true employment and regret by protected attribute, value and arm."""
     d = _with_derived(result)
@@ -165,6 +180,32 @@ def calibration(result: ReplayResult, *, from_week: int = 0, bins: int = 10) -> 
     return {"n": float(len(t)), "calibration_error": ece, "mean_abs_error": mae}
 
 
+def shown_calibration(
+    result: ReplayResult, *, from_week: int = 52, bins: int = 10
+) -> dict[str, float]:
+    """Calibration and interval coverage of every option shown to caseworkers.
+
+    Against the observable truth ``p_obs`` of each shown option: mean absolute calibration
+    error over ``bins`` equal-count bins of the shown estimate, mean absolute error, and the
+    share of shown 95 % intervals that contain the truth.
+    """
+    shown = result.shown
+    if shown is None or not len(shown):
+        return {"n": 0.0}
+    s = shown[shown["week"] >= from_week]
+    if len(s) < bins:
+        return {"n": float(len(s))}
+    cut = pd.qcut(s["mean"].rank(method="first"), bins, labels=False)
+    grouped = s.groupby(cut)[["mean", "p_obs"]].mean()
+    return {
+        "n": float(len(s)),
+        "calibration_error": float((grouped["mean"] - grouped["p_obs"]).abs().mean()),
+        "mean_abs_error": float((s["mean"] - s["p_obs"]).abs().mean()),
+        "coverage": float(((s["low"] <= s["p_obs"]) & (s["p_obs"] <= s["high"])).mean()),
+        "mean_interval_width": float((s["high"] - s["low"]).mean()),
+    }
+
+
 def summary(result: ReplayResult) -> dict[str, Any]:
     """Everything as one JSON-ready document."""
     return {
@@ -174,9 +215,11 @@ def summary(result: ReplayResult) -> dict[str, Any]:
         "actions": list(result.action_ids),
         "totals": totals(result),
         "rct": rct_summary(result),
+        "rct_known_at_end": rct_known_at_end(result),
         "by_group": by_group(result).to_dict(orient="records"),
         "n_learned": len(result.learn_log),
         "delay": result.delay,
         "quarterly_values": quarterly_values(result).to_dict(orient="records"),
         "calibration_after_year_1": calibration(result, from_week=52),
+        "shown_options_after_year_1": shown_calibration(result, from_week=52),
     }

@@ -236,6 +236,14 @@ class Policy(ABC):
         stats[0] += 1.0
         stats[1] += reward
         stats[2] += reward * reward
+        cached = self.__dict__.get("_overall_cache")
+        if cached is not None:  # keep the running totals of _overall_mean_reward current
+            self._overall_cache = (
+                len(self._action_stats),
+                id(self._action_stats),
+                cached[2] + 1.0,
+                cached[3] + reward,
+            )
 
     def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
         """Expected reward of each action with a 95 % interval, from the model itself.
@@ -296,8 +304,17 @@ class Policy(ABC):
         return n, max(excess, 0.0) + 0.25 * se_of_excess + MODEL_ERROR_FLOOR**2
 
     def _overall_mean_reward(self) -> float:
-        n = sum(stats[0] for stats in self._action_stats.values())
-        total = sum(stats[1] for stats in self._action_stats.values())
+        cached = self.__dict__.get("_overall_cache")
+        if (
+            cached is not None
+            and cached[0] == len(self._action_stats)
+            and cached[1] == id(self._action_stats)
+        ):
+            n, total = cached[2], cached[3]
+        else:
+            n = sum(stats[0] for stats in self._action_stats.values())
+            total = sum(stats[1] for stats in self._action_stats.values())
+            self._overall_cache = (len(self._action_stats), id(self._action_stats), n, total)
         return total / n if n else 0.5
 
     @property
@@ -421,6 +438,8 @@ class StaticPolicy(Policy):
     """
 
     def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        if not self._action_stats:
+            return np.full(len(actions), 0.5)
         means = []
         for action in actions:
             n, s, _ = self._action_stats.get(action.id, (0.0, 0.0, 0.0))

@@ -77,11 +77,23 @@ class PracticeAsUsualPolicy(StaticPolicy):
         self, context: Features, actions: Sequence[Action], expected: np.ndarray
     ) -> np.ndarray:
         weights = family_weights(context)
-        family_of = [str(a.features.get("family", "")) for a in actions]
-        counts: dict[str, int] = {}
-        for fam in family_of:
-            counts[fam] = counts.get(fam, 0) + 1
         default = min(weights.values())
-        return np.asarray(
-            [weights.get(fam, default) / counts[fam] for fam in family_of], dtype=float
+        names = list(weights)
+        code_of = {name: i for i, name in enumerate(names)}
+        codes = np.fromiter(
+            (code_of.get(str(a.features.get("family", "")), len(names)) for a in actions),
+            dtype=np.intp,
+            count=len(actions),
         )
+        per_family = np.asarray([*weights.values(), default])
+        counts = np.bincount(codes, minlength=len(names) + 1)
+        if counts[len(names)]:  # offers of unknown families: each its own family
+            unknown = [str(a.features.get("family", "")) for a in actions]
+            family_count: dict[str, int] = {}
+            for fam in unknown:
+                family_count[fam] = family_count.get(fam, 0) + 1
+            return np.asarray(
+                [weights.get(f, default) / family_count[f] for f in unknown], dtype=float
+            )
+        pmf: np.ndarray = per_family[codes] / counts[codes]
+        return pmf

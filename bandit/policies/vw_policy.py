@@ -240,8 +240,10 @@ class VWPolicy(Policy):
         self._shared = SharedLineCache()
         self._scorer = VWLearner(self._scorer_args())
         self._explorer = None if exploration in _OWN_PMF else VWLearner(self._explorer_args())
-        self._time_cache: dict[str, np.ndarray] = {}
+        self._time_rows: dict[str, int] = {}
+        self._time_table = np.zeros((0, horizon_weeks))
         self._time_cache_state = -1
+        self._family_codes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -315,11 +317,18 @@ class VWPolicy(Policy):
     def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
         if not self.explore_families:
             return None
-        families = [str(a.features.get("family", "")) for a in actions]
-        counts: dict[str, int] = {}
-        for family in families:
-            counts[family] = counts.get(family, 0) + 1
-        return np.asarray([1.0 / (len(counts) * counts[f]) for f in families])
+        codes_of = self._family_codes
+        codes = np.fromiter(
+            (
+                codes_of.setdefault(str(a.features.get("family", "")), len(codes_of))
+                for a in actions
+            ),
+            dtype=np.intp,
+            count=len(actions),
+        )
+        counts = np.bincount(codes)
+        weights: np.ndarray = 1.0 / (np.count_nonzero(counts) * counts[codes])
+        return weights
 
     @property
     def learns_hazard(self) -> bool:
@@ -459,9 +468,10 @@ class VWPolicy(Policy):
         of that week for that offer (namespace ``p``: during the programme, its last week --
         when a wage-subsidy employer hires -- or after it; crossed with the family)."""
         if self._time_cache_state != self.n_updates:
-            self._time_cache.clear()
+            self._time_rows.clear()
             self._time_cache_state = self.n_updates
-        missing = [a for a in actions if a.id not in self._time_cache]
+        rows = self._time_rows
+        missing = [a for a in actions if a.id not in rows]
         if missing:
             lines = self._lines.lines(missing)
             # Costs (= -linear predictor) with no features but the offer, then per week.
@@ -474,9 +484,17 @@ class VWPolicy(Policy):
                 example = [f"shared {self._time_line(week)}", *phased]
                 parts.append(empty - np.asarray(self._scorer.predict(example)))
             table = np.stack(parts, axis=1)
-            for action, row in zip(missing, table, strict=True):
-                self._time_cache[action.id] = row
-        return np.stack([self._time_cache[a.id] for a in actions])
+            start = len(rows)
+            if start + len(missing) > self._time_table.shape[0]:
+                grown = np.zeros((2 * (start + len(missing)), self.horizon_weeks))
+                grown[:start] = self._time_table[:start]
+                self._time_table = grown
+            self._time_table[start : start + len(missing)] = table
+            for j, action in enumerate(missing):
+                rows[action.id] = start + j
+        index = np.fromiter((rows[a.id] for a in actions), dtype=np.intp, count=len(actions))
+        result: np.ndarray = self._time_table[index]
+        return result
 
     def _job_probability(self, context_scores: np.ndarray, actions: Sequence[Action]) -> np.ndarray:
         """``1 - prod_t (1 - h_t)`` from ``f(x, a)`` and the cached ``g(t, a)``, ``t < H``."""
@@ -505,7 +523,7 @@ class VWPolicy(Policy):
         self._scorer = VWLearner(self._scorer_args(), model=scorer)
         if explorer:
             self._explorer = VWLearner(self._explorer_args(), model=explorer)
-        self._time_cache.clear()
+        self._time_rows.clear()
         self._time_cache_state = -1
 
     def close(self) -> None:

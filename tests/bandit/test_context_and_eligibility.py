@@ -92,3 +92,22 @@ def test_capacity_and_requested_subset() -> None:
     assert set(result.eligible_ids) <= set(ids[1:])
     with pytest.raises(NoEligibleActionError, match=r"No eligible intervention .*capacity: 1"):
         filter_eligible(cat, citizen(), restrict_to=ids[:1], seats_left={ids[0]: 0})
+
+
+def test_memoised_filter_equals_the_rule_by_rule_filter() -> None:
+    """The cached fast path (catalog, no shortlist) gives exactly the per-offer evaluation."""
+    import numpy as np
+
+    from bandit.catalog import default_catalog
+    from bandit.eligibility import RuleFacts, _filter_slow, filter_eligible
+    from tests.helpers.contexts import citizen
+
+    catalog = default_catalog()
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        ctx = citizen(weeks_unemployed=int(rng.integers(0, 80)), age=int(rng.integers(18, 67)))
+        seats = {item.id: int(rng.integers(-1, 3)) for item in catalog if rng.random() < 0.5}
+        fast = filter_eligible(catalog, ctx, seats_left=seats)
+        items, reasons = _filter_slow(catalog, RuleFacts.of(ctx), seats, None)
+        assert fast.eligible_ids == tuple(i.id for i in items), trial
+        assert dict(fast.excluded) == reasons, trial

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bandit.catalog import default_catalog
+from bandit.engine import top_indices
 from service.app import _body_headers, _has_non_finite
 from service.capacity import CapacityTracker
-from service.decide import top_indices
 
 
 def _slow_has_non_finite(body: bytes) -> bool:
