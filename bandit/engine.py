@@ -85,37 +85,29 @@ def decide(
     model_features = dict(context.features() if features is None else features)
     excluded = {k: v for k, v in result.excluded.items() if v != "not_requested"}
     eligible = result.eligible_ids
-    if group is not Group.TREATMENT:
-        record = DecisionRecord(
-            event_id=event_id,
-            timestamp=timestamp,
-            citizen_key=citizen_key,
-            group=group,
-            context=model_features,
-            eligible=eligible,
-            pmf=(),
-            recommended=None,
-            propensity=None,
-            model_version=policy.model_version,
-            policy=policy.name,
-            experiment=experiment,
-            excluded=excluded,
-        )
-        return Decided(record, None)
-    by_id = actions_by_id(catalog)
-    decision = policy.choose(model_features, [by_id[i] for i in eligible], event_id=event_id)
+    decision: Decision | None = None
+    pmf: tuple[float, ...] = ()
+    recommended: str | None = None
+    propensity: float | None = None
+    model_version, policy_name = policy.model_version, policy.name
+    if group is Group.TREATMENT:
+        by_id = actions_by_id(catalog)
+        decision = policy.choose(model_features, [by_id[i] for i in eligible], event_id=event_id)
+        eligible, pmf = decision.action_ids, decision.pmf
+        recommended, propensity = decision.chosen_action.id, decision.propensity
+        model_version, policy_name = decision.model_version, decision.policy
     record = DecisionRecord(
         event_id=event_id,
         timestamp=timestamp,
         citizen_key=citizen_key,
         group=group,
         context=model_features,
-        eligible=decision.action_ids,
-        pmf=decision.pmf,
-        recommended=decision.chosen_action.id,
-        propensity=decision.propensity,
-        model_version=decision.model_version,
-        policy=decision.policy,
+        eligible=eligible,
+        pmf=pmf,
+        recommended=recommended,
+        propensity=propensity,
+        model_version=model_version,
+        policy=policy_name,
         experiment=experiment,
         excluded=excluded,
     )
