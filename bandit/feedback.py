@@ -312,7 +312,7 @@ class FeedbackLearner:
             updates = self._learn_weeks(event, observed, job_week=None)
         self._open.pop(event.event_id, None)
         if value.value is not None and event.decision is not None:
-            self.policy.observe_outcome(event.decision.chosen_action.id, value.value)
+            self.policy.observe_outcome(event.decision.chosen_action, value.value)
         return updates
 
     def _learn_weeks(self, event: OpenEvent, until: int, *, job_week: int | None) -> int:

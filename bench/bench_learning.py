@@ -54,15 +54,24 @@ def known_itt(decisions: pd.DataFrame, *, weeks: int, horizon: int, lag: int) ->
     }
 
 
-def one_run(delay: str, seed: int, scale: float, weeks: int) -> dict[str, Any]:
-    """One replay; returns its quarterly value table and diagnostics (JSON-ready)."""
+def one_run(delay: str, seed: int, scale: float, weeks: int, params: str = "{}") -> dict[str, Any]:
+    """One replay; returns its quarterly value table and diagnostics (JSON-ready).
+
+    ``params``: JSON of VW parameters overriding the defaults (for tuning runs).
+    """
+    from bandit.policies import make_policy
     from simulator.config import SimulationConfig
     from simulator.policies import build_policy
     from simulator.replay import Replay
-    from simulator.report import calibration, quarterly_values
+    from simulator.report import calibration, quarterly_values, shown_calibration
 
     config = SimulationConfig(scale=scale)
-    policy = build_policy("vw", seed=seed, delay=delay)
+    overrides = json.loads(params)
+    if overrides:
+        target = "hazard" if delay == "hazard" else "reward"
+        policy = make_policy("vw", seed=seed, target=target, **overrides)
+    else:
+        policy = build_policy("vw", seed=seed, delay=delay)
     start = time.perf_counter()
     result = Replay(policy, config, weeks=weeks, seed=seed, delay=delay).run()
     seconds = time.perf_counter() - start
@@ -74,6 +83,7 @@ def one_run(delay: str, seed: int, scale: float, weeks: int) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "quarters": table.round(5).to_dict(orient="records"),
         "calibration_after_year_1": calibration(result, from_week=52),
+        "shown_options_after_year_1": shown_calibration(result, from_week=52),
         "itt_known_at_end": known_itt(
             d, weeks=weeks, horizon=config.horizon_weeks, lag=REGISTER_LAG_WEEKS
         ),
@@ -121,6 +131,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "calibration_error_after_year_1": [
                 r["calibration_after_year_1"].get("calibration_error") for r in mine
             ],
+            "shown_options_after_year_1": [r.get("shown_options_after_year_1") for r in mine],
             "itt_significant_seeds": sum(i.get("p_value", 1.0) < 0.05 for i in itts),  # noqa: PLR2004
             "itt": itts,
             "seconds": [r["seconds"] for r in mine],
@@ -183,10 +194,11 @@ def run(
     seeds: tuple[int, ...] = SEEDS,
     delays: tuple[str, ...] = DELAYS,
     workers: int = 2,
+    params: str = "{}",
 ) -> dict[str, object]:
     """Run every (delay, seed) replay, two at a time; print and return the summary."""
     scale, weeks = (0.25, 52) if quick else (1.0, WEEKS)
-    jobs = [(delay, seed, scale, weeks) for delay in delays for seed in seeds]
+    jobs = [(delay, seed, scale, weeks, params) for delay in delays for seed in seeds]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         runs = list(pool.map(one_run, *zip(*jobs, strict=True)))
     summary = summarise(runs)
@@ -199,13 +211,15 @@ def run(
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    seeds, delays = SEEDS, DELAYS
+    seeds, delays, params = SEEDS, DELAYS, "{}"
     for arg in argv:
+        if arg.startswith("--params="):
+            params = arg.split("=", 1)[1]
         if arg.startswith("--seeds="):
             seeds = tuple(int(s) for s in arg.split("=", 1)[1].split(","))
         if arg.startswith("--delays="):
             delays = tuple(arg.split("=", 1)[1].split(","))
-    result = run(quick, seeds=seeds, delays=delays)
+    result = run(quick, seeds=seeds, delays=delays, params=params)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "bench_learning.json").write_text(json.dumps(result, indent=2, default=str))
     return 0

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     policy: str = "vw"
     policy_params: dict[str, Any] = Field(default_factory=dict)
     floor: float = Field(
-        default=0.05,
+        default=0.03,
         ge=0.0,
         le=1.0,
         description="Total exploration mass spread over the eligible offers (each >= floor/K)",

@@ -28,6 +28,9 @@ PRIOR_STRENGTH = 5.0
 MIN_TRACKED = 50
 """Settled outcomes with a tracked prediction before the model's estimates get an interval
 narrower than [0, 1]."""
+ERROR_WINDOW = 5000.0
+"""Effective number of recent outcomes the model's error is estimated from (older ones fade:
+an early, barely trained model's errors would otherwise widen the intervals for good)."""
 MODEL_ERROR_FLOOR = 0.02
 """Smallest model error (probability points) assumed in the shown intervals."""
 _Z95 = 1.959963984540054
@@ -115,7 +118,9 @@ class Policy(ABC):
         self.seed = seed
         self.n_updates = 0
         self._action_stats: dict[str, list[float]] = {}
-        self._error_stats = [0.0, 0.0, 0.0]
+        # n, sum (p-y)^2, sum p(1-p), sum (p-y), sum p
+        self._error_stats = [0.0, 0.0, 0.0, 0.0, 0.0]
+        self._family_n: dict[str, float] = {}
         self.learning_state: dict[str, Any] = {}
         """State of the feedback loop that trains this policy (open events), kept with the
         model so that a snapshot and the messages it acknowledges stay consistent."""
@@ -223,15 +228,19 @@ class Policy(ABC):
             before = self._expected_rewards(decision.context, [decision.actions[index]])
             self.track_error(float(before[0]), float(reward))
         self._learn(decision.context, decision.actions, index, p, float(reward))
-        self.observe_outcome(decision.actions[index].id, float(reward))
+        self.observe_outcome(decision.actions[index], float(reward))
         self.n_updates += 1
 
-    def observe_outcome(self, action_id: str, reward: float) -> None:
+    def observe_outcome(self, action: Action | str, reward: float) -> None:
         """Count one final reward of ``action_id`` in the evidence shown in explanations.
 
         :meth:`learn` calls it; a hazard learner, which learns citizen-weeks instead, gets it
         from the feedback loop when an outcome is complete.
         """
+        action_id = action if isinstance(action, str) else action.id
+        if not isinstance(action, str):
+            family = str(action.features.get("family", ""))
+            self._family_n[family] = self._family_n.get(family, 0.0) + 1.0
         stats = self._action_stats.setdefault(action_id, [0.0, 0.0, 0.0])
         stats[0] += 1.0
         stats[1] += reward
@@ -249,12 +258,13 @@ class Policy(ABC):
         """Expected reward of each action with a 95 % interval, from the model itself.
 
         The mean is the model's own estimate (for a hazard learner ``P(job within H)``), the
-        one that ranks the offers. The interval's half-width is
-        ``1.96 sqrt(model_error^2 + m (1 - m) / (n + 1))``: ``model_error^2`` is the model's
-        mean squared error against the truth, estimated from settled outcomes as the excess of
-        its squared prediction error over the Bernoulli variance it predicted
-        (:meth:`track_error`), and the second term the sampling error of the ``n`` outcomes
-        seen for that offer. Before :data:`MIN_TRACKED` outcomes are tracked the model is
+        one that ranks the offers, less the model's mean error on the recommendations it made
+        (:meth:`model_bias`, the winner's curse of picking the highest estimate). The
+        interval's half-width is ``1.96 sqrt(model_error^2 + m (1 - m) / (n + 1))``:
+        ``model_error^2`` is the model's mean squared error against the truth, estimated from
+        settled outcomes as the excess of its squared prediction error over the Bernoulli
+        variance it predicted (:meth:`track_error`), and the second term the sampling error of
+        the ``n`` outcomes seen for the offer's family (the model pools offers by family). Before :data:`MIN_TRACKED` outcomes are tracked the model is
         untrained: the mean is shrunk towards the mean reward seen so far (0.5 before any)
         and the interval is the whole range, never a confident "0 %".
         """
@@ -262,15 +272,18 @@ class Policy(ABC):
         expected = np.asarray(self._expected_rewards(context, actions), dtype=float)
         prior = self._overall_mean_reward()
         tracked, model_var = self.model_error()
+        bias = self.model_bias()
         trust = tracked / (tracked + PRIOR_STRENGTH * MIN_TRACKED / 5.0)
         out = []
         for action, raw in zip(actions, expected, strict=True):
             n = self._action_stats.get(action.id, (0.0, 0.0, 0.0))[0]
-            m = trust * float(raw) + (1.0 - trust) * prior if math.isfinite(raw) else prior
+            family_n = self._family_n.get(str(action.features.get("family", "")), n)
+            corrected = min(max(float(raw) - bias, 0.0), 1.0) if math.isfinite(raw) else prior
+            m = trust * corrected + (1.0 - trust) * prior
             if tracked < MIN_TRACKED:
                 low, high = 0.0, 1.0
             else:
-                half = _Z95 * math.sqrt(model_var + m * (1.0 - m) / (n + 1.0))
+                half = _Z95 * math.sqrt(model_var + m * (1.0 - m) / (max(n, family_n) + 1.0))
                 low, high = m - half, m + half
             out.append(RewardEstimate(m, low, high, int(n)))
         return out
@@ -286,9 +299,23 @@ class Policy(ABC):
             return
         p = min(max(predicted, 0.0), 1.0)
         stats = self._error_stats
+        if stats[0] >= ERROR_WINDOW:  # exponential forgetting: the model of months ago is gone
+            keep = 1.0 - 1.0 / ERROR_WINDOW
+            stats[:] = [v * keep for v in stats]
         stats[0] += 1.0
         stats[1] += (p - reward) ** 2
         stats[2] += p * (1.0 - p)
+        stats[3] += p - reward
+        stats[4] += p
+
+    def model_bias(self) -> float:
+        """Mean of (prediction - outcome) over tracked outcomes (0 before MIN_TRACKED).
+
+        The tracked predictions are those of recommended offers, chosen because the model
+        rated them highest, so they carry the winner's curse; shown estimates subtract it.
+        """
+        n, total = self._error_stats[0], self._error_stats[3]
+        return total / n if n >= MIN_TRACKED else 0.0
 
     def model_error(self) -> tuple[float, float]:
         """``(outcomes tracked, estimated squared error of the model against the truth)``.
@@ -296,10 +323,15 @@ class Policy(ABC):
         The squared error has a floor of ``MODEL_ERROR_FLOOR ** 2`` and adds the standard
         error of its own estimate, so few tracked outcomes give wider intervals.
         """
-        n, sse, var = self._error_stats
+        n, sse, var, _, total_p = self._error_stats
         if n <= 0:
             return 0.0, 0.25
-        excess = (sse - var) / n
+        b = self.model_bias()
+        # error of the bias-corrected prediction q = p - b against the truth:
+        # mean (q - y)^2 - mean q (1 - q), expanded in the tracked sums
+        mean_sq = sse / n - b * b
+        mean_var = var / n + b * (2.0 * total_p / n - 1.0) - b * b
+        excess = mean_sq - mean_var
         se_of_excess = 1.0 / math.sqrt(n)  # squared errors of 0/1 outcomes are within [0, 1]
         return n, max(excess, 0.0) + 0.25 * se_of_excess + MODEL_ERROR_FLOOR**2
 
@@ -356,6 +388,7 @@ class Policy(ABC):
             "n_updates": self.n_updates,
             "action_stats": self._action_stats,
             "error_stats": self._error_stats,
+            "family_n": self._family_n,
             "model_version": self.model_version,
             "learning_state": self.learning_state,
         }
@@ -383,7 +416,9 @@ class Policy(ABC):
         policy.n_updates = int(header["n_updates"])
         policy._action_stats = {k: list(v) for k, v in header["action_stats"].items()}
         policy.learning_state = dict(header.get("learning_state") or {})
-        policy._error_stats = [float(v) for v in header.get("error_stats", (0.0, 0.0, 0.0))]
+        stored = [float(v) for v in header.get("error_stats", ())]
+        policy._error_stats = (stored + [0.0] * 5)[:5]
+        policy._family_n = {k: float(v) for k, v in header.get("family_n", {}).items()}
         return policy
 
     # ------------------------------------------------------------------ subclass hooks

@@ -57,6 +57,7 @@ from bandit.catalog import Family, default_catalog
 from bandit.engine import actions_by_id
 from bandit.policies import make_policy
 from service.app import create_app
+from service.config import Settings
 from tests.helpers.api import ADMIN, CASE
 
 FAMILY = Family.JOB_SEARCH_COURSE
@@ -210,7 +211,7 @@ def test_the_service_learns_to_recommend_the_rewarded_family(learning_client: Te
     assert runtime.settings.policy == "vw"
     assert runtime.settings.delay_strategy == "hazard"
     assert runtime.policy.get().get_params()["target"] == "hazard"
-    assert floor == 0.05  # the default
+    assert floor == Settings().floor  # the default
     assert len(runtime.catalog) == 330
 
     case_system = CaseSystem(client, seed=7)
