@@ -129,7 +129,8 @@ def explain(
         Number of options to explain.
     rank_by
         ``"pmf"`` (the policy's probabilities) or ``"estimate"`` (the shown expected
-        employment, ties by offer id): the shortlist caseworkers see is ranked by estimate.
+        employment; ties keep the given order): the shortlist caseworkers see is ranked by
+        estimate.
     effects
         Per action, how much each case fact moves the model's estimate
         (:func:`feature_effects`); drivers are then the facts that move it most, with the
@@ -160,10 +161,7 @@ def explain(
         raise InvalidInputError(msg)
     facts = {k: context[k] for k in DRIVER_FEATURES if k in context}
     if rank_by == "estimate":
-        ranking = sorted(
-            range(len(decision.actions)),
-            key=lambda i: (-estimates[i].mean, decision.actions[i].id),
-        )
+        ranking = sorted(range(len(decision.actions)), key=lambda i: -estimates[i].mean)
     else:
         ranking = decision.ranking()
     out = []

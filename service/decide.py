@@ -82,8 +82,8 @@ def build_options(
 
     Options are ranked by the model's expected employment within the horizon (``expected``,
     the decision's own estimates in ``record.eligible`` order; recomputed when absent, e.g.
-    for a replayed request), ties by offer id; the recommended (sampled) offer is always
-    included. ``features`` are the requesting citizen's model features.
+    for a replayed request), ties in an order fixed by the event (never alphabetical); the
+    recommended (sampled) offer is always included. ``features`` are the requesting citizen's model features.
     """
     if not record.pmf:
         return []
@@ -94,11 +94,16 @@ def build_options(
                 e.mean for e in policy.estimates(features, [by_id[i] for i in record.eligible])
             ]
     rec_index = None if record.recommended is None else record.eligible.index(record.recommended)
-    top = shortlist_indices(expected, record.eligible, max_options, rec_index)
+    # Ties (e.g. an untrained model rates every offer alike) are broken by a rotation fixed
+    # by the event, not by the offer ids: no alphabetical shortlist.
+    n = len(record.eligible)
+    offset = int(record.event_id[:8], 16) % n if _is_hex(record.event_id[:8]) else 0
+    tie_keys = [f"{(j + offset) % n:05d}" for j in range(n)]
+    top = shortlist_indices(expected, tie_keys, max_options, rec_index)
     actions = tuple(by_id[record.eligible[i]] for i in top)
     with runtime.policy_lock:
         estimates = [_finite(e) for e in policy.estimates(features, actions)]
-    order = sorted(range(len(top)), key=lambda j: (-estimates[j].mean, actions[j].id))
+    order = sorted(range(len(top)), key=lambda j: (-estimates[j].mean, tie_keys[top[j]]))
     top = [top[j] for j in order]
     actions = tuple(actions[j] for j in order)
     estimates = [estimates[j] for j in order]
@@ -141,6 +146,10 @@ def build_options(
         )
         for option in explained
     ]
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)
 
 
 def _estimate(policy: Policy, action: Action, context: Mapping[str, FeatureValue]) -> float:

@@ -254,3 +254,20 @@ def test_an_unreadable_body_is_a_400_problem_and_counted(client):
     assert store_state(store) == before
     metrics = client.get("/metrics", headers={"X-API-Key": "dev-metrics-key"}).text
     assert 'nbi_errors_total{type="bad_request"} 1.0' in metrics
+
+
+def test_an_untrained_model_shows_no_alphabetical_shortlist(client):
+    """With every estimate equal (no outcomes yet), the shortlist is not catalog/id order and
+    differs between events; every option says "we do not know yet" (0-100 %)."""
+    shortlists = []
+    start = 0
+    for _ in range(6):
+        raw = citizen_in_group(client, "treatment", start=start)
+        start = int(raw[-4:]) + 1
+        body = rec_body(raw, context=context(weeks_unemployed=30), max_options=3)
+        options = client.post("/v1/recommendations", json=body, headers=CASE).json()["options"]
+        assert all((o["ci_low"], o["ci_high"]) == (0.0, 1.0) for o in options)
+        shortlists.append(tuple(o["action_id"] for o in options))
+    alphabetical = sum(list(ids) == sorted(ids) for ids in shortlists)
+    assert alphabetical < len(shortlists)  # 3 random ids are sorted with probability 1/6
+    assert len(set(shortlists)) > 1
