@@ -173,6 +173,12 @@ class VWPolicy(Policy):
         1 standard contact, per-offer spreading explores large families 60 times more, and a
         family the model underrates early (lock-in shows before the gain) is never tried
         enough to be corrected. Each offer keeps at least ``floor / (F n_f)``.
+    optimism
+        Bonus ``optimism / sqrt(n_f + 1)`` on the scores that set the pmf (not on the shown
+        estimates), ``n_f`` the outcomes seen for the offer's family: a family the model has
+        rarely seen is tried until its evidence grows (0 = off). 0.3 (default) raised the share
+        of the observable oracle's gain in the second quarter from 0.37 to 0.47 and at the end
+        of year 2 from 0.56 to 0.57 (5 seeds, ``bench/bench_learning.py``).
     offer_ids
         Learn a main effect per offer id (namespace ``i``). Off by default: offers of a family
         differ by about a percentage point, and several hundred noisy id effects make the
@@ -216,6 +222,7 @@ class VWPolicy(Policy):
         loss: str = "logistic",
         offer_ids: bool = False,
         explore_families: bool = True,
+        optimism: float = 0.3,
         quiet: bool = True,
         floor: float = 0.03,
         seed: int = 0,
@@ -236,6 +243,7 @@ class VWPolicy(Policy):
         self.loss = loss
         self.offer_ids = offer_ids
         self.explore_families = explore_families
+        self.optimism = optimism
         self.quiet = quiet
         self._validate()
         self._lines = ActionLineCache()
@@ -266,6 +274,7 @@ class VWPolicy(Policy):
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
             (isinstance(self.offer_ids, bool), "offer_ids must be true or false"),
             (isinstance(self.explore_families, bool), "explore_families must be true or false"),
+            (_finite(self.optimism) and self.optimism >= 0, "optimism must be >= 0"),
             (
                 isinstance(self.horizon_weeks, int) and 1 <= self.horizon_weeks <= 104,  # noqa: PLR2004
                 "horizon_weeks must be an int in 1..104",
@@ -305,6 +314,7 @@ class VWPolicy(Policy):
             "loss": self.loss,
             "offer_ids": self.offer_ids,
             "explore_families": self.explore_families,
+            "optimism": self.optimism,
             "quiet": self.quiet,
             **super().get_params(),
         }
@@ -316,6 +326,18 @@ class VWPolicy(Policy):
         yield {"exploration": "regcbopt", "seed": 5, "bits": 16}
         yield {"exploration": "cover", "cover": 3, "seed": 11}
         yield {"target": "hazard", "seed": 13, "horizon_weeks": 8, "hazard_buckets": (0, 3)}
+
+    def _family_uncertainty(self, actions: Sequence[Action]) -> np.ndarray:
+        """``1 / sqrt(n_f + 1)`` per action, ``n_f`` the outcomes seen for its family."""
+        seen = self._family_n
+        return np.fromiter(
+            (
+                1.0 / math.sqrt(seen.get(str(a.features.get("family", "")), 0.0) + 1.0)
+                for a in actions
+            ),
+            dtype=float,
+            count=len(actions),
+        )
 
     def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
         if not self.explore_families:
@@ -410,6 +432,8 @@ class VWPolicy(Policy):
         if len(actions) == 1:
             return np.ones(1)
         costs = -expected
+        if self.optimism > 0:
+            costs = costs - self.optimism * self._family_uncertainty(actions)
         if self.exploration == "squarecb":
             gamma = squarecb_gamma(
                 self.gamma_scale, self.gamma_exponent, len(actions), self.learning_steps
