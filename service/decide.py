@@ -97,8 +97,9 @@ def build_options(
     # Ties (e.g. an untrained model rates every offer alike) are broken by a rotation fixed
     # by the event, not by the offer ids: no alphabetical shortlist.
     n = len(record.eligible)
-    offset = int(record.event_id[:8], 16) % n if _is_hex(record.event_id[:8]) else 0
-    tie_keys = [f"{(j + offset) % n:05d}" for j in range(n)]
+    seed = int(record.event_id[:16], 16) if _is_hex(record.event_id[:16]) else 0
+    step, offset = seed % (_TIE_PRIME - 1) + 1, (seed >> 20) % _TIE_PRIME
+    tie_keys = [f"{(j * step + offset) % _TIE_PRIME:07d}" for j in range(n)]
     top = shortlist_indices(expected, tie_keys, max_options, rec_index)
     actions = tuple(by_id[record.eligible[i]] for i in top)
     with runtime.policy_lock:
@@ -146,6 +147,11 @@ def build_options(
         )
         for option in explained
     ]
+
+
+_TIE_PRIME = 1_000_003
+"""Ties are ordered by ``(j * step + offset) mod p``: a permutation of the offers fixed by the
+event (``p`` prime, ``0 < step < p``), so equal estimates show a scattered shortlist."""
 
 
 def _is_hex(text: str) -> bool:
