@@ -28,7 +28,7 @@ Time is in seconds (service) or in weeks times :data:`WEEK_SECONDS` (simulator);
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -69,12 +69,9 @@ def default_delay(policy: Policy) -> DelayStrategy:
 def resolve_delay(requested: DelayStrategy | str | None, policy: Policy) -> DelayStrategy:
     """The strategy to run: ``requested``, except ``hazard`` for a policy that is not a hazard
     learner (a baseline or a reward model) runs ``horizon``, the unbiased alternative."""
-    if requested is None:
+    if requested is None or DelayStrategy(requested) is DelayStrategy.HAZARD:
         return default_delay(policy)
-    strategy = DelayStrategy(requested)
-    if strategy is DelayStrategy.HAZARD and not getattr(policy, "learns_hazard", False):
-        return DelayStrategy.HORIZON
-    return strategy
+    return DelayStrategy(requested)
 
 
 @runtime_checkable
@@ -209,20 +206,12 @@ class FeedbackLearner:
                 updates += self._learn_known_weeks(event, now)
         return updates
 
-    def forget(self, event_id: str) -> None:
-        """Drop an event without learning (e.g. its record became unusable)."""
-        self._open.pop(event_id, None)
-
     # ------------------------------------------------------------------ state
 
     @property
     def open_count(self) -> int:
         """Followed events whose feedback is not complete."""
         return len(self._open)
-
-    def open_ids(self) -> Iterator[str]:
-        """Ids of the open events."""
-        return iter(self._open)
 
     def state(self) -> dict[str, Any]:
         """JSON-ready open events (ids, times, progress; decisions are re-read on load)."""
@@ -232,7 +221,7 @@ class FeedbackLearner:
                 e.event_id: [
                     e.timestamp,
                     e.weeks_learned,
-                    None if e.outcome is None else _outcome_dict(e.outcome),
+                    None if e.outcome is None else e.outcome.to_dict(),
                 ]
                 for e in self._open.values()
             },
@@ -253,7 +242,7 @@ class FeedbackLearner:
                 float(timestamp),
                 None,
                 int(weeks),
-                None if outcome is None else _outcome_from(outcome),
+                None if outcome is None else Outcome.from_dict(outcome),
             )
 
     # ------------------------------------------------------------------ internals
@@ -288,7 +277,6 @@ class FeedbackLearner:
         return self._learn_weeks(event, min(known, self.horizon_weeks), job_week=None)
 
     def _learn_hazard_outcome(self, event: OpenEvent, outcome: Outcome) -> int:
-        updates = 0
         decision = self._decision(event)
         value = self.reward(outcome)
         if decision is not None and value.value is not None:
@@ -297,22 +285,19 @@ class FeedbackLearner:
             if predicted is None:
                 predicted = self.policy.estimate_of(decision.context, decision.chosen_action)
             self.policy.track_error(predicted, value.value)
+        job_week: int | None = None
+        until = self.horizon_weeks
         if outcome.status is OutcomeStatus.EMPLOYED:
             assert outcome.weeks_to_job is not None  # noqa: S101 (validated by Outcome)
-            job_week = math.floor(outcome.weeks_to_job)
-            if job_week < self.horizon_weeks:
-                updates = self._learn_weeks(event, job_week, job_week=job_week)
-            else:
-                updates = self._learn_weeks(event, self.horizon_weeks, job_week=None)
-        elif outcome.status is OutcomeStatus.UNEMPLOYED_AT_HORIZON:
-            updates = self._learn_weeks(event, self.horizon_weeks, job_week=None)
-        else:  # dropout: right-censored after the weeks observed
+            if math.floor(outcome.weeks_to_job) < self.horizon_weeks:
+                job_week = until = math.floor(outcome.weeks_to_job)
+        elif outcome.status is OutcomeStatus.DROPOUT:  # right-censored after the weeks observed
             assert outcome.weeks_observed is not None  # noqa: S101
-            observed = min(math.floor(outcome.weeks_observed), self.horizon_weeks)
-            updates = self._learn_weeks(event, observed, job_week=None)
+            until = min(math.floor(outcome.weeks_observed), self.horizon_weeks)
+        updates = self._learn_weeks(event, until, job_week=job_week)
         self._open.pop(event.event_id, None)
-        if value.value is not None and event.decision is not None:
-            self.policy.observe_outcome(event.decision.chosen_action, value.value)
+        if value.value is not None and decision is not None:
+            self.policy.observe_outcome(decision.chosen_action, value.value)
         return updates
 
     def _learn_weeks(self, event: OpenEvent, until: int, *, job_week: int | None) -> int:
@@ -337,17 +322,3 @@ class FeedbackLearner:
             event.weeks_learned = job_week + 1
             updates += 1
         return updates
-
-
-def _outcome_dict(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "status": outcome.status.value,
-        "weeks_to_job": outcome.weeks_to_job,
-        "weeks_observed": outcome.weeks_observed,
-    }
-
-
-def _outcome_from(data: Mapping[str, Any]) -> Outcome:
-    return Outcome(
-        OutcomeStatus(data["status"]), data.get("weeks_to_job"), data.get("weeks_observed")
-    )

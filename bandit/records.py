@@ -16,7 +16,7 @@ from typing import Any
 
 from bandit.control import Group
 from bandit.errors import InvalidInputError
-from bandit.rewards import Outcome, OutcomeStatus
+from bandit.rewards import Outcome
 from bandit.types import FeatureValue
 
 
@@ -124,13 +124,7 @@ class DecisionRecord:
             "excluded": dict(self.excluded),
             "assigned": self.assigned,
             "assignment_reason": self.assignment_reason,
-            "outcome": None
-            if outcome is None
-            else {
-                "status": outcome.status.value,
-                "weeks_to_job": outcome.weeks_to_job,
-                "weeks_observed": outcome.weeks_observed,
-            },
+            "outcome": None if outcome is None else outcome.to_dict(),
             "reward": self.reward,
             "censored": self.censored,
         }
@@ -140,15 +134,7 @@ class DecisionRecord:
         """Inverse of :meth:`to_dict`; raise :class:`InvalidInputError` if malformed."""
         try:
             outcome_data = data.get("outcome")
-            outcome = (
-                None
-                if outcome_data is None
-                else Outcome(
-                    OutcomeStatus(outcome_data["status"]),
-                    outcome_data.get("weeks_to_job"),
-                    outcome_data.get("weeks_observed"),
-                )
-            )
+            outcome = None if outcome_data is None else Outcome.from_dict(outcome_data)
             record = cls(
                 event_id=str(data["event_id"]),
                 timestamp=float(data["timestamp"]),

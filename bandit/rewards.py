@@ -8,9 +8,10 @@ reward functions return ``RewardValue(value=None, censored=True)`` instead of a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from bandit.context import TargetGroup
 from bandit.errors import InvalidInputError
@@ -59,6 +60,21 @@ class Outcome:
         ):
             msg = "A `dropout` outcome needs weeks_observed >= 0"
             raise InvalidInputError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the decision record and the learner's snapshot use it)."""
+        return {
+            "status": self.status.value,
+            "weeks_to_job": self.weeks_to_job,
+            "weeks_observed": self.weeks_observed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        """Inverse of :meth:`to_dict` (validated like any outcome)."""
+        return cls(
+            OutcomeStatus(data["status"]), data.get("weeks_to_job"), data.get("weeks_observed")
+        )
 
 
 @dataclass(frozen=True, slots=True)

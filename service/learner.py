@@ -46,6 +46,7 @@ from bandit.policies import Policy, policy_from_bytes
 from bandit.records import DecisionRecord
 from bandit.types import Decision
 from service.metrics import ServiceMetrics
+from service.runtime import model_differences
 from service.store.base import DecisionStore, LearningMessage, ModelSnapshot
 
 logger = logging.getLogger("nbi.learner")
@@ -228,17 +229,13 @@ class Learner:
         A snapshot whose parameters differ from the configured policy's is refused
         (:class:`~bandit.errors.ModelConfigError`) unless ``param_change == "restart"``.
         """
-        from service.runtime import param_differences
-
         snapshot = self.store.latest_model()
         fresh = self.policy_factory()
         strategy = resolve_delay(self.config.delay_strategy, fresh)
         policy = fresh
         if snapshot is not None:
             stored = policy_from_bytes(snapshot.data)
-            differences = param_differences(stored.get_params(), fresh.get_params())
-            if stored.name != fresh.name:
-                differences.insert(0, f"policy: {stored.name!r} -> {fresh.name!r}")
+            differences = model_differences(stored, fresh)
             stored_strategy = stored.learning_state.get("strategy")
             if stored_strategy is not None and stored_strategy != strategy.value:
                 differences.append(f"delay_strategy: {stored_strategy!r} -> {strategy.value!r}")

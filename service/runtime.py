@@ -99,6 +99,15 @@ def param_differences(stored: Mapping[str, Any], configured: Mapping[str, Any]) 
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
 
 
+def model_differences(stored: Policy, configured: Policy) -> list[str]:
+    """What differs between a stored model and the configured one: the policy, then every
+    parameter (``name: stored -> configured``); empty when the stored model may serve."""
+    differences = param_differences(stored.get_params(), configured.get_params())
+    if stored.name != configured.name:
+        differences.insert(0, f"policy: {stored.name!r} -> {configured.name!r}")
+    return differences
+
+
 def initial_policy(settings: Settings, store: DecisionStore) -> Policy:
     """The newest stored snapshot of the configured policy, else a fresh one.
 
@@ -121,9 +130,7 @@ def initial_policy(settings: Settings, store: DecisionStore) -> Policy:
         logger.warning("stored model %s is unreadable; starting a fresh model", snapshot.version)
         return fresh_policy(settings)
     fresh = fresh_policy(settings)
-    differences = param_differences(policy.get_params(), fresh.get_params())
-    if policy.name != settings.policy:
-        differences.insert(0, f"policy: {policy.name!r} -> {settings.policy!r}")
+    differences = model_differences(policy, fresh)
     if not differences:
         return policy
     if settings.model_param_change == "restart":

@@ -224,15 +224,10 @@ class Replay:
     def _settle(self, week: int) -> None:
         """Report this week's outcomes to the feedback loop, then let it learn what is due."""
         now = week * WEEK_SECONDS
-        for report in self._reports.pop(week, []):
-            if self.feedback.on_outcome(report.event_id, report.outcome, now) or (
-                self.delay is not DelayStrategy.AT_ONCE
-            ):
-                decision_week, outcome_week = self._decided_week.pop(report.event_id, (-1, -1))
-                if decision_week >= 0:
-                    self._learn_log.append(
-                        LearnEvent(report.event_id, week, decision_week, outcome_week)
-                    )
+        for report in self._reports.pop(week, []):  # only followed events are reported
+            self.feedback.on_outcome(report.event_id, report.outcome, now)
+            decision_week, outcome_week = self._decided_week.pop(report.event_id)
+            self._learn_log.append(LearnEvent(report.event_id, week, decision_week, outcome_week))
         self.feedback.advance(now)
 
     def _recommend(

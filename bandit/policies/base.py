@@ -118,6 +118,7 @@ class Policy(ABC):
         self.seed = seed
         self.n_updates = 0
         self._action_stats: dict[str, list[float]] = {}
+        self._reward_totals = [0.0, 0.0]  # outcomes and their reward sum, over all actions
         # n, sum (p-y)^2, sum p(1-p), sum (p-y), sum p
         self._error_stats = [0.0, 0.0, 0.0, 0.0, 0.0]
         self._family_n: dict[str, float] = {}
@@ -245,14 +246,8 @@ class Policy(ABC):
         stats[0] += 1.0
         stats[1] += reward
         stats[2] += reward * reward
-        cached = self.__dict__.get("_overall_cache")
-        if cached is not None:  # keep the running totals of _overall_mean_reward current
-            self._overall_cache = (
-                len(self._action_stats),
-                id(self._action_stats),
-                cached[2] + 1.0,
-                cached[3] + reward,
-            )
+        self._reward_totals[0] += 1.0
+        self._reward_totals[1] += reward
 
     def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
         """Expected reward of each action with a 95 % interval, from the model itself.
@@ -336,17 +331,7 @@ class Policy(ABC):
         return n, max(excess, 0.0) + 0.25 * se_of_excess + MODEL_ERROR_FLOOR**2
 
     def _overall_mean_reward(self) -> float:
-        cached = self.__dict__.get("_overall_cache")
-        if (
-            cached is not None
-            and cached[0] == len(self._action_stats)
-            and cached[1] == id(self._action_stats)
-        ):
-            n, total = cached[2], cached[3]
-        else:
-            n = sum(stats[0] for stats in self._action_stats.values())
-            total = sum(stats[1] for stats in self._action_stats.values())
-            self._overall_cache = (len(self._action_stats), id(self._action_stats), n, total)
+        n, total = self._reward_totals
         return total / n if n else 0.5
 
     @property
@@ -415,6 +400,10 @@ class Policy(ABC):
         policy._load_state(payload)
         policy.n_updates = int(header["n_updates"])
         policy._action_stats = {k: list(v) for k, v in header["action_stats"].items()}
+        policy._reward_totals = [
+            sum(stats[0] for stats in policy._action_stats.values()),
+            sum(stats[1] for stats in policy._action_stats.values()),
+        ]
         policy.learning_state = dict(header.get("learning_state") or {})
         stored = [float(v) for v in header.get("error_stats", ())]
         policy._error_stats = (stored + [0.0] * 5)[:5]

@@ -121,15 +121,16 @@ class VWPolicy(Policy):
     * ``target="hazard"`` (discrete-time hazard): the regressor predicts the weekly job
       hazard ``h(x, a, t)`` of citizen-week ``t`` after the decision; every week a citizen is
       still without a job is one observation (:meth:`learn_at_risk`), every job an event. The
-      expected reward is ``P(job within H) = 1 - prod_t (1 - h_t)``. The time buckets sit in
-      their own namespace ``t`` crossed with the action only (``-q ta``), so the prediction is
-      ``f(x, a) + g(t, a)`` and one predict over the offers gives ``f``; ``g`` is computed once
-      per model state and cached.
+      expected reward is ``P(job within H) = 1 - prod_t (1 - h_t)``. The week's time bucket
+      (namespace ``t``) and the offer's programme phase that week (``p``: during, last week,
+      after) are crossed with the offer only (``-q tf``, ``-q ta``, ``-q pf``), so the linear
+      predictor is ``f(x, a) + g(t, a)``: one predict over the offers gives ``f``, and ``g``
+      is a per-week table computed once per model state and cached.
 
     Learning uses the labelled action's line only (shared features plus that offer), an
-    unweighted squared-loss regression: SquareCB's regression oracle (Foster & Rakhlin
-    2020), about 100 times cheaper than learning on the full 300-offer example, and free of
-    VW's ``1/(p K)`` example weights that shrink each update as the action set grows.
+    unweighted regression (logistic by default): SquareCB's regression oracle (Foster &
+    Rakhlin 2020), about 100 times cheaper than learning on the full 300-offer example, and
+    free of VW's ``1/(p K)`` example weights that shrink each update as the action set grows.
 
     Parameters
     ----------
@@ -329,33 +330,35 @@ class VWPolicy(Policy):
 
     def _family_uncertainty(self, actions: Sequence[Action]) -> np.ndarray:
         """``1 / sqrt(n_f + 1)`` per action, ``n_f`` the outcomes seen for its family."""
+        codes = self._family_code_array(actions)
         seen = self._family_n
-        return np.fromiter(
-            (
-                1.0 / math.sqrt(seen.get(str(a.features.get("family", "")), 0.0) + 1.0)
-                for a in actions
-            ),
-            dtype=float,
-            count=len(actions),
+        per_family = np.asarray(
+            [1.0 / math.sqrt(seen.get(family, 0.0) + 1.0) for family in self._family_index]
         )
+        out: np.ndarray = per_family[codes]
+        return out
+
+    def _family_code_array(self, actions: Sequence[Action]) -> np.ndarray:
+        """Each action's family as a small integer, cached per offer id (codes index
+        ``self._family_index``, which is in first-seen order)."""
+        code_by_id = self._family_codes
+        try:
+            return np.fromiter(
+                (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
+            )
+        except KeyError:
+            families = self._family_index
+            for a in actions:
+                family = str(a.features.get("family", ""))
+                code_by_id[a.id] = families.setdefault(family, len(families))
+            return np.fromiter(
+                (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
+            )
 
     def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
         if not self.explore_families:
             return None
-        code_by_id = self._family_codes
-        try:
-            codes = np.fromiter(
-                (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
-            )
-        except KeyError:
-            families = dict(self._family_index)
-            for a in actions:
-                family = str(a.features.get("family", ""))
-                code_by_id[a.id] = families.setdefault(family, len(families))
-            self._family_index = families
-            codes = np.fromiter(
-                (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
-            )
+        codes = self._family_code_array(actions)
         counts = np.bincount(codes)
         weights: np.ndarray = 1.0 / (np.count_nonzero(counts) * counts[codes])
         return weights
