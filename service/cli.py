@@ -18,6 +18,7 @@ _SUBAPPS: tuple[tuple[str, str, str], ...] = (
     ("service.cli_learner", "register", "register"),
     ("simulator.cli", "register", "register"),
     ("offline_eval.cli", "register", "register"),
+    ("offline_eval.cli_power", "register", "register"),
 )
 
 

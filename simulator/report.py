@@ -16,7 +16,6 @@ import pandas as pd
 from simulator.replay import ReplayResult
 
 Z95 = 1.959963984540054
-MDE_FACTOR = 2.80  # z_{0.975} + z_{0.80}
 PROTECTED = ("gender", "origin", "age_band")
 
 
@@ -69,7 +68,8 @@ def rct_summary(result: ReplayResult) -> dict[str, float]:
     """Treatment minus control in employment within H: estimate, 95 % CI, p-value, MDE.
 
     The standard error is Neyman's, ``sqrt(p_t(1-p_t)/n_t + p_c(1-p_c)/n_c)``; the MDE for the
-    span is ``2.80 sqrt(p(1-p)(1/n_c + 1/n_t))`` at the control rate ``p`` (domain.md 3.2).
+    span is :func:`offline_eval.power.mde` (the one convention: ``(z_{0.975} + z_{0.80})
+    sqrt(p(1-p)(1/n_c + 1/n_t))`` at the control rate ``p``, domain.md 3.2).
     ``true_itt`` is the exact expected difference from the simulator's ground truth.
     """
     d = result.decisions
@@ -91,9 +91,17 @@ def rct_summary(result: ReplayResult) -> dict[str, float]:
         "ci_low": diff - Z95 * se,
         "ci_high": diff + Z95 * se,
         "p_value": math.erfc(abs(z) / math.sqrt(2.0)),
-        "mde": MDE_FACTOR * math.sqrt(p_c * (1 - p_c) * (1 / n_c + 1 / n_t)),
+        "mde": _mde(p_c, n_t, n_c),
         "true_itt": float(t["p_assigned"].mean() - c["p_assigned"].mean()),
     }
+
+
+def _mde(p_c: float, n_t: int, n_c: int) -> float:
+    from offline_eval.power import mde
+
+    if not 0.0 < p_c < 1.0:
+        return math.nan
+    return mde(p_c * (1 - p_c), n_t, n_c)
 
 
 def rct_known_at_end(
