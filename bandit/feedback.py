@@ -20,6 +20,12 @@ propensity: the recommendation is what was randomised given the case, so its out
 unconfounded sample of that offer's reward for that context; a caseworker's own choice may
 depend on what the caseworker saw and the model did not (see ``docs/decisions.md``).
 
+An outcome ``not_reported`` (the service's horizon sweep: nothing was reported by the
+horizon) is provisional under every strategy: it is learned as "no job" only at
+``decision + H + lag``, when a real report would be overdue; a real report that arrives before
+then replaces it and is learned instead, once. A report later than that cannot be learned
+without learning the event twice; the service stores it as an audited correction only.
+
 Time is in seconds (service) or in weeks times :data:`WEEK_SECONDS` (simulator); the same
 :class:`FeedbackLearner` runs in both. Its open events are part of its state
 (:meth:`FeedbackLearner.state`) so the service's learner can snapshot them with the model.
@@ -102,6 +108,10 @@ class OpenEvent:
 
 DecisionResolver = Callable[[str], Decision | None]
 """Looks a decision up by event id (the service reads the store); ``None`` when unknown."""
+
+
+def _unreported(event: OpenEvent) -> bool:
+    return event.outcome is not None and event.outcome.status is OutcomeStatus.NOT_REPORTED
 
 
 class FeedbackLearner:
@@ -187,6 +197,9 @@ class FeedbackLearner:
         event = self._open.get(event_id)
         if event is None:
             return 0
+        if outcome.status is OutcomeStatus.NOT_REPORTED:
+            event.outcome = outcome  # provisional: final at decision + H + lag
+            return self._release_unreported(event, now)
         if self.strategy is DelayStrategy.AT_ONCE:
             return self._learn_reward(event, outcome)
         if self.strategy is DelayStrategy.HORIZON:
@@ -196,15 +209,20 @@ class FeedbackLearner:
 
     def advance(self, now: float) -> int:
         """Learn whatever became known by ``now``; return the number of updates."""
-        if self.strategy is DelayStrategy.AT_ONCE:
-            return 0
         updates = 0
         for event in list(self._open.values()):
-            if self.strategy is DelayStrategy.HORIZON:
+            if _unreported(event):
+                updates += self._release_unreported(event, now)
+            elif self.strategy is DelayStrategy.HORIZON:
                 updates += self._release_due(event, now)
-            else:
+            elif self.strategy is DelayStrategy.HAZARD:
                 updates += self._learn_known_weeks(event, now)
         return updates
+
+    def is_open(self, event_id: str) -> bool:
+        """Whether ``event_id`` is followed and its feedback not complete (a real report
+        would still be learned)."""
+        return event_id in self._open
 
     # ------------------------------------------------------------------ state
 
@@ -263,6 +281,19 @@ class FeedbackLearner:
             return 0
         self.policy.learn(decision, value.value, propensity=decision.propensity)
         return 1
+
+    def _release_unreported(self, event: OpenEvent, now: float) -> int:
+        """A provisional ``not_reported``: weeks known so far (hazard), then, once a real report
+        is overdue (``H + lag``), "no job" like any other settled failure."""
+        assert event.outcome is not None  # noqa: S101 (only called for unreported events)
+        updates = 0
+        if self.strategy is DelayStrategy.HAZARD:
+            updates += self._learn_known_weeks(event, now)
+        if self._elapsed_weeks(event, now) < self.horizon_weeks + self.lag_weeks:
+            return updates
+        if self.strategy is DelayStrategy.HAZARD:
+            return updates + self._learn_hazard_outcome(event, event.outcome)
+        return updates + self._learn_reward(event, event.outcome)
 
     def _release_due(self, event: OpenEvent, now: float) -> int:
         if event.outcome is None:

@@ -1,7 +1,9 @@
 """Outcomes and the rewards derived from them (higher is better, everywhere).
 
 An :class:`Outcome` says what happened after a decision: a job after ``weeks_to_job`` weeks,
-still unemployed at the horizon, or a dropout (moved, sick, ...) after ``weeks_observed`` weeks.
+still unemployed at the horizon, or a dropout (moved, sick, ...) after ``weeks_observed`` weeks;
+or, set by the service's horizon sweep, nothing reported by the horizon (``not_reported``: no
+job as far as anyone knows, reward 0, until a late real report corrects it).
 A dropout before any job and before the horizon is *censored*: its reward is unknown, and
 reward functions return ``RewardValue(value=None, censored=True)`` instead of a silent zero.
 """
@@ -27,6 +29,9 @@ class OutcomeStatus(StrEnum):
     EMPLOYED = "employed"
     UNEMPLOYED_AT_HORIZON = "unemployed_at_horizon"
     DROPOUT = "dropout"
+    NOT_REPORTED = "not_reported"
+    """Set by the horizon sweep when nothing was reported by the horizon: provisionally no job
+    (the register assumption), but a later real report replaces it as an audited correction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ def _job_within(outcome: Outcome, horizon: float) -> bool | None:
     if outcome.status is OutcomeStatus.EMPLOYED:
         assert outcome.weeks_to_job is not None  # noqa: S101 (checked in __post_init__)
         return outcome.weeks_to_job <= horizon
-    if outcome.status is OutcomeStatus.UNEMPLOYED_AT_HORIZON:
+    if outcome.status in (OutcomeStatus.UNEMPLOYED_AT_HORIZON, OutcomeStatus.NOT_REPORTED):
         return False
     assert outcome.weeks_observed is not None  # noqa: S101
     return False if outcome.weeks_observed >= horizon else None

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     experiment_name: str = "nbi-rct"
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     horizon_weeks: int = Field(default=26, ge=1, le=520)
+    simulated_time: bool = Field(
+        default=False,
+        description="A simulation drives the service with weeks that pass in seconds: outcomes "
+        "are not checked against the clock (horizon passed, job date not in the future). "
+        "Development only",
+    )
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     ips_window: int = Field(default=500, ge=1, description="Events in the online IPS estimate")
 
@@ -157,6 +163,9 @@ class Settings(BaseSettings):
     def _enforce_non_default_secrets(self) -> Self:
         if self.environment == "dev":
             return self
+        if self.simulated_time:
+            msg = f"simulated_time is for development only, not environment={self.environment!r}"
+            raise ValueError(msg)
         defaults = []
         if self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
             defaults.append("pseudonym_key")

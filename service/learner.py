@@ -6,7 +6,9 @@ Delivery semantics (no loss, no double learning across crashes and restarts):
 2. it reads its own unacknowledged messages first, then idle ones of dead consumers, then new
    ones (see :meth:`service.store.base.DecisionStore.read_learning`);
 3. a learnable message (a treatment record whose recommendation was followed; the queue gets
-   one when the assignment is stored and one when the outcome is) goes to the
+   one when the assignment is stored, one when the outcome is, and one more when a late report
+   replaces the horizon sweep's ``not_reported``: a ``correction``, learned only while the
+   event is still open, i.e. its provisional "no job" not yet final) goes to the
    :class:`~bandit.feedback.FeedbackLearner`, which opens the event and learns its outcome per
    delay strategy, in memory; the message is **not** acknowledged yet. Whichever of an event's
    two messages first sees the stored outcome feeds it; the other one is acknowledged without
@@ -418,22 +420,22 @@ class Learner:
         record = self.store.get_decision(message.event_id)
         reason = skip_reason(record)
         if reason is not None:
-            self.store.ack_learning(message.message_id)
-            self.stats.skipped += 1
-            if self.metrics is not None:
-                self.metrics.learner_skipped.labels(reason).inc()
+            self._skip(message, reason)
             return
         assert self.feedback is not None  # noqa: S101 (load() ran)
+        if message.kind == "correction" and not self.feedback.is_open(record.event_id):
+            # A late report replacing the sweep's "not reported": learned below while the
+            # event is open (the provisional "no job" not yet final); otherwise the event was
+            # learned already (or will be, from its assignment message, with this outcome).
+            self._skip(message, "late_correction")
+            return
         decision = decision_from_record(record, self.catalog)
         if record.outcome is not None and record.event_id in self._settled:
             # The event's other message: its outcome is already learned (or waiting for its
             # release). Acknowledged at once like any skip: should the in-memory learning of
             # the first message be lost, that message is still pending and comes back.
             del self._settled[record.event_id]
-            self.store.ack_learning(message.message_id)
-            self.stats.skipped += 1
-            if self.metrics is not None:
-                self.metrics.learner_skipped.labels("already_learned").inc()
+            self._skip(message, "already_learned")
             return
         open_before = self.feedback.open_count
         self.feedback.on_followed(decision, timestamp=record.timestamp)
@@ -450,6 +452,13 @@ class Learner:
             self.metrics.learner_updates.inc(updates)
         if self.on_learned is not None:
             self.on_learned(message.event_id)
+
+    def _skip(self, message: LearningMessage, reason: str) -> None:
+        """Acknowledge a message that teaches nothing (now) and count why."""
+        self.store.ack_learning(message.message_id)
+        self.stats.skipped += 1
+        if self.metrics is not None:
+            self.metrics.learner_skipped.labels(reason).inc()
 
     def _dead_letter(self, message: LearningMessage, error: str) -> None:
         self.store.dead_letter(message, error)

@@ -31,8 +31,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_FAMILY = "none"
 """Family label of control-group decisions (no recommendation)."""
 
-SETTLE_RESULTS = ("employed", "not_employed", "censored")
-SETTLE_SOURCES = ("api", "sweep")
+SETTLE_RESULTS = ("employed", "not_employed", "censored", "not_reported")
+SETTLE_SOURCES = ("api", "sweep", "correction")
 ERROR_TYPES = (
     "validation",
     "bad_request",
@@ -234,7 +234,7 @@ class ServiceMetrics:
                 self.outcomes_settled.labels(result, source)
         for error in ERROR_TYPES:
             self.errors.labels(error)
-        for reason in ("control", "not_complied", "censored", "unassigned"):
+        for reason in ("control", "not_complied", "censored", "unassigned", "late_correction"):
             self.learner_skipped.labels(reason)
 
     # ------------------------------------------------------------------ recorders

@@ -119,25 +119,33 @@ class AssignmentResponse(BaseModel):
 # ----------------------------------------------------------------------------- outcomes
 
 
+class ReportedStatus(StrEnum):
+    """The outcomes a client may report (``not_reported`` is the horizon sweep's alone)."""
+
+    EMPLOYED = OutcomeStatus.EMPLOYED.value
+    UNEMPLOYED_AT_HORIZON = OutcomeStatus.UNEMPLOYED_AT_HORIZON.value
+    DROPOUT = OutcomeStatus.DROPOUT.value
+
+
 class OutcomeRequest(_Request):
     """The employment outcome of one decision event."""
 
     event_id: EventId
-    status: OutcomeStatus
+    status: ReportedStatus
     weeks_to_job: Weeks | None = Field(default=None, description="For `employed`.")
     employed_on: date | None = Field(default=None, description="For `employed`, instead of weeks.")
     weeks_observed: Weeks | None = Field(default=None, description="For `dropout`.")
 
     @model_validator(mode="after")
     def _check_fields(self) -> OutcomeRequest:
-        employed = self.status is OutcomeStatus.EMPLOYED
+        employed = self.status is ReportedStatus.EMPLOYED
         if employed and (self.weeks_to_job is None) == (self.employed_on is None):
             msg = "`employed` needs exactly one of weeks_to_job or employed_on"
             raise ValueError(msg)
         if not employed and (self.weeks_to_job is not None or self.employed_on is not None):
             msg = "weeks_to_job and employed_on are only allowed for `employed`"
             raise ValueError(msg)
-        dropout = self.status is OutcomeStatus.DROPOUT
+        dropout = self.status is ReportedStatus.DROPOUT
         if dropout != (self.weeks_observed is not None):
             msg = "weeks_observed is required for `dropout` and allowed only there"
             raise ValueError(msg)

@@ -19,8 +19,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (401, "No or invalid API key"),
         (403, "Wrong role"),
         (404, "Unknown event"),
-        (409, "A different outcome is already stored"),
-        (422, "Invalid outcome"),
+        (409, "A different reported outcome is already stored"),
+        (422, "Invalid outcome, or one the clock contradicts (horizon not passed, future date)"),
     )
 }
 
@@ -28,6 +28,11 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 @router.post("", response_model=OutcomeResponse, responses=_PROBLEMS, operation_id="report_outcome")
 def report_outcome(body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole) -> OutcomeResponse:
     """Report the employment outcome of an event (idempotent; ``changed`` says what happened)."""
+    settings = runtime.settings
     return settle_outcome(
-        runtime.store, body, horizon_weeks=runtime.settings.horizon_weeks, metrics=runtime.metrics
+        runtime.store,
+        body,
+        horizon_weeks=settings.horizon_weeks,
+        metrics=runtime.metrics,
+        check_clock=not settings.simulated_time,
     )

@@ -86,6 +86,11 @@ class RedisKeys:
         return f"{self.prefix}events"
 
     @property
+    def corrections_stream(self) -> str:
+        """Audit stream of late reports that replaced the sweep's ``not_reported`` (untrimmed)."""
+        return f"{self.prefix}corrections"
+
+    @property
     def learning_stream(self) -> str:
         """Stream of settled events to learn from (consumer group :data:`LEARNING_GROUP`)."""
         return f"{self.prefix}learn"

@@ -44,8 +44,11 @@ return {1, ARGV[1]}
 
 UPDATE_RECORD = """
 -- Compare-and-set of a record plus its side effects.
--- KEYS: rec, pending, counts, events, learn
--- ARGV: expected_json, new_json, event_id, kind, employed, censored, publish, events_maxlen
+-- KEYS: rec, pending, counts, events, learn, corrections
+-- ARGV: expected_json, new_json, event_id, kind, employed, censored, publish, events_maxlen,
+--       previous_status (corrections only)
+-- kind: 'assignment', 'outcome' (first settlement) or 'correction' (a late report replacing
+-- the sweep's not_reported: already settled, counted not employed and not censored)
 local current = redis.call('HGET', KEYS[1], 'json')
 if current ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[2])
@@ -53,10 +56,18 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', ARGV[4], 'event
 if ARGV[4] == 'outcome' then
   redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'settled', 1)
+end
+if ARGV[4] ~= 'assignment' then
   if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[3], 'employed', 1) end
   if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[3], 'censored', 1) end
 end
-if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3]) end
+if ARGV[4] == 'correction' then
+  local status = cjson.decode(ARGV[2])['outcome']['status']
+  local now = redis.call('TIME')
+  redis.call('XADD', KEYS[6], '*', 'event_id', ARGV[3], 'previous', ARGV[9], 'new', status,
+    'at', now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
+end
+if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3], 'kind', ARGV[4]) end
 return 1
 """
 

@@ -159,8 +159,9 @@ class LearningStream:
                 stale.append(message_id)
                 continue
             event_id = _text(fields.get(b"event_id") or fields.get("event_id") or b"")
+            kind = _text(fields.get(b"kind") or fields.get("kind") or b"outcome")
             deliveries = 1 if fresh else self._deliveries(message_id)
-            out.append(LearningMessage(message_id, event_id, deliveries))
+            out.append(LearningMessage(message_id, event_id, deliveries, kind))
         if stale:
             self.client.xack(self.stream, LEARNING_GROUP, *stale)
         return out

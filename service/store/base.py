@@ -18,7 +18,7 @@ from typing import Protocol
 
 from bandit.context import ProtectedAttributes
 from bandit.records import DecisionRecord
-from bandit.rewards import Outcome
+from bandit.rewards import Outcome, OutcomeStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,38 @@ class GroupCounts:
     censored: int
 
 
+MESSAGE_KINDS = ("assignment", "outcome", "correction")
+"""What put a message on the learning queue: a followed assignment, the first outcome, or a
+real report replacing the sweep's ``not_reported`` (see :func:`is_correction`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LearningMessage:
-    """One entry of the learning queue: a settled event to learn from."""
+    """One entry of the learning queue: an event to learn from, and why it was published."""
 
     message_id: str
     event_id: str
     deliveries: int
+    kind: str = "outcome"
+
+
+def is_correction(current: Outcome | None, new: Outcome) -> bool:
+    """Whether ``new`` replaces the horizon sweep's provisional ``not_reported`` (a late real
+    report, accepted and audited) rather than contradicting a reported outcome (a conflict).
+
+    Examples
+    --------
+    >>> from bandit.rewards import OutcomeStatus as S
+    >>> is_correction(Outcome(S.NOT_REPORTED), Outcome(S.EMPLOYED, weeks_to_job=30))
+    True
+    >>> is_correction(Outcome(S.UNEMPLOYED_AT_HORIZON), Outcome(S.EMPLOYED, weeks_to_job=3))
+    False
+    """
+    return (
+        current is not None
+        and current.status is OutcomeStatus.NOT_REPORTED
+        and new.status is not OutcomeStatus.NOT_REPORTED
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +147,15 @@ class DecisionStore(Protocol):
         self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
     ) -> WriteResult:
         """Settle the record; the same outcome again is a no-op (``changed=False``); a
-        different outcome raises ``ConflictError``. A record for which
+        different outcome raises ``ConflictError``, except a real report replacing the sweep's
+        ``not_reported`` (:func:`is_correction`): stored with an entry in :meth:`corrections`
+        and published as a ``correction`` message. A record for which
         :func:`publishes_outcome` holds is published to the learning queue in the same atomic
         step (and :func:`publishes_assignment` for assignments)."""
+
+    def corrections(self) -> list[dict[str, str]]:
+        """Audit entries of late reports that replaced ``not_reported`` (oldest first): the
+        ``event_id``, the ``previous`` and the ``new`` status and ``at`` (Unix seconds)."""
 
     def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
         """Unsettled records whose horizon has passed (for the settlement sweep)."""

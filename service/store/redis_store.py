@@ -33,6 +33,7 @@ from service.store.base import (
     ModelSnapshot,
     WriteResult,
     employed_within_horizon,
+    is_correction,
     publishes_assignment,
     publishes_outcome,
 )
@@ -185,7 +186,8 @@ class RedisStore:
         for _ in range(_CAS_ATTEMPTS):
             raw = self._raw(event_id)
             current = DecisionRecord.from_dict(json.loads(raw))
-            if current.outcome is not None:
+            correction = is_correction(current.outcome, outcome)
+            if current.outcome is not None and not correction:
                 same = (
                     current.outcome == outcome
                     and current.reward == reward
@@ -196,10 +198,17 @@ class RedisStore:
                 msg = f"Event {event_id} already has a different outcome"
                 raise ConflictError(msg)
             updated = current.with_outcome(outcome, reward, censored=censored)
-            if self._cas(raw, updated, kind="outcome"):
+            kind = "correction" if correction else "outcome"
+            previous = "" if current.outcome is None else current.outcome.status.value
+            if self._cas(raw, updated, kind=kind, previous=previous):
                 return WriteResult(updated, changed=True)
         msg = f"Too much contention on event {event_id}"
         raise ConflictError(msg)
+
+    def corrections(self) -> list[dict[str, str]]:
+        """Audit entries of late reports that replaced ``not_reported`` (oldest first)."""
+        entries: Any = self.client.xrange(self.keys.corrections_stream)
+        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
 
     def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
         """Unsettled records whose horizon is at or before ``now`` (earliest first)."""
@@ -328,13 +337,17 @@ class RedisStore:
             pipe.hget(self.keys.record(event_id), "json")
         return [DecisionRecord.from_dict(json.loads(raw)) for raw in pipe.execute() if raw]
 
-    def _cas(self, expected: bytes, updated: DecisionRecord, *, kind: str) -> bool:
+    def _cas(
+        self, expected: bytes, updated: DecisionRecord, *, kind: str, previous: str = ""
+    ) -> bool:
         k = self.keys
         outcome = updated.outcome
         employed = outcome is not None and employed_within_horizon(
             updated.reward, censored=updated.censored
         )
-        publish = publishes_outcome(updated) if kind == "outcome" else publishes_assignment(updated)
+        publish = (
+            publishes_assignment(updated) if kind == "assignment" else publishes_outcome(updated)
+        )
         reply: Any = self._scripts.update_record(
             keys=[
                 k.record(updated.event_id),
@@ -342,6 +355,7 @@ class RedisStore:
                 k.group_counts(updated.group.value),
                 k.events_stream,
                 k.learning_stream,
+                k.corrections_stream,
             ],
             args=[
                 expected,
@@ -352,6 +366,7 @@ class RedisStore:
                 "1" if updated.censored else "0",
                 "1" if publish else "0",
                 self.events_maxlen,
+                previous,
             ],
         )
         return int(reply) == 1

@@ -32,6 +32,7 @@ from service.store.base import (
     ModelSnapshot,
     WriteResult,
     employed_within_horizon,
+    is_correction,
     publishes_assignment,
     publishes_outcome,
 )
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS learning (
     event_id TEXT NOT NULL,
     deliveries INTEGER NOT NULL DEFAULT 0,
     consumer TEXT,
-    claimed_at REAL
+    claimed_at REAL,
+    kind TEXT NOT NULL DEFAULT 'outcome'
 );
 CREATE INDEX IF NOT EXISTS learning_consumer ON learning (consumer, claimed_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -74,6 +76,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     event_id TEXT NOT NULL,
     deliveries INTEGER NOT NULL,
     error TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS corrections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    new TEXT NOT NULL,
     at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS models (
@@ -136,8 +145,17 @@ class SQLiteStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
 
     # ------------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        """Add columns that files created by older versions lack."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(learning)")}
+        if "kind" not in columns:
+            self._conn.execute(
+                "ALTER TABLE learning ADD COLUMN kind TEXT NOT NULL DEFAULT 'outcome'"
+            )
 
     class _Tx:
         def __init__(self, store: SQLiteStore) -> None:
@@ -261,16 +279,20 @@ class SQLiteStore:
                 "UPDATE decisions SET record = ? WHERE event_id = ?", (_dumps(updated), event_id)
             )
             if publishes_assignment(updated):
-                cur.execute("INSERT INTO learning (event_id) VALUES (?)", (event_id,))
+                cur.execute(
+                    "INSERT INTO learning (event_id, kind) VALUES (?, 'assignment')", (event_id,)
+                )
         return WriteResult(updated, changed=True)
 
     def record_outcome(
         self, event_id: str, outcome: Outcome, reward: float | None, *, censored: bool
     ) -> WriteResult:
-        """Settle the record and publish it to the learning queue when it was followed."""
+        """Settle the record and publish it to the learning queue when it was followed; a late
+        report replacing ``not_reported`` is stored as an audited correction."""
         with self._write() as cur:
             current = self._locked_get(cur, event_id)
-            if current.outcome is not None:
+            correction = is_correction(current.outcome, outcome)
+            if current.outcome is not None and not correction:
                 same = (
                     current.outcome == outcome
                     and current.reward == reward
@@ -287,9 +309,24 @@ class SQLiteStore:
                 "WHERE event_id = ?",
                 (_dumps(updated), int(employed), int(censored), event_id),
             )
+            kind = "outcome"
+            if correction:
+                assert current.outcome is not None  # noqa: S101 (a correction replaces one)
+                kind = "correction"
+                cur.execute(
+                    "INSERT INTO corrections (event_id, previous, new, at) VALUES (?, ?, ?, ?)",
+                    (event_id, current.outcome.status.value, outcome.status.value, time.time()),
+                )
             if publishes_outcome(updated):
-                cur.execute("INSERT INTO learning (event_id) VALUES (?)", (event_id,))
+                cur.execute("INSERT INTO learning (event_id, kind) VALUES (?, ?)", (event_id, kind))
         return WriteResult(updated, changed=True)
+
+    def corrections(self) -> list[dict[str, str]]:
+        """Audit entries of late reports that replaced ``not_reported`` (oldest first)."""
+        rows = self._query("SELECT event_id, previous, new, at FROM corrections ORDER BY seq")
+        return [
+            {"event_id": e, "previous": p, "new": n, "at": repr(float(a))} for e, p, n, a in rows
+        ]
 
     def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
         """Unsettled records whose horizon is at or before ``now`` (earliest first)."""
@@ -381,11 +418,11 @@ class SQLiteStore:
                     "WHERE message_id = ?",
                     (consumer, now, message_id),
                 )
-                event_id, deliveries = cur.execute(
-                    "SELECT event_id, deliveries FROM learning WHERE message_id = ?",
+                event_id, deliveries, kind = cur.execute(
+                    "SELECT event_id, deliveries, kind FROM learning WHERE message_id = ?",
                     (message_id,),
                 ).fetchone()
-                out.append(LearningMessage(str(message_id), event_id, int(deliveries)))
+                out.append(LearningMessage(str(message_id), event_id, int(deliveries), kind))
         return out
 
     def ack_learning(self, message_id: str) -> None:

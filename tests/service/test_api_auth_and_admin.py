@@ -67,7 +67,7 @@ def test_experiment_summary_counts_arms_and_rates(client):
         events["treatment"][1]: {"status": "employed", "weeks_to_job": 8},
         events["treatment"][2]: {"status": "dropout", "weeks_observed": 2},
         events["control"][0]: {"status": "employed", "weeks_to_job": 5},
-        events["control"][1]: {"status": "unemployed_at_horizon"},
+        events["control"][1]: {"status": "employed", "weeks_to_job": 30},  # after the horizon
     }
     for event_id, outcome in outcomes.items():
         assert (

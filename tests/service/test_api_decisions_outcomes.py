@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bandit.feedback import WEEK_SECONDS
 from service.settle import sweep_expired
 from tests.helpers.api import CASE, PROBLEM, citizen_in_group, rec_body, store_state
 
@@ -118,7 +120,9 @@ def test_a_job_within_the_horizon_settles_reward_one_once(client):
     assert again.json()["changed"] is False and "nothing changed" in again.json()["detail"]
     assert store_state(store) == before
     conflict = client.post(
-        "/v1/outcomes", json={"event_id": event_id, "status": "unemployed_at_horizon"}, headers=CASE
+        "/v1/outcomes",
+        json={"event_id": event_id, "status": "dropout", "weeks_observed": 2},
+        headers=CASE,
     )
     assert conflict.status_code == 409 and conflict.headers["content-type"] == PROBLEM
     assert store_state(store) == before
@@ -135,7 +139,7 @@ def test_a_job_after_the_horizon_settles_zero(client):
 
 
 def test_a_job_date_is_converted_to_weeks_since_the_decision(client):
-    event_id, _ = _treatment_event(client)
+    event_id = _backdated_event(client, 12)
     record = client.app.state.runtime.store.get_decision(event_id)
     day = datetime.fromtimestamp(record.timestamp, tz=UTC).date() + timedelta(days=70)
     r = client.post(
@@ -210,6 +214,17 @@ BAD_OUTCOMES = [
         422,
     ),
     ("extra field", {"event_id": "E", "status": "unemployed_at_horizon", "note": "x"}, 422),
+    ("not_reported is the sweep's", {"event_id": "E", "status": "not_reported"}, 422),
+    ("unemployed before the horizon", {"event_id": "E", "status": "unemployed_at_horizon"}, 422),
+    (
+        "job date in the future",
+        {
+            "event_id": "E",
+            "status": "employed",
+            "employed_on": (datetime.now(tz=UTC).date() + timedelta(days=2)).isoformat(),
+        },
+        422,
+    ),
 ]
 
 
@@ -238,7 +253,57 @@ def test_nan_weeks_are_refused(client):
 # ---------------------------------------------------------------------------- the sweep
 
 
-def test_the_sweep_settles_expired_pending_decisions_as_zero(client):
+def _backdated_event(client, weeks: float, start: int = 0) -> str:
+    """A treatment decision made ``weeks`` ago (an API decision copied with an older time)."""
+    store = client.app.state.runtime.store
+    event_id, _ = _treatment_event(client, start)
+    old = dataclasses.replace(
+        store.get_decision(event_id),
+        event_id=f"{event_id}old",
+        timestamp=time.time() - weeks * WEEK_SECONDS,
+    )
+    store.put_decision(old, horizon_seconds=client.app.state.runtime.settings.horizon_seconds)
+    return old.event_id
+
+
+def test_the_clock_refuses_reports_it_contradicts_and_allows_them_later(client):
+    """``unemployed_at_horizon`` only once the horizon has passed since the decision; a job date
+    up to today; each refusal a 422 problem that changes nothing."""
+    store = client.app.state.runtime.store
+    horizon = client.app.state.runtime.settings.horizon_weeks
+    young = _backdated_event(client, horizon - 0.5)
+    before = store_state(store)
+    r = client.post(
+        "/v1/outcomes", json={"event_id": young, "status": "unemployed_at_horizon"}, headers=CASE
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+    assert "horizon" in r.json()["detail"] and store_state(store) == before
+    tomorrow = datetime.now(tz=UTC).date() + timedelta(days=1)
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": young, "status": "employed", "employed_on": tomorrow.isoformat()},
+        headers=CASE,
+    )
+    assert r.status_code == 422 and "future" in r.json()["detail"]
+    assert store_state(store) == before
+    today = datetime.now(tz=UTC).date()
+    r = client.post(
+        "/v1/outcomes",
+        json={"event_id": young, "status": "employed", "employed_on": today.isoformat()},
+        headers=CASE,
+    )
+    assert r.status_code == 200, r.text
+    old = _backdated_event(client, horizon + 0.5, start=300)
+    r = client.post(
+        "/v1/outcomes", json={"event_id": old, "status": "unemployed_at_horizon"}, headers=CASE
+    )
+    assert r.status_code == 200 and r.json()["reward"] == 0.0
+
+
+def test_the_sweep_marks_not_reported_and_a_late_report_corrects_it(client):
+    """The sweep's ``not_reported`` is reward 0 but no report of unemployment: a real report
+    that arrives later is accepted as a correction (audited, counters corrected), once; a
+    reported outcome is never overwritten by the sweep."""
     store = client.app.state.runtime.store
     events = [_treatment_event(client, start)[0] for start in (0, 100, 200)]
     client.post(
@@ -254,16 +319,47 @@ def test_the_sweep_settles_expired_pending_decisions_as_zero(client):
     assert settled == 2
     for event_id in events[1:]:
         record = store.get_decision(event_id)
-        assert record.reward == 0.0 and record.outcome.status.value == "unemployed_at_horizon"
+        assert record.reward == 0.0 and record.outcome.status.value == "not_reported"
     assert store.get_decision(events[0]).reward == 1.0
     assert store.pending_count() == 0
     assert sweep_expired(store, now=time.time() + 2 * horizon) == 0  # idempotent
-    late = client.post(
+    counts = store.group_counts()["treatment"]
+    assert (counts.settled, counts.employed) == (3, 1)
+    assert store.corrections() == []
+
+    late = {"event_id": events[1], "status": "employed", "weeks_to_job": 20}
+    r = client.post("/v1/outcomes", json=late, headers=CASE)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["reward"], body["changed"]) == ("employed", 1.0, True)
+    assert "correction" in body["detail"]
+    assert store.get_decision(events[1]).outcome.status.value == "employed"
+    [entry] = store.corrections()
+    assert (entry["event_id"], entry["previous"], entry["new"]) == (
+        events[1],
+        "not_reported",
+        "employed",
+    )
+    counts = store.group_counts()["treatment"]
+    assert (counts.settled, counts.employed) == (3, 2)  # settled once, now employed
+    before = store_state(store)
+    again = client.post("/v1/outcomes", json=late, headers=CASE)
+    assert again.status_code == 200 and again.json()["changed"] is False
+    other = client.post(
         "/v1/outcomes",
-        json={"event_id": events[1], "status": "employed", "weeks_to_job": 40},
+        json={"event_id": events[1], "status": "dropout", "weeks_observed": 3},
         headers=CASE,
     )
-    assert late.status_code == 409  # the horizon already settled it
+    assert other.status_code == 409  # a reported outcome is final
+    assert store_state(store) == before
+    assert len(store.corrections()) == 1
+    samples = client.app.state.runtime.metrics.registry
+    assert (
+        samples.get_sample_value(
+            "nbi_outcomes_settled_total", {"result": "employed", "source": "correction"}
+        )
+        == 1
+    )
 
 
 def test_an_offer_whose_seats_are_assigned_is_excluded_for_capacity(client):

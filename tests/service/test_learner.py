@@ -397,3 +397,111 @@ def test_a_snapshot_learned_with_another_delay_strategy_is_refused_unless_restar
     horizon.param_change = "restart"
     assert horizon.load().n_updates == 0 and horizon.feedback is not None
     assert horizon.feedback.open_count == 0  # a fresh model: the old open events are not used
+
+
+def test_an_assignment_recorded_after_its_outcome_was_read_is_learned_once(store_factory):
+    """Issue 11.5: the outcome arrives first and the learner reads (and skips) it while the
+    event is unassigned; the followed assignment stored afterwards must still be learned."""
+    store = store_factory()
+    events = [add_event(store, assign=False) for _ in range(3)]
+    learned: list[str] = []
+    learner = make_learner(store, snapshot_every=100)
+    learner.on_learned = learned.append
+    learner.run(threading.Event(), max_idle_steps=1)
+    assert learned == [] and store.learning_lag() == 0  # unassigned: skipped
+    for event_id in events:
+        store.record_assignment(event_id, store.get_decision(event_id).recommended or "", None)
+    learner.run(threading.Event(), max_idle_steps=1)
+    assert sorted(learned) == sorted(events)
+    assert learner.policy is not None and learner.policy.n_updates == 3
+    again = make_learner(store)
+    again.run(threading.Event(), max_idle_steps=1)
+    assert again.policy is not None and again.policy.n_updates == 3  # nothing twice
+
+
+def _hazard_learner(store: DecisionStore, now: list[float]) -> Learner:
+    def factory():
+        return make_policy("vw", target="hazard", horizon_weeks=8, hazard_buckets=(0, 3), seed=5)
+
+    return clocked_learner(store, factory, now, horizon_weeks=8, report_lag_weeks=2.0)
+
+
+NOT_REPORTED = Outcome(OutcomeStatus.NOT_REPORTED)
+
+
+def test_not_reported_is_provisional_and_a_late_report_before_it_is_final_is_learned(
+    store_factory,
+):
+    """The sweep's ``not_reported`` (week 8 = H) is not learned as a final "no job": the hazard
+    learner keeps the event open until H + lag (week 10). A real report of a job in week 6 at
+    week 9 is learned (week 6 with a job, never week 6 or 7 without one), once, across a
+    restart; a correction after H + lag is stored but not learned (it would learn the event
+    twice)."""
+    store = store_factory()
+    now = [T0 + 8.5 * WEEK_SECONDS]
+    early = add_event(store, timestamp=T0, settle=False)
+    late = add_event(store, timestamp=T0, settle=False)
+    for event_id in (early, late):
+        store.record_outcome(event_id, NOT_REPORTED, 0.0, censored=False)  # the sweep
+    a = _hazard_learner(store, now)
+    a.run(threading.Event(), max_idle_steps=1)
+    assert a.policy is not None and a.policy.n_updates == 2 * 6  # weeks 0-5 known, each
+    assert a.feedback is not None and a.feedback.open_count == 2
+    del a  # crash after the snapshot: the open events survive in it
+
+    now[0] = T0 + 9 * WEEK_SECONDS
+    store.record_outcome(early, Outcome(OutcomeStatus.EMPLOYED, 6.5), 1.0, censored=False)
+    b = _hazard_learner(store, now)
+    b.run(threading.Event(), max_idle_steps=1)
+    # `early`: its job week 6, nothing after it; `late`: week 6 now known without a job
+    assert b.policy is not None and b.policy.n_updates == 12 + 1 + 1
+    assert b.feedback is not None and b.feedback.is_open(late) and not b.feedback.is_open(early)
+
+    now[0] = T0 + 10.5 * WEEK_SECONDS  # H + lag passed: "not reported" final for `late`
+    b.run(threading.Event(), max_idle_steps=1)
+    assert b.policy.n_updates == 14 + 1  # `late`: week 7 without a job, then final
+    assert b.feedback.open_count == 0
+    metrics = ServiceMetrics()
+    b.metrics = metrics
+    store.record_outcome(late, Outcome(OutcomeStatus.EMPLOYED, 7.2), 1.0, censored=False)
+    b.run(threading.Event(), max_idle_steps=1)
+    assert b.policy.n_updates == 15  # stored as a correction, not learned twice
+    assert (
+        metrics.registry.get_sample_value(
+            "nbi_learner_skipped_total", {"reason": "late_correction"}
+        )
+        == 1
+    )
+    assert store.learning_lag() == 0 and len(store.corrections()) == 2
+    c = _hazard_learner(store, now)
+    c.run(threading.Event(), max_idle_steps=1)
+    assert c.policy is not None and c.policy.n_updates == 15
+
+
+def test_a_reward_learner_learns_not_reported_as_zero_only_at_horizon_plus_lag(store_factory):
+    """``horizon`` strategy: a correction before H + lag replaces the provisional label (one
+    update, the real reward); an uncorrected ``not_reported`` becomes one update of 0."""
+    store = store_factory()
+    now = [T0 + 8.5 * WEEK_SECONDS]
+    corrected = add_event(store, timestamp=T0, settle=False)
+    uncorrected = add_event(store, timestamp=T0, settle=False)
+    for event_id in (corrected, uncorrected):
+        store.record_outcome(event_id, NOT_REPORTED, 0.0, censored=False)
+
+    def learner() -> Learner:
+        factory = lambda: make_policy("uniform", seed=1)  # noqa: E731
+        return clocked_learner(store, factory, now, horizon_weeks=8, report_lag_weeks=2.0)
+
+    a = learner()
+    a.run(threading.Event(), max_idle_steps=1)
+    assert a.policy is not None and a.policy.n_updates == 0
+    store.record_outcome(corrected, Outcome(OutcomeStatus.EMPLOYED, 3.0), 1.0, censored=False)
+    a.run(threading.Event(), max_idle_steps=1)
+    assert a.policy.n_updates == 0 and a.feedback is not None and a.feedback.open_count == 2
+    now[0] = T0 + 10.5 * WEEK_SECONDS
+    a.run(threading.Event(), max_idle_steps=1)
+    assert a.policy.n_updates == 2 and a.feedback.open_count == 0
+    assert a.policy.learning_state["open"] == {}
+    b = learner()
+    b.run(threading.Event(), max_idle_steps=1)
+    assert b.policy is not None and b.policy.n_updates == 2

@@ -88,12 +88,13 @@ def seeded_event_ids(monkeypatch: pytest.MonkeyPatch) -> None:
 def learning_client(inprocess_settings: Any, seeded_event_ids: None) -> Iterator[TestClient]:
     """The real app with the in-process learner and default policy settings.
 
-    Everyone is in the treatment arm (``control_share=0``: control citizens get no
+    Outcomes are posted rounds (simulated weeks) after their decisions, seconds in real time
+    (``simulated_time``). Everyone is in the treatment arm (``control_share=0``: control citizens get no
     recommendation to follow) and seats are not counted (a few hundred assignments would use
     up the weekly seats of the favoured offers).
     """
     settings = inprocess_settings.model_copy(
-        update={"control_share": 0.0, "capacity_tracking": False}
+        update={"control_share": 0.0, "capacity_tracking": False, "simulated_time": True}
     )
     with TestClient(create_app(settings)) as c:
         yield c

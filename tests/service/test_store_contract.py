@@ -128,6 +128,50 @@ def test_outcome_settles_once_replay_is_noop_and_change_conflicts(store: Decisio
     assert store.learning_lag() == 1
 
 
+NOT_REPORTED = Outcome(OutcomeStatus.NOT_REPORTED)
+
+
+def test_a_late_report_replaces_not_reported_as_an_audited_correction(store: DecisionStore):
+    """The sweep's ``not_reported`` is provisional: a real report replaces it once (counters
+    corrected, an audit entry, a ``correction`` message); then the outcome is final."""
+    store.put_decision(record("e1"), horizon_seconds=HORIZON)
+    store.record_assignment("e1", "A", None)
+    swept = store.record_outcome("e1", NOT_REPORTED, 0.0, censored=False)
+    assert swept.changed and store.pending_count() == 0
+    assert store.corrections() == []
+    counts = store.group_counts()["treatment"]
+    assert (counts.settled, counts.employed, counts.censored) == (1, 0, 0)
+    late = store.record_outcome("e1", EMPLOYED, 1.0, censored=False)
+    assert late.changed and late.record.outcome == EMPLOYED and late.record.reward == 1.0
+    counts = store.group_counts()["treatment"]
+    assert (counts.settled, counts.employed, counts.censored) == (1, 1, 0)
+    [entry] = store.corrections()
+    assert (entry["event_id"], entry["previous"], entry["new"]) == (
+        "e1",
+        "not_reported",
+        "employed",
+    )
+    assert float(entry["at"]) == pytest.approx(time.time(), abs=60)
+    assert not store.record_outcome("e1", EMPLOYED, 1.0, censored=False).changed
+    with pytest.raises(ConflictError):
+        store.record_outcome("e1", DROPOUT, None, censored=True)
+    with pytest.raises(ConflictError):  # the sweep never overwrites a report
+        store.record_outcome("e1", NOT_REPORTED, 0.0, censored=False)
+    messages = store.read_learning("contract-reader", 100)
+    assert [(m.event_id, m.kind) for m in messages] == [
+        ("e1", "assignment"),
+        ("e1", "outcome"),
+        ("e1", "correction"),
+    ]
+    # a censored correction counts as censored, not as employed
+    store.put_decision(record("e2"), horizon_seconds=HORIZON)
+    store.record_outcome("e2", NOT_REPORTED, 0.0, censored=False)
+    store.record_outcome("e2", DROPOUT, None, censored=True)
+    counts = store.group_counts()["treatment"]
+    assert (counts.settled, counts.employed, counts.censored) == (2, 1, 1)
+    assert [c["event_id"] for c in store.corrections()] == ["e1", "e2"]
+
+
 def _queued_event_ids(store: DecisionStore) -> list[str]:
     return [m.event_id for m in store.read_learning("contract-reader", 100)]
 

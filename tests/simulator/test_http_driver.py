@@ -25,7 +25,10 @@ NBI = str(Path(sys.executable).with_name("nbi"))
 
 def test_driver_against_app(tmp_path: Path) -> None:
     settings = Settings(
-        policy="uniform", sqlite_path=tmp_path / "nbi.sqlite3", model_dir=tmp_path / "models"
+        policy="uniform",
+        sqlite_path=tmp_path / "nbi.sqlite3",
+        model_dir=tmp_path / "models",
+        simulated_time=True,  # outcomes of simulated weeks arrive seconds after the decision
     )
     with TestClient(create_app(settings), headers=CASE) as client:
         replay = HttpReplay(client, SimulationConfig(scale=0.02), weeks=30, seed=4)
@@ -68,6 +71,7 @@ def test_cli_url_against_real_service_process(tmp_path: Path) -> None:
         "NBI_SQLITE_PATH": str(tmp_path / "nbi.sqlite3"),
         "NBI_MODEL_DIR": str(tmp_path / "models"),
         "NBI_POLICY": "uniform",
+        "NBI_SIMULATED_TIME": "true",
     }
     log = tmp_path / "serve.log"
     with log.open("ab") as fh:
