@@ -49,6 +49,7 @@ def decide(
     citizen_key: str,
     group: Group,
     experiment: str = "",
+    cluster_key: str | None = None,
     seats_left: Mapping[str, int] | None = None,
     restrict_to: Sequence[str] | None = None,
     features: Mapping[str, FeatureValue] | None = None,
@@ -69,6 +70,8 @@ def decide(
         RCT arm, decided by the caller from the pseudonym.
     experiment
         Fingerprint of the experiment configuration, stored in the record.
+    cluster_key
+        Pseudonym of the randomisation cluster (cluster randomisation only), stored in the record.
     seats_left
         Free seats per offer this period (offers at 0 are excluded as ``capacity``).
     restrict_to
@@ -109,6 +112,7 @@ def decide(
         model_version=model_version,
         policy=policy_name,
         experiment=experiment,
+        cluster_key=cluster_key,
         excluded=excluded,
     )
     return Decided(record, decision)

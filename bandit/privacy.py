@@ -13,6 +13,7 @@ import re
 from bandit.errors import InvalidInputError, SensitiveDataError
 
 PSEUDONYM_PREFIX = "p_"
+CLUSTER_PREFIX = "c_"
 _CPR_PATTERN = re.compile(r"(?<!\d)(\d{6})[- ]?(\d{4})(?!\d)")
 _MIN_KEY_BYTES = 16
 
@@ -52,6 +53,31 @@ def pseudonymise(raw_id: str, key: bytes) -> str:
         raise InvalidInputError(msg)
     digest = hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest
+
+
+def pseudonymise_cluster(raw_id: str, key: bytes, unit: str) -> str:
+    """Return the HMAC-SHA256 pseudonym of a caseworker or job-centre id (a randomisation cluster).
+
+    The HMAC input is ``"<unit>:<id>"``, so a caseworker id never maps to the pseudonym of a
+    citizen or of a job centre with the same raw id. An id shaped like a CPR number is refused
+    (:class:`SensitiveDataError`): a cluster id must never be a person's CPR number.
+
+    Examples
+    --------
+    >>> c = pseudonymise_cluster("JC-101", b"0123456789abcdef", "jobcentre")
+    >>> c.startswith("c_"), len(c), c == pseudonymise_cluster(" JC-101 ", b"0123456789abcdef", "jobcentre")
+    (True, 66, True)
+    >>> c == pseudonymise_cluster("JC-101", b"0123456789abcdef", "caseworker")
+    False
+    """
+    _check_key(key)
+    normalised = raw_id.strip()
+    if not normalised:
+        msg = f"Expected a non-empty {unit} id"
+        raise InvalidInputError(msg)
+    reject_cpr_like(f"{unit}_id", normalised)
+    message = f"{unit}:{normalised}".encode()
+    return CLUSTER_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def is_pseudonym(value: str) -> bool:

@@ -48,6 +48,9 @@ class DecisionRecord:
         Which model and policy produced the pmf.
     experiment
         Fingerprint of the experiment config (control share, salt id, start date).
+    cluster_key
+        Pseudonym of the randomisation cluster (caseworker or job centre) when the control arm
+        is assigned by cluster; ``None`` for per-citizen randomisation.
     excluded
         Why each non-eligible action was filtered out (action id -> reason).
     assigned, assignment_reason
@@ -72,6 +75,7 @@ class DecisionRecord:
     model_version: str
     policy: str
     experiment: str = ""
+    cluster_key: str | None = None
     excluded: Mapping[str, str] = field(default_factory=dict)
     assigned: str | None = None
     assignment_reason: str | None = None
@@ -121,6 +125,7 @@ class DecisionRecord:
             "model_version": self.model_version,
             "policy": self.policy,
             "experiment": self.experiment,
+            "cluster_key": self.cluster_key,
             "excluded": dict(self.excluded),
             "assigned": self.assigned,
             "assignment_reason": self.assignment_reason,
@@ -148,6 +153,7 @@ class DecisionRecord:
                 model_version=str(data["model_version"]),
                 policy=str(data["policy"]),
                 experiment=str(data.get("experiment", "")),
+                cluster_key=None if data.get("cluster_key") is None else str(data["cluster_key"]),
                 excluded=dict(data.get("excluded") or {}),
                 assigned=data.get("assigned"),
                 assignment_reason=data.get("assignment_reason"),

@@ -12,6 +12,7 @@ Nested values (``api_keys``, ``policy_params``) are given as JSON, e.g.
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -120,6 +121,16 @@ class Settings(BaseSettings):
     experiment_salt: SecretStr = SecretStr(DEV_EXPERIMENT_SALT)
     experiment_start: date = date(2026, 1, 1)
     experiment_name: str = "nbi-rct"
+    control_unit: Literal["citizen", "caseworker", "jobcentre"] = Field(
+        default="citizen",
+        description="RCT randomisation unit: each citizen, or all citizens of a caseworker or "
+        "job centre (requests must then send caseworker_id or jobcentre_id)",
+    )
+    control_clusters: list[str] = Field(
+        default_factory=list,
+        description="Roster of the trial's caseworker or job-centre ids (JSON list, fixed at the "
+        "start): exactly round(control_share x clusters) in control; empty: a coin per cluster",
+    )
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     horizon_weeks: int = Field(default=26, ge=1, le=520)
     simulated_time: bool = Field(
@@ -158,6 +169,33 @@ class Settings(BaseSettings):
             msg = "Secrets must be at least 16 bytes"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _check_control_unit(self) -> Self:
+        roster = [c.strip() for c in self.control_clusters]
+        if not roster:
+            return self
+        if self.control_unit == "citizen":
+            msg = "control_clusters needs control_unit caseworker or jobcentre"
+            raise ValueError(msg)
+        if not all(roster) or len(set(roster)) != len(roster):
+            msg = "control_clusters must list distinct, non-empty cluster ids"
+            raise ValueError(msg)
+        n_control = math.floor(self.control_share * len(roster) + 0.5)
+        if self.control_share > 0 and not 0 < n_control < len(roster):
+            msg = (
+                f"control_share {self.control_share:g} of {len(roster)} clusters leaves an arm "
+                "without clusters; list more clusters"
+            )
+            raise ValueError(msg)
+        return self
+
+    def control_cluster_keys(self) -> tuple[str, ...]:
+        """The roster as cluster pseudonyms (``bandit.privacy.pseudonymise_cluster``)."""
+        from bandit.privacy import pseudonymise_cluster
+
+        key = self.pseudonym_key_bytes()
+        return tuple(pseudonymise_cluster(c, key, self.control_unit) for c in self.control_clusters)
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:

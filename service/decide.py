@@ -18,12 +18,12 @@ from datetime import UTC, date, datetime
 from functools import partial
 
 from bandit.catalog import Catalog
-from bandit.control import Group
+from bandit.control import Group, Unit
 from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
 from bandit.errors import ConflictError
 from bandit.explain import OptionExplanation, explain, feature_effects
 from bandit.policies import Policy, RewardEstimate
-from bandit.privacy import pseudonymise
+from bandit.privacy import pseudonymise, pseudonymise_cluster
 from bandit.records import DecisionRecord
 from bandit.types import Action, Decision, FeatureValue
 from service.metrics import NO_FAMILY
@@ -178,6 +178,7 @@ def _new_record(
     features: dict[str, FeatureValue],
     citizen_key: str,
     group: Group,
+    cluster_key: str | None = None,
 ) -> Decided:
     _check_requested(runtime.catalog, request.eligible_action_ids)
     with runtime.policy_lock:
@@ -190,12 +191,22 @@ def _new_record(
             citizen_key=citizen_key,
             group=group,
             experiment=runtime.experiment.fingerprint,
+            cluster_key=cluster_key,
             seats_left=runtime.capacity.seats_left()
             if runtime.settings.capacity_tracking
             else None,
             restrict_to=request.eligible_action_ids,
             features=features,
         )
+
+
+def _cluster_key(runtime: Runtime, request: RecommendationRequest, key: bytes) -> str | None:
+    """Pseudonym of the request's randomisation cluster (``None`` for per-citizen units)."""
+    unit = runtime.experiment.unit
+    if unit is Unit.CITIZEN:
+        return None
+    raw = request.caseworker_id if unit is Unit.CASEWORKER else request.jobcentre_id
+    return None if raw is None else pseudonymise_cluster(raw, key, unit.value)
 
 
 def recommend(
@@ -205,10 +216,11 @@ def recommend(
     settings = runtime.settings
     key = settings.pseudonym_key_bytes()
     citizen_key = pseudonymise(request.citizen_id, key)
-    group = runtime.experiment.group_of(citizen_key)
+    cluster_key = _cluster_key(runtime, request, key)
+    group = runtime.experiment.group_for(citizen_key, cluster_key)
     policy = runtime.policy.get()
     features = request.context.features()
-    decided = _new_record(runtime, policy, request, features, citizen_key, group)
+    decided = _new_record(runtime, policy, request, features, citizen_key, group, cluster_key)
     record = decided.record
     stored_key = None if request_id is None else request_key(request_id, key)
     result = runtime.store.put_decision(

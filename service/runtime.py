@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bandit.catalog import Catalog, default_catalog, load_catalog
-from bandit.control import ExperimentConfig
+from bandit.control import ExperimentConfig, Unit
 from bandit.errors import ModelConfigError, ModelFormatError
 from bandit.policies import Policy, make_policy, policy_from_bytes
 from service.capacity import CapacityTracker
@@ -60,6 +60,8 @@ def build_experiment(settings: Settings) -> ExperimentConfig:
         control_share=settings.control_share,
         start_date=settings.experiment_start,
         name=settings.experiment_name,
+        unit=Unit(settings.control_unit),
+        clusters=settings.control_cluster_keys(),
     )
 
 

@@ -17,6 +17,7 @@ from bandit.rewards import OutcomeStatus
 ActionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+ClusterId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Weeks = Annotated[float, Field(ge=0.0, le=520.0, allow_inf_nan=False)]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -50,6 +51,16 @@ class RecommendationRequest(_Request):
     context: CitizenContext
     protected: ProtectedAttributes | None = Field(
         default=None, description="Protected attributes for fairness audits only."
+    )
+    caseworker_id: ClusterId | None = Field(
+        default=None,
+        description="Caseworker id; required when the RCT randomises by caseworker. "
+        "Pseudonymised at once.",
+    )
+    jobcentre_id: ClusterId | None = Field(
+        default=None,
+        description="Job-centre id; required when the RCT randomises by job centre. "
+        "Pseudonymised at once.",
     )
     eligible_action_ids: list[ActionId] | None = Field(
         default=None,
