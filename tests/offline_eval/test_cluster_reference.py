@@ -104,3 +104,24 @@ def test_one_cluster_per_arm_and_bad_input_give_clear_errors():
         cluster_itt(y, t * 2, np.arange(8) // 2)
     with pytest.raises(InvalidInputError, match="missing"):
         cluster_itt(y, t, np.array([0, 0, 1, 1, 2, 2, 3, math.nan]))
+
+
+def test_cluster_analysis_mde_is_the_one_convention_with_the_observed_design_effect():
+    from scipy.stats import norm
+
+    from offline_eval.cluster import cluster_analysis
+
+    y, t, g, _ = _data("binary_unequal")
+    a = cluster_analysis(y, t, g)
+    ref = REF["datasets"]["binary_unequal"]
+    sizes = np.bincount(g).astype(float)
+    m, cv = sizes.mean(), sizes.std(ddof=1) / sizes.mean()
+    deff = 1 + ((1 + cv**2) * m - 1) * max(ref["icc"], 0.0)
+    p = y[t == 0].mean()
+    n_t, n_c = int(t.sum()), int((1 - t).sum())
+    hand = (norm.ppf(0.975) + norm.ppf(0.8)) * math.sqrt(p * (1 - p) * (1 / n_t + 1 / n_c) * deff)
+    assert a.icc == pytest.approx(ref["icc"], rel=1e-6)
+    assert a.design_effect == pytest.approx(deff, rel=1e-9)
+    assert a.mde == pytest.approx(hand, rel=1e-9)
+    assert a.fit.se == pytest.approx(ref["models"]["dim"]["cr2_se"], rel=1e-6)
+    assert json.dumps(a.to_dict())
