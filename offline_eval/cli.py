@@ -1,4 +1,4 @@
-"""``nbi evaluate``, ``nbi experiment``, ``nbi fairness`` and ``nbi report``.
+"""``nbi evaluate``, ``nbi fairness`` and ``nbi report`` (``nbi experiment``: :mod:`offline_eval.cli_experiment`).
 
 Tables go to the terminal; ``--json`` prints exactly one JSON document on stdout. Bad input
 exits non-zero with one clear ``error: ...`` line on stderr (no traceback). Heavy modules are
@@ -148,8 +148,10 @@ def _print_table(frame: Any) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the offline-evaluation commands to the root app."""
+    from offline_eval.cli_experiment import register_experiment
+
     _register_evaluate(app)
-    _register_experiment(app)
+    register_experiment(app)
     _register_fairness(app)
     _register_report(app)
 
@@ -198,92 +200,6 @@ def _register_evaluate(app: typer.Typer) -> None:
                 emit_json({"evaluations": [e.to_dict() for e in evaluations]})
                 return
             _print_table(estimates_table(evaluations))
-
-
-def _load_experiment(
-    rct_file: Path,
-    group_col: str,
-    outcome_col: str,
-    control_share: float,
-    covariate: list[str],
-    treatment_label: str,
-    control_label: str,
-) -> Any:
-    from offline_eval.experiment import ExperimentSpec, analyse
-    from offline_eval.logs import read_frame
-
-    spec = ExperimentSpec(
-        group_col=group_col,
-        outcome_col=outcome_col,
-        control_share=control_share,
-        covariates=tuple(covariate),
-        treatment_label=treatment_label,
-        control_label=control_label,
-    )
-    return analyse(read_frame(rct_file), spec)
-
-
-def _register_experiment(app: typer.Typer) -> None:
-    @app.command()
-    def experiment(
-        rct_file: Path = typer.Argument(..., help="RCT file, one row per citizen (.parquet/.csv)."),  # noqa: B008
-        group_col: str = typer.Option("group", help="Column with the RCT arm."),
-        outcome_col: str = typer.Option("employed", help="Column with the 0/1 outcome."),
-        treatment_label: str = typer.Option("treatment", help="Label of the recommender arm."),
-        control_label: str = typer.Option("control", help="Label of the control arm."),
-        control_share: float = typer.Option(0.2, help="Configured control share (for SRM)."),
-        covariate: list[str] = typer.Option(  # noqa: B008
-            [], "--covariate", help="Covariate for Lin adjustment (repeatable)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
-    ) -> None:
-        """RCT analysis: ITT, Lin-adjusted effect, compliance/IV, SRM, MDE, Kaplan-Meier."""
-        with bad_input_exits():
-            result = _load_experiment(
-                rct_file,
-                group_col,
-                outcome_col,
-                control_share,
-                covariate,
-                treatment_label,
-                control_label,
-            )
-            if as_json:
-                emit_json(result.to_dict())
-                return
-            _print_experiment(result)
-
-
-def _print_experiment(result: Any) -> None:
-    i = result.itt
-    lines = [
-        f"n treatment / control      {result.n_treatment} / {result.n_control}",
-        f"employment treatment       {result.employment_treatment:.4f}",
-        f"employment control         {result.employment_control:.4f}",
-        f"ITT (Neyman)               {i.estimate:+.4f}  [{i.ci_low:+.4f}, {i.ci_high:+.4f}]  p={i.p_value:.3g}",
-    ]
-    if result.lin is not None:
-        lin = result.lin
-        lines.append(
-            f"ITT (Lin, HC2)             {lin.estimate:+.4f}  [{lin.ci_low:+.4f}, {lin.ci_high:+.4f}]  p={lin.p_value:.3g}"
-        )
-    if result.compliance is not None:
-        c = result.compliance
-        lines.append(f"compliance (treatment)     {c.rate_treatment:.4f}")
-        lines.append(
-            f"effect on compliers (IV)   {c.late.estimate:+.4f}  [{c.late.ci_low:+.4f}, {c.late.ci_high:+.4f}]"
-        )
-    s = result.srm
-    flag = "MISMATCH" if s.mismatch else "ok"
-    lines.append(
-        f"control share              {s.observed_share:.4f} vs {s.expected_share:.4f}  p={s.p_value:.3g} {flag}"
-    )
-    lines.append(f"MDE (80 % power)           {result.mde:.4f}")
-    if result.logrank is not None:
-        lines.append(
-            f"log-rank                   chi2={result.logrank.chi2:.3f}  p={result.logrank.p_value:.3g}"
-        )
-    typer.echo("\n".join(lines))
 
 
 def _register_fairness(app: typer.Typer) -> None:
@@ -381,6 +297,8 @@ def _build_report(
     outcome_col: str,
     control_share: float,
 ) -> dict[str, Any]:
+    from offline_eval.cli_experiment import load_experiment
+    from offline_eval.experiment import ExperimentSpec
     from offline_eval.report import render_html
 
     if logs is None and rct is None and audit_file is None:
@@ -390,7 +308,12 @@ def _build_report(
         _run_evaluate(logs, policy, target_probs, 0.5, None, "analytic", 1, 0, None) if logs else []
     )
     experiment = (
-        _load_experiment(rct, group_col, outcome_col, control_share, [], "treatment", "control")
+        load_experiment(
+            rct,
+            ExperimentSpec(
+                group_col=group_col, outcome_col=outcome_col, control_share=control_share
+            ),
+        )
         if rct
         else None
     )

@@ -1,31 +1,46 @@
-"""The full RCT analysis of one experiment file (one row per citizen), as one result object."""
+"""The full RCT analysis of one experiment file (one row per citizen), as one result object.
+
+Column names follow :mod:`offline_eval.trial_data`; every column is configurable through
+:class:`ExperimentSpec` (``nbi experiment --outcome-col/--received-col/--time-col/...``).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from offline_eval import trial_data
 from offline_eval.errors import ExperimentDataError
+from offline_eval.iv import Compliance
 from offline_eval.rct import (
-    Compliance,
     SampleRatioCheck,
     itt,
     lin_adjusted,
     mde,
+    mde_continuous,
+    pooled_sd,
     sample_ratio_check,
     wald_iv,
 )
 from offline_eval.stats import Effect
 from offline_eval.survival import KaplanMeier, LogRank, kaplan_meier, log_rank
+from offline_eval.trial_data import SurvivalColumns, TimeToEvent
+
+HC_TYPES = ("HC2", "HC3")
 
 
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """Column names and design parameters of the RCT file."""
+    """Column names and design parameters of the RCT file.
+
+    ``received_col``, ``time_col`` and ``follow_up_col`` default to ``complied``,
+    ``weeks_to_job`` and ``follow_up_weeks`` when those columns are present; a column named
+    here must exist. ``horizon`` is the follow-up of the time-to-event analysis in weeks.
+    """
 
     group_col: str = "group"
     outcome_col: str = "employed"
@@ -33,15 +48,66 @@ class ExperimentSpec:
     control_label: str = "control"
     control_share: float = 0.2
     covariates: tuple[str, ...] = ()
-    complied_col: str = "complied"
-    time_col: str = "weeks_to_job"
+    received_col: str | None = None
+    time_col: str | None = None
+    event_col: str | None = None
+    follow_up_col: str | None = None
     horizon: float = 26.0
+    hc: Literal["HC2", "HC3"] = "HC2"
     alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.horizon, int | float) and 0 < self.horizon < math.inf):
+            msg = f"The horizon must be a number of weeks > 0, got {self.horizon}"
+            raise ExperimentDataError(msg)
+        if self.hc not in HC_TYPES:
+            msg = f"Unknown variance type {self.hc!r} (expected one of {', '.join(HC_TYPES)})"
+            raise ExperimentDataError(msg)
+        if not 0.0 < self.alpha < 1.0:
+            msg = f"Expected 0 < alpha < 1, got {self.alpha}"
+            raise ExperimentDataError(msg)
+        if self.treatment_label == self.control_label:
+            msg = f"The treatment and control labels are the same ({self.treatment_label!r})"
+            raise ExperimentDataError(msg)
+
+    @property
+    def survival_columns(self) -> SurvivalColumns:
+        """The time-to-event column names."""
+        return SurvivalColumns(self.time_col, self.event_col, self.follow_up_col)
+
+
+@dataclass(frozen=True)
+class Survival:
+    """Kaplan-Meier curve per arm and the log-rank test, with the columns they came from."""
+
+    data: TimeToEvent
+    km: dict[str, KaplanMeier]
+    logrank: LogRank
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "time_col": self.data.time_col,
+            "event_col": self.data.event_col,
+            "follow_up_col": self.data.follow_up_col,
+            "horizon": self.data.horizon,
+            "km": {arm: km.to_dict() for arm, km in self.km.items()},
+            "logrank": {
+                "chi2": self.logrank.chi2,
+                "p_value": self.logrank.p_value,
+                "observed_minus_expected": self.logrank.observed_minus_expected,
+            },
+        }
 
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """Everything ``nbi experiment`` reports."""
+    """Everything ``nbi experiment`` reports.
+
+    ``employment_treatment`` / ``employment_control`` are the arm means of the outcome (the
+    employment rates for the default 0/1 outcome). ``mde`` is in the outcome's units: at the
+    control-arm rate for a 0/1 outcome, with the pooled SD for a continuous one.
+    """
 
     n_treatment: int
     n_control: int
@@ -54,32 +120,52 @@ class ExperimentResult:
     mde: float
     km: dict[str, KaplanMeier] = field(default_factory=dict)
     logrank: LogRank | None = None
+    outcome_col: str = "employed"
+    outcome_type: Literal["binary", "continuous"] = "binary"
+    outcome_sd: float = math.nan
+    hc: str = "HC2"
+    received_col: str | None = None
+    received_missing: int = 0
+    survival: Survival | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (NaN as ``None``)."""
         out: dict[str, object] = {
             "n_treatment": self.n_treatment,
             "n_control": self.n_control,
+            "outcome": {
+                "column": self.outcome_col,
+                "type": self.outcome_type,
+                "mean_treatment": self.employment_treatment,
+                "mean_control": self.employment_control,
+                "sd_pooled": self.outcome_sd,
+            },
             "employment_treatment": self.employment_treatment,
             "employment_control": self.employment_control,
             "itt": self.itt.to_dict(),
-            "lin_adjusted": None if self.lin is None else self.lin.to_dict(),
-            "compliance": None if self.compliance is None else self.compliance.to_dict(),
+            "lin_adjusted": None if self.lin is None else {**self.lin.to_dict(), "hc": self.hc},
+            "compliance": self._compliance_dict(),
             "sample_ratio": self.srm.to_dict(),
             "mde": self.mde,
+            "mde_basis": "control-arm rate" if self.outcome_type == "binary" else "pooled SD",
+            "survival": None if self.survival is None else self.survival.to_dict(),
             "logrank": None
             if self.logrank is None
             else {"chi2": self.logrank.chi2, "p_value": self.logrank.p_value},
-            "km_median_weeks": {k: _median(v) for k, v in self.km.items()},
+            "km_median_weeks": {k: v.median() for k, v in self.km.items()},
         }
         clean = _nan_to_none(out)
         assert isinstance(clean, dict)  # noqa: S101
         return clean
 
-
-def _median(km: KaplanMeier) -> float | None:
-    below = np.flatnonzero(km.survival <= 0.5)  # noqa: PLR2004
-    return float(km.times[below[0]]) if below.size else None
+    def _compliance_dict(self) -> dict[str, object] | None:
+        if self.compliance is None:
+            return None
+        return {
+            "received_col": self.received_col,
+            "missing_counted_as_not_received": self.received_missing,
+            **self.compliance.to_dict(),
+        }
 
 
 def _nan_to_none(value: object) -> object:
@@ -104,73 +190,50 @@ def analyse(frame: pd.DataFrame, spec: ExperimentSpec | None = None) -> Experime
     (8, 2, 0.25)
     """
     spec = spec or ExperimentSpec()
-    treated, y = _arms(frame, spec)
+    treated = trial_data.arms(frame, spec.group_col, spec.treatment_label, spec.control_label)
+    y = trial_data.outcome(frame, spec.outcome_col)
     n_t, n_c = int(treated.sum()), int((~treated).sum())
     lin = None
     if spec.covariates:
-        x = _covariates(frame, spec.covariates)
-        lin = lin_adjusted(y, treated, x, alpha=spec.alpha)
-    compliance = None
-    if spec.complied_col in frame.columns:
-        d = pd.to_numeric(frame[spec.complied_col], errors="coerce").fillna(0).to_numpy()
-        d = np.where(treated, d, 0.0)
-        compliance = wald_iv(y, treated, d, spec.alpha)
-    km: dict[str, KaplanMeier] = {}
-    lr = None
-    if spec.time_col in frame.columns:
-        weeks = pd.to_numeric(frame[spec.time_col], errors="coerce").to_numpy(dtype=float)
-        event = np.isfinite(weeks) & (weeks <= spec.horizon)
-        duration = np.where(event, weeks, spec.horizon)
-        km = {
-            spec.treatment_label: kaplan_meier(duration[treated], event[treated]),
-            spec.control_label: kaplan_meier(duration[~treated], event[~treated]),
-        }
-        lr = log_rank(duration, event, treated)
-    p = float(y.mean())
+        x = trial_data.covariates(frame, spec.covariates)
+        lin = lin_adjusted(y, treated, x, alpha=spec.alpha, hc=spec.hc)
+    rec = trial_data.received(frame, spec.received_col)
+    compliance = None if rec is None else wald_iv(y, treated, rec.values, spec.alpha)
+    survival = _survival(frame, spec, treated)
+    binary = trial_data.is_binary(y)
+    sd = pooled_sd(y, treated)
+    p_c = float(y[~treated].mean())
     return ExperimentResult(
         n_treatment=n_t,
         n_control=n_c,
         employment_treatment=float(y[treated].mean()),
-        employment_control=float(y[~treated].mean()),
+        employment_control=p_c,
         itt=itt(y, treated, spec.alpha),
         lin=lin,
         compliance=compliance,
         srm=sample_ratio_check(n_c, n_t + n_c, spec.control_share),
-        mde=mde(p, n_t, n_c, alpha=spec.alpha),
-        km=km,
-        logrank=lr,
+        mde=mde(p_c, n_t, n_c, alpha=spec.alpha)
+        if binary
+        else mde_continuous(sd, n_t, n_c, alpha=spec.alpha),
+        km={} if survival is None else survival.km,
+        logrank=None if survival is None else survival.logrank,
+        outcome_col=spec.outcome_col,
+        outcome_type="binary" if binary else "continuous",
+        outcome_sd=sd,
+        hc=spec.hc,
+        received_col=None if rec is None else rec.column,
+        received_missing=0 if rec is None else rec.n_missing,
+        survival=survival,
     )
 
 
-def _arms(frame: pd.DataFrame, spec: ExperimentSpec) -> tuple[np.ndarray, np.ndarray]:
-    missing = [c for c in (spec.group_col, spec.outcome_col) if c not in frame.columns]
-    if missing:
-        have = ", ".join(map(str, frame.columns))
-        msg = f"Missing column(s) {', '.join(missing)} in the RCT file (have: {have})"
-        raise ExperimentDataError(msg)
-    labels = frame[spec.group_col].astype(str)
-    unknown = sorted(set(labels) - {spec.treatment_label, spec.control_label})
-    if unknown:
-        msg = f"Unknown group label(s) {unknown} in column {spec.group_col!r} (expected {spec.treatment_label!r} or {spec.control_label!r})"
-        raise ExperimentDataError(msg)
-    treated = (labels == spec.treatment_label).to_numpy()
-    if treated.sum() < 2 or (~treated).sum() < 2:  # noqa: PLR2004
-        msg = "Need at least 2 citizens in each group"
-        raise ExperimentDataError(msg)
-    y = pd.to_numeric(frame[spec.outcome_col], errors="coerce").to_numpy(dtype=float)
-    if not np.isfinite(y).all():
-        msg = f"Column {spec.outcome_col!r} must be numeric with no missing values"
-        raise ExperimentDataError(msg)
-    return treated, y
-
-
-def _covariates(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        msg = f"Missing covariate column(s): {', '.join(missing)}"
-        raise ExperimentDataError(msg)
-    x = pd.get_dummies(frame[list(names)], drop_first=True, dtype=float).to_numpy(dtype=float)
-    if not np.isfinite(x).all():
-        msg = "Covariates must have no missing values"
-        raise ExperimentDataError(msg)
-    return x
+def _survival(frame: pd.DataFrame, spec: ExperimentSpec, treated: np.ndarray) -> Survival | None:
+    data = trial_data.time_to_event(frame, spec.survival_columns, spec.horizon)
+    if data is None:
+        return None
+    d, e = data.duration, data.event
+    km = {
+        spec.treatment_label: kaplan_meier(d[treated], e[treated], alpha=spec.alpha),
+        spec.control_label: kaplan_meier(d[~treated], e[~treated], alpha=spec.alpha),
+    }
+    return Survival(data, km, log_rank(d, e, treated))

@@ -1,8 +1,10 @@
 """RCT analysis of the outer experiment (recommender vs no recommender).
 
 Intention-to-treat difference with Neyman SE; Lin (2013) covariate adjustment with HC2/HC3
-robust SE; compliance and the Wald/IV effect on compliers (delta method); a sample-ratio
-mismatch check against the configured control share; power and MDE (domain.md 3.2).
+robust SE (statsmodels' ``OLS(...).fit(cov_type="HC2"/"HC3")`` on the same design); a
+sample-ratio mismatch check against the configured control share; power and MDE (domain.md
+3.2) for a 0/1 or a continuous outcome. Compliance and the Wald/2SLS effect on compliers live in
+:mod:`offline_eval.iv` (re-exported here).
 """
 
 from __future__ import annotations
@@ -14,7 +16,22 @@ from typing import Literal
 import numpy as np
 
 from bandit.errors import InvalidInputError
-from offline_eval.stats import Effect, neyman_difference, z_value
+from offline_eval.iv import Compliance, FirstStage, first_stage, wald_iv
+from offline_eval.stats import Effect, neyman_difference
+
+__all__ = [
+    "Compliance",
+    "FirstStage",
+    "SampleRatioCheck",
+    "first_stage",
+    "itt",
+    "lin_adjusted",
+    "mde",
+    "mde_continuous",
+    "pooled_sd",
+    "sample_ratio_check",
+    "wald_iv",
+]
 
 
 def itt(outcome: np.ndarray, treated: np.ndarray, alpha: float = 0.05) -> Effect:
@@ -58,50 +75,6 @@ def lin_adjusted(
     scale = resid**2 / np.clip(1.0 - leverage, 1e-12, None) ** power
     cov = bread @ (design.T * scale) @ design @ bread
     return Effect.from_se(float(beta[1]), math.sqrt(float(cov[1, 1])), n_t, n_c, alpha)
-
-
-@dataclass(frozen=True)
-class Compliance:
-    """Compliance by arm and the Wald (IV) effect on compliers."""
-
-    rate_treatment: float
-    rate_control: float
-    late: Effect
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-
-def wald_iv(
-    outcome: np.ndarray, assigned: np.ndarray, received: np.ndarray, alpha: float = 0.05
-) -> Compliance:
-    """Wald estimator ``ITT_y / ITT_d``; SE by the delta method.
-
-    With ``beta = ITT_y / ITT_d`` and ``u_i = y_i - beta d_i`` the delta-method variance is
-    ``(var_t(u)/n_t + var_c(u)/n_c) / ITT_d^2``.
-
-    Examples
-    --------
-    >>> z = np.array([1, 1, 1, 1, 0, 0, 0, 0]); d = np.array([1, 1, 0, 0, 0, 0, 0, 0])
-    >>> y = np.array([1, 1, 0, 1, 0, 1, 0, 0])
-    >>> c = wald_iv(y, z, d)
-    >>> c.rate_treatment, c.late.estimate  # (0.75 - 0.25) / 0.5
-    (0.5, 1.0)
-    """
-    z = assigned.astype(bool)
-    y, d = outcome.astype(float), received.astype(float)
-    itt_y = float(y[z].mean() - y[~z].mean())
-    itt_d = float(d[z].mean() - d[~z].mean())
-    n_t, n_c = int(z.sum()), int((~z).sum())
-    if itt_d == 0 or n_t < 2 or n_c < 2:  # noqa: PLR2004
-        late = Effect(math.nan, math.nan, math.nan, math.nan, math.nan, n_t, n_c)
-    else:
-        beta = itt_y / itt_d
-        u = y - beta * d
-        var = (float(u[z].var(ddof=1)) / n_t + float(u[~z].var(ddof=1)) / n_c) / itt_d**2
-        late = Effect.from_se(beta, math.sqrt(var), n_t, n_c, alpha)
-    return Compliance(float(d[z].mean()), float(d[~z].mean()), late)
 
 
 @dataclass(frozen=True)
@@ -158,12 +131,65 @@ def mde(
 ) -> float:
     """Minimum detectable effect ``(z_{1-a/2} + z_power) sqrt(p(1-p)(1/n_c + 1/n_t)(1-R^2))``.
 
+    For a 0/1 outcome at the rate ``p`` (``nbi experiment`` passes the control-arm rate, the
+    convention of :mod:`offline_eval.power`); :func:`mde_continuous` is the same formula with the
+    outcome's pooled SD in place of ``sqrt(p(1-p))``.
+
     Examples
     --------
     >>> round(100 * mde(0.6, 14400, 3600), 1)  # domain.md 3.2: dagpenge 6 months, 20 % control
     2.6
     """
-    if n_treatment < 1 or n_control < 1:
+    if not 0.0 <= p <= 1.0:
+        msg = f"mde() needs a rate 0 <= p <= 1, got {p}; use mde_continuous() for other outcomes"
+        raise InvalidInputError(msg)
+    return mde_continuous(
+        math.sqrt(p * (1 - p)),
+        n_treatment,
+        n_control,
+        alpha=alpha,
+        power=power,
+        r_squared=r_squared,
+    )
+
+
+def mde_continuous(
+    sd: float,
+    n_treatment: int,
+    n_control: int,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    r_squared: float = 0.0,
+) -> float:
+    """MDE ``(z_{1-a/2} + z_power) sd sqrt((1/n_c + 1/n_t)(1-R^2))`` in the outcome's units.
+
+    Examples
+    --------
+    >>> round(mde_continuous(10.0, 14400, 3600), 3)  # 2.8016 * 10 * sqrt(1/3600 + 1/14400)
+    0.522
+    """
+    if n_treatment < 1 or n_control < 1 or not math.isfinite(sd) or sd < 0:
         return math.nan
-    k = z_value(alpha) + z_value(2.0 * (1.0 - power))
-    return k * math.sqrt(p * (1 - p) * (1 / n_control + 1 / n_treatment) * (1 - r_squared))
+    from offline_eval.power import mde as power_mde  # the one MDE convention
+
+    if sd == 0:
+        return 0.0
+    return power_mde(sd * sd, n_treatment, n_control, alpha=alpha, power=power, r_squared=r_squared)
+
+
+def pooled_sd(outcome: np.ndarray, treated: np.ndarray) -> float:
+    """Pooled within-arm SD ``sqrt(((n_t-1) s_t^2 + (n_c-1) s_c^2) / (n_t + n_c - 2))``.
+
+    Examples
+    --------
+    >>> pooled_sd(np.array([1.0, 3.0, 10.0, 14.0]), np.array([1, 1, 0, 0]))  # sqrt((2 + 8) / 2)
+    2.23606797749979
+    """
+    t = np.asarray(treated).astype(bool)
+    y = np.asarray(outcome, dtype=float)
+    n_t, n_c = int(t.sum()), int((~t).sum())
+    if n_t < 2 or n_c < 2:  # noqa: PLR2004
+        return math.nan
+    ss = (n_t - 1) * float(y[t].var(ddof=1)) + (n_c - 1) * float(y[~t].var(ddof=1))
+    return math.sqrt(ss / (n_t + n_c - 2))

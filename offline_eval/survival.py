@@ -1,4 +1,8 @@
-"""Kaplan-Meier curves of time to employment and the log-rank test (no lifelines needed)."""
+"""Kaplan-Meier curves of time to employment and the log-rank test (no lifelines needed).
+
+Both agree with lifelines 0.30 (``KaplanMeierFitter``, ``logrank_test``) to 1e-6 or better on
+its own data sets (``tests/offline_eval/reference/``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from offline_eval.stats import z_value
+
 
 @dataclass(frozen=True)
 class KaplanMeier:
     """Kaplan-Meier estimate of the survival (still unemployed) curve.
 
-    ``times`` are the distinct event times; ``survival[j]`` is ``S(times[j])`` and
-    ``se[j]`` its Greenwood standard error.
+    ``times`` are the distinct event times; ``survival[j]`` is ``S(times[j])``, ``se[j]`` its
+    Greenwood standard error and ``[ci_low[j], ci_high[j]]`` the pointwise interval on the
+    log(-log) scale ("exponential Greenwood", lifelines' default), which stays inside [0, 1]:
+    ``S ** exp(+-z sqrt(G) / log S)`` with ``G = sum d / (n (n - d))``. ``at_risk[j]`` counts the
+    citizens still followed and without a job just before ``times[j]``.
 
     Examples
     --------
@@ -26,6 +35,26 @@ class KaplanMeier:
     se: np.ndarray
     at_risk: np.ndarray
     events: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+    def median(self) -> float | None:
+        """First time with ``S(t) <= 0.5``, or ``None`` when the curve stays above one half."""
+        below = np.flatnonzero(self.survival <= 0.5)  # noqa: PLR2004
+        return float(self.times[below[0]]) if below.size else None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready curve: lists of ``times``, ``survival``, ``ci_low``, ``ci_high``,
+        ``at_risk``, ``events`` and the ``median``."""
+        return {
+            "times": self.times.tolist(),
+            "survival": self.survival.tolist(),
+            "ci_low": self.ci_low.tolist(),
+            "ci_high": self.ci_high.tolist(),
+            "at_risk": self.at_risk.tolist(),
+            "events": self.events.tolist(),
+            "median": self.median(),
+        }
 
     def at(self, t: float) -> float:
         """``S(t)`` (right-continuous step function)."""
@@ -33,8 +62,13 @@ class KaplanMeier:
         return 1.0 if idx < 0 else float(self.survival[idx])
 
 
-def kaplan_meier(duration: np.ndarray, event: np.ndarray) -> KaplanMeier:
-    """Kaplan-Meier estimator; ``event`` is 1 for a job found, 0 for censored at ``duration``."""
+def kaplan_meier(duration: np.ndarray, event: np.ndarray, *, alpha: float = 0.05) -> KaplanMeier:
+    """Kaplan-Meier estimator; ``event`` is 1 for a job found, 0 for censored at ``duration``.
+
+    Where everybody left at risk has the event (``S = 0``) the Greenwood term is infinite: the SE
+    is NaN there and, as in lifelines, the interval is ``[0, 0]`` and later Greenwood sums skip
+    that term.
+    """
     d = np.asarray(duration, dtype=float)
     e = np.asarray(event).astype(bool)
     times, events = np.unique(d[e], return_counts=True)
@@ -42,9 +76,30 @@ def kaplan_meier(duration: np.ndarray, event: np.ndarray) -> KaplanMeier:
     factors = 1.0 - events / at_risk
     survival = np.cumprod(factors)
     with np.errstate(divide="ignore", invalid="ignore"):
-        green = np.cumsum(events / (at_risk * (at_risk - events)))
-    se = survival * np.sqrt(np.where(np.isfinite(green), green, np.nan))
-    return KaplanMeier(times.astype(float), survival, se, at_risk.astype(int), events.astype(int))
+        terms = events / (at_risk * (at_risk - events))
+        green = np.cumsum(np.where(np.isfinite(terms), terms, 0.0))
+        se = np.where(survival > 0, survival * np.sqrt(green), np.nan)
+    low, high = _log_log_interval(survival, green, alpha)
+    return KaplanMeier(
+        times.astype(float), survival, se, at_risk.astype(int), events.astype(int), low, high
+    )
+
+
+def _log_log_interval(
+    survival: np.ndarray, green: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(-exp(log(-log S) +- z sqrt(G) / |log S|))``; ``[0, 0]`` at ``S = 0``, 1 at ``S = 1``."""
+    z = z_value(alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = np.log(survival)
+        centre = np.log(-log_s)
+        half = z * np.sqrt(green) / np.abs(log_s)
+        low = np.exp(-np.exp(centre + half))
+        high = np.exp(-np.exp(centre - half))
+    zero, one = survival <= 0.0, survival >= 1.0
+    low = np.where(zero, 0.0, np.where(one, 1.0, low))
+    high = np.where(zero, 0.0, np.where(one, 1.0, high))
+    return low, high
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,9 @@ class ReplayResult:
     action available to that citizen and practice as usual). "Eligible" and "available" mean
     legal with a seat left when the citizen's turn came in the week, ``shown_recommended`` (the policy's own estimate
     for the recommendation, treatment only), ``regret`` (oracle minus recommendation, treatment
-    only), ``employed`` (realised within H), ``job_week``, ``benefit_weeks``, ``benefit_dkk``;
+    only), ``employed`` (realised within H), ``job_week`` (-1 for none), ``weeks_to_job`` (the
+    same week, empty when no job) and ``follow_up_weeks`` (H) in the trial-file convention of
+    :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``;
     ``p_obs_recommended`` (the observable truth E[P(job within H) | case facts] of the
     recommendation) and, with ``references``, ``v_<name>`` for every reference policy of
     :mod:`simulator.reference`: the TRUE value each citizen would get if everyone of the week
@@ -416,6 +418,8 @@ class Replay:
         data["employed"].extend(realised.employed.tolist())
         data["reward"].extend(reward.tolist())
         data["job_week"].extend(realised.job_week.tolist())
+        data["weeks_to_job"].extend(np.where(realised.employed, realised.job_week, np.nan).tolist())
+        data["follow_up_weeks"].extend([cfg.horizon_weeks] * n)
         data["benefit_weeks"].extend(realised.benefit_weeks.tolist())
         data["benefit_dkk"].extend((realised.benefit_weeks * weekly_dkk).tolist())
 

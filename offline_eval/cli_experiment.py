@@ -1,0 +1,167 @@
+"""``nbi experiment``: the RCT analysis of a trial file (one row per citizen).
+
+Columns follow :mod:`offline_eval.trial_data` (the simulator's ``decisions.csv`` works as it
+is); every column can be renamed with an option. Bad input exits 2 with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from offline_eval.experiment import ExperimentResult, ExperimentSpec
+
+
+def load_experiment(rct_file: Path, spec: ExperimentSpec) -> ExperimentResult:
+    """Read ``rct_file`` (.parquet/.csv) and analyse it."""
+    from offline_eval.experiment import analyse
+    from offline_eval.logs import read_frame
+
+    return analyse(read_frame(rct_file), spec)
+
+
+_COLUMN_HELP = {
+    "group": "Column with the RCT arm.",
+    "outcome": "Outcome column: 0/1 (e.g. employed within the horizon) or continuous.",
+    "received": "Column: 1 if the citizen received the treatment, as recorded in BOTH arms "
+    "(default: `complied` when present). Used for the Wald/2SLS effect on compliers.",
+    "time": "Column with weeks to the event (default: `weeks_to_job` when present); empty = "
+    "no event, unless --event-col is given.",
+    "event": "Column with 1 = event at the time column, 0 = censored there (lifelines style).",
+    "follow_up": "Column with each citizen's weeks of follow-up (default: `follow_up_weeks` "
+    "when present; else everybody is followed --horizon weeks).",
+}
+
+
+def register_experiment(app: typer.Typer) -> None:
+    """Add ``nbi experiment`` to ``app``."""
+
+    @app.command()
+    def experiment(  # noqa: PLR0913 (one option per column of the file)
+        rct_file: Annotated[
+            Path, typer.Argument(help="RCT file, one row per citizen (.parquet/.csv).")
+        ],
+        group_col: Annotated[str, typer.Option(help=_COLUMN_HELP["group"])] = "group",
+        outcome_col: Annotated[str, typer.Option(help=_COLUMN_HELP["outcome"])] = "employed",
+        treatment_label: Annotated[
+            str, typer.Option(help="Label of the recommender arm.")
+        ] = "treatment",
+        control_label: Annotated[str, typer.Option(help="Label of the control arm.")] = "control",
+        control_share: Annotated[
+            float, typer.Option(help="Configured control share (for SRM).")
+        ] = 0.2,
+        covariate: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--covariate", help="Pre-treatment covariate for Lin adjustment (repeatable)."
+            ),
+        ] = None,
+        hc: Annotated[
+            str, typer.Option("--hc", help="Robust variance of the Lin estimate: HC2 or HC3.")
+        ] = "HC2",
+        received_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["received"])] = None,
+        time_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["time"])] = None,
+        event_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["event"])] = None,
+        follow_up_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["follow_up"])] = None,
+        horizon: Annotated[
+            float,
+            typer.Option(help="Follow-up of the time-to-event analysis in weeks (censoring)."),
+        ] = 26.0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    ) -> None:
+        """RCT analysis: ITT, Lin-adjusted effect, compliance/IV, SRM, MDE, Kaplan-Meier, log-rank."""
+        from offline_eval.cli import bad_input_exits, emit_json
+
+        with bad_input_exits():
+            from offline_eval.experiment import ExperimentSpec
+
+            spec = ExperimentSpec(
+                group_col=group_col,
+                outcome_col=outcome_col,
+                treatment_label=treatment_label,
+                control_label=control_label,
+                control_share=control_share,
+                covariates=tuple(covariate or ()),
+                received_col=received_col,
+                time_col=time_col,
+                event_col=event_col,
+                follow_up_col=follow_up_col,
+                horizon=horizon,
+                hc=hc.upper(),  # type: ignore[arg-type]  # checked by ExperimentSpec
+            )
+            result = load_experiment(rct_file, spec)
+            if as_json:
+                emit_json(result.to_dict())
+                return
+            typer.echo("\n".join(experiment_lines(result)))
+
+
+def _row(label: str, value: str) -> str:
+    return f"{label:<31}{value}"
+
+
+def _effect(label: str, e: Any) -> str:
+    return _row(label, f"{e.estimate:+.4f}  [{e.ci_low:+.4f}, {e.ci_high:+.4f}]  p={e.p_value:.3g}")
+
+
+def experiment_lines(result: ExperimentResult) -> list[str]:
+    """The terminal summary of an analysis, one line per figure."""
+    kind = "rate" if result.outcome_type == "binary" else "mean"
+    lines = [
+        _row("n treatment / control", f"{result.n_treatment} / {result.n_control}"),
+        _row("outcome", f"{result.outcome_col} ({result.outcome_type})"),
+        _row(
+            f"{kind} treatment / control",
+            f"{result.employment_treatment:.4f} / {result.employment_control:.4f}",
+        ),
+        _effect("ITT (Neyman)", result.itt),
+    ]
+    if result.lin is not None:
+        lines.append(_effect(f"ITT (Lin, {result.hc})", result.lin))
+    if result.compliance is not None:
+        c = result.compliance
+        fs = c.first_stage
+        weak = "  WEAK (F < 10)" if fs.weak else ""
+        lines += [
+            _row(
+                f"received ({result.received_col}) t / c",
+                f"{c.rate_treatment:.4f} / {c.rate_control:.4f}",
+            ),
+            _row("first stage (robust F)", f"{fs.difference:+.4f}  F={fs.f_stat:.1f}{weak}"),
+            _effect("effect on compliers (2SLS)", c.late),
+        ]
+    s = result.srm
+    flag = "MISMATCH" if s.mismatch else "ok"
+    lines.append(
+        _row(
+            "control share",
+            f"{s.observed_share:.4f} vs {s.expected_share:.4f}  p={s.p_value:.3g} {flag}",
+        )
+    )
+    basis = "control rate" if result.outcome_type == "binary" else "pooled SD"
+    lines.append(_row(f"MDE (80 % power, {basis})", f"{result.mde:.4f}"))
+    lines += _survival_lines(result)
+    return lines
+
+
+def _survival_lines(result: ExperimentResult) -> list[str]:
+    surv = result.survival
+    if surv is None:
+        return []
+    h = surv.data.horizon
+    lines = [_row("time to event", f"{surv.data.time_col}, follow-up {h:g} weeks")]
+    for arm, km in surv.km.items():
+        median = km.median()
+        shown = "not reached" if median is None else f"{median:g} weeks"
+        lines.append(
+            _row(
+                f"  Kaplan-Meier {arm}",
+                f"S({h:g})={km.at(h):.4f}  median {shown}  events {int(km.events.sum())}",
+            )
+        )
+    lr = surv.logrank
+    lines.append(_row("log-rank", f"chi2={lr.chi2:.3f}  p={lr.p_value:.3g}"))
+    return lines
