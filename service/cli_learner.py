@@ -17,13 +17,17 @@ import typer
 def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Settings, store and learner (imports are lazy so ``nbi --help`` stays fast)."""
     from bandit.catalog import default_catalog, load_catalog
-    from service.config import Settings
+    from service.cli_common import check_bind, load_settings, private_files
     from service.learner import Learner, LearnerConfig
     from service.metrics import ServiceMetrics
     from service.runtime import fresh_policy
     from service.store.factory import make_store
 
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    metrics_host = overrides.pop("metrics_host", None)
+    settings = load_settings(**overrides)
+    if metrics_host is not None:
+        check_bind(settings, metrics_host, "the learner's /metrics")
+    private_files()
     store = make_store(settings)
     catalog = (
         default_catalog() if settings.catalog_path is None else load_catalog(settings.catalog_path)
@@ -86,6 +90,7 @@ def register(app: typer.Typer) -> None:
             "policy": policy,
             "snapshot_every": snapshot_every,
             "max_deliveries": max_deliveries,
+            "metrics_host": metrics_host if metrics_port else None,
         }
         worker, backend = _build(
             overrides,

@@ -8,8 +8,6 @@ import tempfile
 
 import typer
 
-from service.config import Settings
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``serve`` command to the root app."""
@@ -46,7 +44,11 @@ def register(app: typer.Typer) -> None:
         for name, value in overrides.items():
             if value is not None:
                 os.environ[name] = value  # worker processes read the settings from the env
-        settings = Settings()  # validate once here so config errors surface before forking
+        from service.cli_common import check_bind, load_settings, private_files
+
+        settings = load_settings()  # validated once here: config errors surface before forking
+        check_bind(settings, host)
+        private_files()
         if workers > 1 and settings.learning == "inprocess":
             typer.echo(
                 "error: several workers need --learning worker and a separate `nbi learner` "

@@ -15,6 +15,7 @@ deleted), ``dead_letters`` and ``models`` (versioned snapshots).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -108,7 +109,8 @@ class SQLiteStore:
     Parameters
     ----------
     path
-        Database file (parent directories are created).
+        Database file (parent directories are created ``0700``, a new file ``0600``; its WAL
+        and shared-memory files get the same permissions).
     claim_idle_seconds
         Learning messages unacknowledged this long at a consumer are re-delivered.
     keep_models
@@ -135,7 +137,12 @@ class SQLiteStore:
         self.path = Path(path)
         self.claim_idle_seconds = claim_idle_seconds
         self.keep_models = keep_models
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in reversed([self.path.parent, *self.path.parent.parents]):
+            if not parent.exists():
+                parent.mkdir(mode=0o700, exist_ok=True)
+        # Created owner-only before SQLite opens it; SQLite gives its WAL and shared-memory
+        # files the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.RLock()
         self._history_done: set[str] = set()
         self._conn = sqlite3.connect(
