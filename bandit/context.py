@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bandit.errors import InvalidContextError, SensitiveDataError
-from bandit.privacy import reject_cpr_like
+from bandit.privacy import reject_cpr_like_tokens
 from bandit.types import FeatureValue
 
 MAX_CV_TOKENS = 50
@@ -120,8 +120,7 @@ class CitizenContext(BaseModel):
     @field_validator("cv_tokens")
     @classmethod
     def _no_identifiers(cls, tokens: tuple[str, ...]) -> tuple[str, ...]:
-        for token in tokens:
-            reject_cpr_like("cv_tokens", token)
+        reject_cpr_like_tokens("cv_tokens", tokens)
         return tokens
 
     @classmethod

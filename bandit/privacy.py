@@ -9,13 +9,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 from bandit.errors import InvalidInputError, SensitiveDataError
 
 PSEUDONYM_PREFIX = "p_"
 CLUSTER_PREFIX = "c_"
-_CPR_PATTERN = re.compile(r"(?<!\d)(\d{6})[- ]?(\d{4})(?!\d)")
+_DATE_SEP = r"(?:\.|%2[eE])?"
+_SEP = r"(?:[-./ +]|%2[dDeEfF]|%20)?"
+_CPR_PATTERN = re.compile(
+    rf"(?<![0-9])(\d\d){_DATE_SEP}(\d\d){_DATE_SEP}(\d\d){_SEP}(\d{{4}})(?![0-9])"
+)
+"""``DDMMYY-SSSS`` with the forms in domain use: no separator, ``-``, space, ``/``, ``+``,
+dotted dates (``01.01.90-1234``) and their percent-encoded forms (``%2D``, ``%20``, ``%2E``)."""
+_HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{16,}(?![0-9A-Za-z])")
+"""Hex identifiers (event ids, pseudonyms): never CPR numbers, even with 10 digits in a row."""
 _MIN_KEY_BYTES = 16
+_MAX_JOINED_CHARS = 40
 
 
 def _check_key(key: bytes) -> None:
@@ -102,11 +112,50 @@ def looks_like_cpr(text: str) -> bool:
     >>> looks_like_cpr("9999999999")
     False
     """
-    for match in _CPR_PATTERN.finditer(text):
-        day, month = int(match.group(1)[:2]), int(match.group(1)[2:4])
-        if 1 <= day <= 31 and 1 <= month <= 12:  # noqa: PLR2004
-            return True
-    return False
+    return any(_plausible(match) for match in _cpr_matches(text))
+
+
+def _plausible(match: re.Match[str]) -> bool:
+    day, month = int(match.group(1)), int(match.group(2))
+    return 1 <= day <= 31 and 1 <= month <= 12  # noqa: PLR2004
+
+
+def _cpr_matches(text: str) -> list[re.Match[str]]:
+    """CPR-shaped matches outside hex identifiers."""
+    ids = [m.span() for m in _HEX_ID.finditer(text) if not m.group().isdigit()]
+    return [
+        m
+        for m in _CPR_PATTERN.finditer(text)
+        if not any(start <= m.start() and m.end() <= end for start, end in ids)
+    ]
+
+
+def redact_cpr(text: str, replacement: str = "[redacted]") -> str:
+    """Replace every CPR-shaped number in ``text`` (plausible date or not: logs and error
+    texts err on the safe side), except inside hex identifiers such as event ids.
+
+    Examples
+    --------
+    >>> redact_cpr("GET /v1/decisions/01.01.90%2D1234/assignment")
+    'GET /v1/decisions/[redacted]/assignment'
+    >>> redact_cpr("event 3fa0101901234b0c9d8e7f6a5b4c3d2e learned")
+    'event 3fa0101901234b0c9d8e7f6a5b4c3d2e learned'
+    """
+    out, last = [], 0
+    for match in _cpr_matches(text):
+        out += [text[last : match.start()], replacement]
+        last = match.end()
+    return "".join([*out, text[last:]])
+
+
+def reject_cpr_like_tokens(field: str, tokens: Sequence[str]) -> None:
+    """:func:`reject_cpr_like` for each token and for runs of up to three adjacent tokens
+    (a CPR number split as ``["010190", "1234"]`` or ``["01.01.90", "-", "1234"]``)."""
+    for i in range(len(tokens)):
+        for j in range(i + 1, min(i + 3, len(tokens)) + 1):
+            joined = "".join(tokens[i:j])
+            if len(joined) <= _MAX_JOINED_CHARS:
+                reject_cpr_like(field, joined)
 
 
 def reject_cpr_like(field: str, text: str) -> None:

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import build_router
 from service.capacity import CapacityTracker
 from service.config import Settings, get_settings
-from service.errors import install_error_handlers, problem_response
+from service.errors import install_error_handlers, problem_response, scrub
 from service.learning import InProcessLearning
 from service.metrics import ServiceMetrics
 from service.model_watcher import ModelWatcher, PolicyRef
@@ -134,7 +134,7 @@ class BodyGuardMiddleware:
                 kind,
                 "Content too large",
                 f"The request body exceeds {self.max_body_bytes} bytes",
-                instance=scope["path"],
+                instance=scrub(scope["path"]),
             )
         else:
             kind = "validation"
@@ -143,7 +143,7 @@ class BodyGuardMiddleware:
                 kind,
                 "Invalid request",
                 "JSON numbers must be finite: NaN and Infinity are not allowed",
-                instance=scope["path"],
+                instance=scrub(scope["path"]),
                 errors=[{"loc": ["body"], "msg": "non-finite number", "type": "finite_number"}],
             )
         if metrics is not None:

@@ -20,7 +20,7 @@ from functools import partial
 from bandit.catalog import Catalog
 from bandit.control import Group, Unit
 from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
-from bandit.errors import ConflictError
+from bandit.errors import ConflictError, UnknownActionError
 from bandit.explain import OptionExplanation, explain, feature_effects
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise, pseudonymise_cluster
@@ -166,9 +166,10 @@ def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:
     if not ids:
         return
     known = actions_by_id(catalog)
-    for action_id in ids:
-        if action_id not in known:
-            catalog.index_of(action_id)  # UnknownActionError (422)
+    for i, action_id in enumerate(ids):
+        if action_id not in known:  # the detail names the position, never the id
+            msg = f"eligible_action_ids[{i}] is not in the catalog"
+            raise UnknownActionError(msg)
 
 
 def _new_record(

@@ -9,7 +9,6 @@ any detail text is scrubbed of CPR-shaped numbers before it leaves the service.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,13 +29,13 @@ from bandit.errors import (
     UnknownActionError,
     UnknownEventError,
 )
+from bandit.privacy import redact_cpr
 from service.metrics import ERROR_TYPES
 
 logger = logging.getLogger("nbi.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://nbi.example/problems/"
-_CPR_LIKE = re.compile(r"\d{6}[- ]?\d{4}")
 
 # most specific first: the first matching class wins
 DOMAIN_ERRORS: tuple[tuple[type[BaseException], int, str, str], ...] = (
@@ -121,7 +120,7 @@ def scrub(text: str) -> str:
     >>> scrub("Unknown action id '010190-1234'")
     "Unknown action id '[redacted]'"
     """
-    return _CPR_LIKE.sub("[redacted]", text)
+    return redact_cpr(text)
 
 
 def problem_response(
@@ -164,14 +163,30 @@ def _domain_mapping(exc: BaseException) -> tuple[int, str, str]:
     return status.HTTP_400_BAD_REQUEST, "validation", "Bad request"
 
 
+UNKNOWN_FIELD = "(unknown field)"
+"""Stands in ``errors[].loc`` for a field name the client invented (never echoed)."""
+
+
+def instance_of(request: Request) -> str | None:
+    """The problem's ``instance``: the matched route template (``/v1/decisions/{event_id}/
+    assignment``), never the raw path, which may carry anything (a CPR number); ``None``
+    when no route matched."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
 def safe_validation_errors(errors: Sequence[Any]) -> tuple[list[dict[str, Any]], bool]:
-    """Validation errors without input values; also tell whether one was sensitive data."""
+    """Validation errors without input values or invented field names; also tell whether one
+    was sensitive data."""
     out = []
     sensitive = False
     for err in errors:
         cause = (err.get("ctx") or {}).get("error")
         sensitive = sensitive or isinstance(cause, SensitiveDataError)
         loc = [p for p in err.get("loc", ()) if isinstance(p, (str, int))]
+        if err.get("type") == "extra_forbidden" and loc:
+            loc[-1] = UNKNOWN_FIELD
         out.append({"loc": loc, "msg": scrub(str(err.get("msg", ""))), "type": err.get("type", "")})
     return out, sensitive
 
@@ -187,7 +202,7 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         kind,
         "Sensitive data in a feature" if sensitive else "Invalid request",
         f"The request failed validation at: {where}" if where else "The request failed validation",
-        instance=request.url.path,
+        instance=instance_of(request),
         errors=errors,
     )
 
@@ -197,7 +212,7 @@ async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
     count_error(request, kind)
     if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
         logger.error("domain error %s: %s", type(exc).__name__, scrub(str(exc)))
-    return problem_response(code, kind, title, str(exc), instance=request.url.path)
+    return problem_response(code, kind, title, str(exc), instance=instance_of(request))
 
 
 async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -208,7 +223,7 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
         exc.kind,
         exc.title,
         exc.detail,
-        instance=request.url.path,
+        instance=instance_of(request),
         headers=exc.headers,
     )
 
@@ -222,7 +237,7 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
         kind,
         title,
         str(exc.detail),
-        instance=request.url.path,
+        instance=instance_of(request),
         headers=dict(exc.headers) if exc.headers else None,
     )
 
@@ -235,7 +250,7 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
         "internal",
         "Internal server error",
         "The service failed to handle the request; it has been logged.",
-        instance=request.url.path,
+        instance=instance_of(request),
     )
 
 

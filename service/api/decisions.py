@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from bandit.errors import InvalidInputError
+from bandit.engine import actions_by_id
+from bandit.errors import InvalidInputError, UnknownActionError
 from service.deps import CaseRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import AssignmentRequest, AssignmentResponse
@@ -38,7 +39,9 @@ def record_assignment(
     """Record what the caseworker assigned; a reason code is required when it differs."""
     record = runtime.store.get_decision(event_id)
     assigned = body.assigned_action_id
-    runtime.catalog.index_of(assigned)  # UnknownActionError (422) when absent
+    if assigned not in actions_by_id(runtime.catalog):  # the detail never echoes the id
+        msg = "assigned_action_id is not in the catalog"
+        raise UnknownActionError(msg)
     differs = record.recommended is not None and assigned != record.recommended
     if differs and body.reason_code is None:
         msg = "reason_code is required when the assignment differs from the recommendation"
