@@ -98,21 +98,28 @@ class CitizenContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
     target_group: TargetGroup
-    age: int = Field(ge=16, le=70, description="Age in years")
+    age: int = Field(ge=16, le=70, strict=True, description="Age in years")
     education: Education
-    weeks_unemployed: int = Field(ge=0, le=520, description="Weeks in the current spell")
+    weeks_unemployed: int = Field(
+        ge=0, le=520, strict=True, description="Weeks in the current spell"
+    )
     benefit_history_weeks: int = Field(
-        default=0, ge=0, le=156, description="Weeks on benefits in the 3 years before the spell"
+        default=0,
+        ge=0,
+        le=156,
+        strict=True,
+        description="Weeks on benefits in the 3 years before the spell",
     )
     last_sector: Sector = Sector.NONE
     danish_proficiency: DanishProficiency = DanishProficiency.NATIVE
-    health_limitation: bool = False
-    single_parent: bool = False
+    health_limitation: bool = Field(default=False, strict=True)
+    single_parent: bool = Field(default=False, strict=True)
     labour_demand_index: float = Field(
         default=1.0,
         ge=0.0,
         le=5.0,
         allow_inf_nan=False,
+        strict=True,
         description="Vacancies per unemployed in the CV occupation, local area",
     )
     cv_tokens: tuple[_Token, ...] = Field(default=(), max_length=MAX_CV_TOKENS)

@@ -18,7 +18,7 @@ ActionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 ClusterId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Weeks = Annotated[float, Field(ge=0.0, le=520.0, allow_inf_nan=False)]
+Weeks = Annotated[float, Field(ge=0.0, le=520.0, allow_inf_nan=False, strict=True)]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -70,7 +70,9 @@ class RecommendationRequest(_Request):
     request_id: RequestId | None = Field(
         default=None, description="Idempotency key (or send the Idempotency-Key header)."
     )
-    max_options: int = Field(default=4, ge=1, le=20, description="Ranked options returned.")
+    max_options: int = Field(
+        default=4, ge=1, le=20, strict=True, description="Ranked options returned."
+    )
 
 
 class OptionOut(BaseModel):
