@@ -33,6 +33,9 @@ _COLUMN_HELP = {
     "event": "Column with 1 = event at the time column, 0 = censored there (lifelines style).",
     "follow_up": "Column with each citizen's weeks of follow-up (default: `follow_up_weeks` "
     "when present; else everybody is followed --horizon weeks).",
+    "cluster": "Column with the randomisation cluster (pseudonymised caseworker or job centre) "
+    "when the control arm was assigned by cluster: the ITT (and Lin) get CR2 cluster-robust "
+    "intervals with Bell-McCaffrey df, and the MDE the ICC's design effect.",
 }
 
 
@@ -66,6 +69,7 @@ def register_experiment(app: typer.Typer) -> None:
         time_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["time"])] = None,
         event_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["event"])] = None,
         follow_up_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["follow_up"])] = None,
+        cluster_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["cluster"])] = None,
         horizon: Annotated[
             float,
             typer.Option(help="Follow-up of the time-to-event analysis in weeks (censoring)."),
@@ -91,6 +95,7 @@ def register_experiment(app: typer.Typer) -> None:
                 follow_up_col=follow_up_col,
                 horizon=horizon,
                 hc=hc.upper(),  # type: ignore[arg-type]  # checked by ExperimentSpec
+                cluster_col=cluster_col,
             )
             result = load_experiment(rct_file, spec)
             if as_json:
@@ -117,10 +122,22 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             f"{kind} treatment / control",
             f"{result.employment_treatment:.4f} / {result.employment_control:.4f}",
         ),
-        _effect("ITT (Neyman)", result.itt),
     ]
+    cl = result.cluster
+    if cl is None:
+        lines.append(_effect("ITT (Neyman)", result.itt))
+    else:
+        fit = cl.fit
+        lines.append(_effect(f"ITT ({fit.se_type}, {fit.n_clusters} clusters)", result.itt))
+        lines.append(
+            _row(
+                "  ICC / design effect",
+                f"{cl.icc:.4f} / {cl.design_effect:.3f}  (df {fit.df:.1f})",
+            )
+        )
     if result.lin is not None:
-        lines.append(_effect(f"ITT (Lin, {result.hc})", result.lin))
+        kind = result.hc if cl is None else cl.fit.se_type
+        lines.append(_effect(f"ITT (Lin, {kind})", result.lin))
     if result.compliance is not None:
         c = result.compliance
         fs = c.first_stage

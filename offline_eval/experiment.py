@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from offline_eval import trial_data
+from offline_eval.cluster import ClusterAnalysis, cluster_analysis, cluster_fit
 from offline_eval.errors import ExperimentDataError
 from offline_eval.iv import Compliance
 from offline_eval.rct import (
@@ -55,6 +56,7 @@ class ExperimentSpec:
     horizon: float = 26.0
     hc: Literal["HC2", "HC3"] = "HC2"
     alpha: float = 0.05
+    cluster_col: str | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.horizon, int | float) and 0 < self.horizon < math.inf):
@@ -127,6 +129,8 @@ class ExperimentResult:
     received_col: str | None = None
     received_missing: int = 0
     survival: Survival | None = None
+    cluster: ClusterAnalysis | None = None
+    cluster_col: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (NaN as ``None``)."""
@@ -153,6 +157,9 @@ class ExperimentResult:
             if self.logrank is None
             else {"chi2": self.logrank.chi2, "p_value": self.logrank.p_value},
             "km_median_weeks": {k: v.median() for k, v in self.km.items()},
+            "cluster": None
+            if self.cluster is None
+            else {"column": self.cluster_col, **self.cluster.to_dict()},
         }
         clean = _nan_to_none(out)
         assert isinstance(clean, dict)  # noqa: S101
@@ -203,18 +210,30 @@ def analyse(frame: pd.DataFrame, spec: ExperimentSpec | None = None) -> Experime
     binary = trial_data.is_binary(y)
     sd = pooled_sd(y, treated)
     p_c = float(y[~treated].mean())
+    effect = itt(y, treated, spec.alpha)
+    minimum = (
+        mde(p_c, n_t, n_c, alpha=spec.alpha)
+        if binary
+        else mde_continuous(sd, n_t, n_c, alpha=spec.alpha)
+    )
+    clustered = None
+    if spec.cluster_col is not None:
+        clusters = _cluster_ids(frame, spec.cluster_col)
+        clustered = cluster_analysis(y, treated.astype(float), clusters, alpha=spec.alpha)
+        effect, minimum = clustered.fit.effect, clustered.mde
+        if spec.covariates:
+            x = trial_data.covariates(frame, spec.covariates)
+            lin = cluster_fit(y, treated.astype(float), clusters, x, alpha=spec.alpha).effect
     return ExperimentResult(
         n_treatment=n_t,
         n_control=n_c,
         employment_treatment=float(y[treated].mean()),
         employment_control=p_c,
-        itt=itt(y, treated, spec.alpha),
+        itt=effect,
         lin=lin,
         compliance=compliance,
         srm=sample_ratio_check(n_c, n_t + n_c, spec.control_share),
-        mde=mde(p_c, n_t, n_c, alpha=spec.alpha)
-        if binary
-        else mde_continuous(sd, n_t, n_c, alpha=spec.alpha),
+        mde=minimum,
         km={} if survival is None else survival.km,
         logrank=None if survival is None else survival.logrank,
         outcome_col=spec.outcome_col,
@@ -224,7 +243,21 @@ def analyse(frame: pd.DataFrame, spec: ExperimentSpec | None = None) -> Experime
         received_col=None if rec is None else rec.column,
         received_missing=0 if rec is None else rec.n_missing,
         survival=survival,
+        cluster=clustered,
+        cluster_col=spec.cluster_col,
     )
+
+
+def _cluster_ids(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        have = ", ".join(map(str, frame.columns))
+        msg = f"No cluster column {column!r} in the RCT file (have: {have})"
+        raise ExperimentDataError(msg)
+    ids = frame[column]
+    if ids.isna().any():
+        msg = f"Column {column!r} has {int(ids.isna().sum())} empty cluster id(s)"
+        raise ExperimentDataError(msg)
+    return ids.astype(str).to_numpy()
 
 
 def _survival(frame: pd.DataFrame, spec: ExperimentSpec, treated: np.ndarray) -> Survival | None:
