@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     # -- HTTP -----------------------------------------------------------------------------
     api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)
     max_body_bytes: int = Field(default=65_536, ge=1_024)
+    idempotency_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="Lifetime of an Idempotency-Key / request_id in either store (0 = forever)",
+    )
     metrics_public: bool = False
 
     @field_validator("api_keys")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 import math
 import time
@@ -36,6 +37,19 @@ logger = logging.getLogger("nbi.decide")
 def request_key(raw: str, key: bytes) -> str:
     """Keyed hash of a client request id (the raw id is never stored)."""
     return "r_" + hmac.new(key, f"request:{raw}".encode(), hashlib.sha256).hexdigest()[:48]
+
+
+def request_fingerprint(request: RecommendationRequest, key: bytes) -> str:
+    """Keyed hash of the canonical request body (``request_id`` left out): a repeated
+    Idempotency-Key with another body is told apart from a retry without storing the body.
+    Canonical: after validation, so key order, spacing and omitted defaults do not matter.
+    """
+    canonical = json.dumps(
+        request.model_dump(mode="json", exclude={"request_id"}),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, f"body:{canonical}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def option_text(option: OptionExplanation) -> str:
@@ -229,6 +243,7 @@ def recommend(
         request_id=stored_key,
         protected=request.protected,
         horizon_seconds=settings.horizon_seconds,
+        request_fingerprint=None if request_id is None else request_fingerprint(request, key),
     )
     record = result.record
     if not result.changed and record.citizen_key != citizen_key:

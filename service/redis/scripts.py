@@ -15,10 +15,19 @@ from redis.commands.core import Script
 
 PUT_DECISION = """
 -- KEYS: rec, idem, index, seq, pending, counts, events, protected
--- ARGV: event_id, json, horizon_at, has_request, protected_json, events_maxlen, idem_ttl
+-- ARGV: event_id, json, horizon_at, has_request, protected_json, events_maxlen, idem_ttl,
+--       fingerprint ('' = none). The request-id key holds "event_id fingerprint".
+-- Reply: {1, id} stored, {0, id} replay, {-1, id} event exists with other content,
+--        {-2, id} request id reused with another body.
 if ARGV[4] == '1' then
   local prior = redis.call('GET', KEYS[2])
-  if prior then return {0, prior} end
+  if prior then
+    local sep = string.find(prior, ' ', 1, true)
+    if not sep then return {0, prior} end
+    local prior_id = string.sub(prior, 1, sep - 1)
+    if ARGV[8] ~= '' and string.sub(prior, sep + 1) ~= ARGV[8] then return {-2, prior_id} end
+    return {0, prior_id}
+  end
 end
 local current = redis.call('HGET', KEYS[1], 'json')
 if current then
@@ -33,10 +42,12 @@ redis.call('HINCRBY', KEYS[6], 'decisions', 1)
 if ARGV[5] ~= '' then redis.call('SET', KEYS[8], ARGV[5]) end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'decision', 'event_id', ARGV[1])
 if ARGV[4] == '1' then
+  local value = ARGV[1]
+  if ARGV[8] ~= '' then value = value .. ' ' .. ARGV[8] end
   if tonumber(ARGV[7]) > 0 then
-    redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[7])
+    redis.call('SET', KEYS[2], value, 'EX', ARGV[7])
   else
-    redis.call('SET', KEYS[2], ARGV[1])
+    redis.call('SET', KEYS[2], value)
   end
 end
 return {1, ARGV[1]}

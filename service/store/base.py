@@ -95,6 +95,13 @@ def is_correction(current: Outcome | None, new: Outcome) -> bool:
     )
 
 
+REUSED_REQUEST_ID = (
+    "This idempotency key was already used with a different request body; "
+    "send a new key for a new request"
+)
+"""The conflict message of a request id replayed with another body."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSnapshot:
     """A versioned, serialised policy (see :meth:`bandit.policies.Policy.to_bytes`)."""
@@ -126,11 +133,16 @@ class DecisionStore(Protocol):
         request_id: str | None = None,
         protected: ProtectedAttributes | None = None,
         horizon_seconds: float,
+        request_fingerprint: str | None = None,
     ) -> WriteResult:
         """Store a new record (pending until ``record.timestamp + horizon_seconds``).
 
-        With a ``request_id`` already seen, store nothing and return the first record with
-        ``changed=False``. Protected attributes are stored apart from the record.
+        With a ``request_id`` already seen (and not expired: request ids live
+        ``idempotency_ttl_seconds``), store nothing and return the first record with
+        ``changed=False``; if both calls sent a ``request_fingerprint`` (a keyed hash of the
+        canonical request body) and they differ, raise :class:`~bandit.errors.ConflictError`
+        (:data:`REUSED_REQUEST_ID`) instead of replaying. Protected attributes are stored apart
+        from the record.
         """
 
     def get_decision(self, event_id: str) -> DecisionRecord:

@@ -26,9 +26,16 @@ def make_store(settings: Settings) -> DecisionStore:
     if settings.store == "redis":
         module = importlib.import_module("service.store.redis_store")
         return cast(
-            "DecisionStore", module.RedisStore(settings.redis_url, prefix=settings.redis_prefix)
+            "DecisionStore",
+            module.RedisStore(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            ),
         )
     from service.store.sqlite_store import SQLiteStore
 
-    store: DecisionStore = SQLiteStore(settings.sqlite_path)
+    store: DecisionStore = SQLiteStore(
+        settings.sqlite_path, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
+    )
     return store

@@ -28,6 +28,7 @@ from service.redis.keys import RedisKeys
 from service.redis.scripts import StoreScripts
 from service.redis.streams import LearningStream
 from service.store.base import (
+    REUSED_REQUEST_ID,
     GroupCounts,
     LearningMessage,
     ModelSnapshot,
@@ -114,8 +115,10 @@ class RedisStore:
         request_id: str | None = None,
         protected: ProtectedAttributes | None = None,
         horizon_seconds: float,
+        request_fingerprint: str | None = None,
     ) -> WriteResult:
-        """Store a new record atomically (record, index, pending, counters, audit, request id)."""
+        """Store a new record atomically (record, index, pending, counters, audit, request id);
+        a request id replayed with another body (fingerprint) is a :class:`ConflictError`."""
         k = self.keys
         group = record.group.value
         protected_json = "" if protected is None else protected.model_dump_json()
@@ -138,9 +141,12 @@ class RedisStore:
                 protected_json,
                 self.events_maxlen,
                 self.idempotency_ttl_seconds,
+                request_fingerprint or "",
             ],
         )
         status, event_id = int(reply[0]), _text(reply[1])
+        if status == -2:  # noqa: PLR2004
+            raise ConflictError(REUSED_REQUEST_ID)
         if status == -1:
             msg = f"Event {event_id} already exists with different content"
             raise ConflictError(msg)

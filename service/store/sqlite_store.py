@@ -28,6 +28,7 @@ from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.rewards import Outcome
 from service.store.base import (
+    REUSED_REQUEST_ID,
     GroupCounts,
     LearningMessage,
     ModelSnapshot,
@@ -57,7 +58,9 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_pending ON decisions (settled, due);
 CREATE TABLE IF NOT EXISTS request_ids (
     request_id TEXT PRIMARY KEY,
-    event_id TEXT NOT NULL
+    event_id TEXT NOT NULL,
+    fingerprint TEXT,
+    expires REAL
 );
 CREATE TABLE IF NOT EXISTS protected (
     event_id TEXT PRIMARY KEY,
@@ -113,6 +116,8 @@ class SQLiteStore:
         and shared-memory files get the same permissions).
     claim_idle_seconds
         Learning messages unacknowledged this long at a consumer are re-delivered.
+    idempotency_ttl_seconds
+        Lifetime of request ids (0 = forever), as in the Redis store.
     keep_models
         Number of model snapshots kept.
 
@@ -132,10 +137,12 @@ class SQLiteStore:
         path: str | Path,
         *,
         claim_idle_seconds: float = 60.0,
+        idempotency_ttl_seconds: int = 7 * 24 * 3600,
         keep_models: int = 20,
     ) -> None:
         self.path = Path(path)
         self.claim_idle_seconds = claim_idle_seconds
+        self.idempotency_ttl_seconds = idempotency_ttl_seconds
         self.keep_models = keep_models
         for parent in reversed([self.path.parent, *self.path.parent.parents]):
             if not parent.exists():
@@ -163,6 +170,13 @@ class SQLiteStore:
             self._conn.execute(
                 "ALTER TABLE learning ADD COLUMN kind TEXT NOT NULL DEFAULT 'outcome'"
             )
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(request_ids)")}
+        for column in ("fingerprint TEXT", "expires REAL"):
+            if column.split()[0] not in columns:
+                self._conn.execute(f"ALTER TABLE request_ids ADD COLUMN {column}")
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS request_ids_expires ON request_ids (expires)"
+        )
 
     class _Tx:
         def __init__(self, store: SQLiteStore) -> None:
@@ -215,17 +229,24 @@ class SQLiteStore:
         request_id: str | None = None,
         protected: ProtectedAttributes | None = None,
         horizon_seconds: float,
+        request_fingerprint: str | None = None,
     ) -> WriteResult:
-        """Store a new record; a replayed ``request_id`` returns the first record unchanged."""
+        """Store a new record; a replayed ``request_id`` returns the first record unchanged
+        (another body: :class:`ConflictError`); request ids expire after the TTL."""
         data = _dumps(record)
+        now = time.time()
         with self._write() as cur:
             if request_id is not None:
+                # expired request ids go first (indexed: only the expired rows are visited)
+                cur.execute("DELETE FROM request_ids WHERE expires < ?", (now,))
                 row = cur.execute(
-                    "SELECT d.record FROM request_ids r JOIN decisions d USING (event_id) "
-                    "WHERE r.request_id = ?",
+                    "SELECT d.record, r.fingerprint FROM request_ids r "
+                    "JOIN decisions d USING (event_id) WHERE r.request_id = ?",
                     (request_id,),
                 ).fetchone()
                 if row is not None:
+                    if request_fingerprint and row[1] and row[1] != request_fingerprint:
+                        raise ConflictError(REUSED_REQUEST_ID)
                     return WriteResult(_loads(row[0]), changed=False)
             row = cur.execute(
                 "SELECT record FROM decisions WHERE event_id = ?", (record.event_id,)
@@ -247,9 +268,11 @@ class SQLiteStore:
                 ),
             )
             if request_id is not None:
+                ttl = self.idempotency_ttl_seconds
                 cur.execute(
-                    "INSERT INTO request_ids (request_id, event_id) VALUES (?, ?)",
-                    (request_id, record.event_id),
+                    "INSERT INTO request_ids (request_id, event_id, fingerprint, expires) "
+                    "VALUES (?, ?, ?, ?)",
+                    (request_id, record.event_id, request_fingerprint, now + ttl if ttl else None),
                 )
             if protected is not None:
                 cur.execute(

@@ -117,6 +117,31 @@ def test_a_request_id_reused_for_another_citizen_is_a_conflict(client):
     assert store_state(store) == before
 
 
+@pytest.mark.parametrize("change", ["context", "max_options", "eligible_action_ids"])
+def test_an_idempotency_key_reused_with_another_body_is_a_conflict(client, change):
+    store = client.app.state.runtime.store
+    raw = citizen_in_group(client, "treatment")
+    headers = {**CASE, "Idempotency-Key": "k-body"}
+    body = rec_body(raw)
+    first = client.post("/v1/recommendations", json=body, headers=headers)
+    assert first.status_code == 200
+    # the same body again, keys in another order: a retry, replayed
+    again = client.post("/v1/recommendations", json=dict(reversed(body.items())), headers=headers)
+    assert again.status_code == 200 and again.json()["replayed"]
+    before = store_state(store)
+    other = rec_body(raw)
+    if change == "context":
+        other["context"] = {**other["context"], "age": other["context"]["age"] + 1}
+    elif change == "max_options":
+        other["max_options"] = 2
+    else:
+        other["eligible_action_ids"] = ["MENTOR_001", "MENTOR_002"]
+    r = client.post("/v1/recommendations", json=other, headers=headers)
+    assert r.status_code == 409 and r.headers["content-type"] == PROBLEM
+    assert "different request body" in r.json()["detail"]
+    assert store_state(store) == before
+
+
 def test_a_shortlist_restricts_the_eligible_actions(client):
     raw = citizen_in_group(client, "treatment")
     wanted = ["MENTOR_001", "MENTOR_002", "JOB_SEARCH_COURSE_001"]

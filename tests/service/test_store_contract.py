@@ -67,6 +67,34 @@ def test_replayed_request_id_stores_nothing_and_returns_the_first_record(store: 
     assert store.group_counts()["treatment"].decisions == 1
 
 
+def test_a_request_id_replayed_with_another_body_conflicts_and_stores_nothing(
+    store: DecisionStore,
+):
+    first = store.put_decision(
+        record("e1"), request_id="req-1", horizon_seconds=HORIZON, request_fingerprint="f1"
+    )
+    retry = store.put_decision(
+        record("e2"), request_id="req-1", horizon_seconds=HORIZON, request_fingerprint="f1"
+    )
+    assert first.changed and not retry.changed and retry.record.event_id == "e1"
+    with pytest.raises(ConflictError, match="different request body"):
+        store.put_decision(
+            record("e3"), request_id="req-1", horizon_seconds=HORIZON, request_fingerprint="f2"
+        )
+    assert [r.event_id for r in store.iter_records()] == ["e1"]
+    assert store.group_counts()["treatment"].decisions == 1
+
+
+def test_request_ids_expire_after_the_idempotency_ttl(store: DecisionStore):
+    store.idempotency_ttl_seconds = 1  # type: ignore[attr-defined]  (both stores have it)
+    assert store.put_decision(record("e1"), request_id="req", horizon_seconds=HORIZON).changed
+    assert not store.put_decision(record("e2"), request_id="req", horizon_seconds=HORIZON).changed
+    time.sleep(1.3)
+    again = store.put_decision(record("e3"), request_id="req", horizon_seconds=HORIZON)
+    assert again.changed and again.record.event_id == "e3"  # a new decision, not a replay
+    assert [r.event_id for r in store.iter_records()] == ["e1", "e3"]
+
+
 def test_same_event_id_twice_is_a_noop_and_different_content_conflicts(store: DecisionStore):
     rec = record("e1")
     store.put_decision(rec, horizon_seconds=HORIZON)
