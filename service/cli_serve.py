@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
                 log_config=uvicorn_log_config(settings.log_level),
                 proxy_headers=False,
                 server_header=False,
+                # bounded request heads and slow-client timeouts (431/408)
+                http="service.http_protocol:GuardedHttpToolsProtocol",
             )
         finally:
             if metrics_dir is not None:

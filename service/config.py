@@ -145,6 +145,22 @@ class Settings(BaseSettings):
     # -- HTTP -----------------------------------------------------------------------------
     api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)
     max_body_bytes: int = Field(default=65_536, ge=1_024)
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        description="Largest request line plus headers; more is refused with 431",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time from connecting (or the start of a request) to its last header; "
+        "a slower head is answered 408 and the connection closed",
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Time from the last header to the last body byte; slower: 408, closed",
+    )
     idempotency_ttl_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=0,

@@ -9,8 +9,9 @@ import pytest
 
 from bandit.catalog import default_catalog
 from bandit.engine import top_indices
-from service.app import _body_headers, _has_non_finite
 from service.capacity import CapacityTracker
+from service.guard import _has_non_finite
+from service.guard import body_headers as _body_headers
 
 
 def _slow_has_non_finite(body: bytes) -> bool:
