@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import build_router
 from service.capacity import CapacityTracker
 from service.config import Settings, get_settings
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.guard import RequestGuardMiddleware
 from service.learning import InProcessLearning
@@ -155,7 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "control arm. Errors are RFC 9457 problem JSON."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served locally by install_docs (the default loads a CDN)
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.include_router(build_router())
     app.add_middleware(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Annotated
 
-from fastapi import Request, status
+from fastapi import Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.config import hash_api_key
 from service.errors import ApiProblem
@@ -77,14 +79,33 @@ def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Se
     return role
 
 
-def require(*roles: str) -> Callable[[Request], Awaitable[str]]:
+API_KEY_SCHEME = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    auto_error=False,
+    description="An API key of a role the operation allows (admin is allowed everywhere).",
+)
+BEARER_SCHEME = HTTPBearer(
+    scheme_name="BearerKey",
+    auto_error=False,
+    description="The same API key as a bearer token (the form Prometheus sends).",
+)
+
+
+def require(*roles: str) -> Callable[..., Awaitable[str]]:
     """A FastAPI dependency that admits only ``roles`` (and admin); returns the role.
 
     The check is a hash and a few comparisons, so the dependency is ``async`` and runs on the
-    event loop (a plain ``def`` would cost a thread-pool hand-off per request).
+    event loop (a plain ``def`` would cost a thread-pool hand-off per request). The two
+    security schemes only document the key in the OpenAPI (every protected operation lists
+    them as alternatives; Swagger UI's "Authorize"); :func:`authorize` does the checking.
     """
 
-    async def dependency(request: Request) -> str:
+    async def dependency(
+        request: Request,
+        _key: Annotated[str | None, Security(API_KEY_SCHEME)],
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+    ) -> str:
         settings = request.app.state.runtime.settings
         return authorize(request, settings.api_keys, roles)
 
