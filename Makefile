@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck install redis-bin promtool-bin clean
+.PHONY: run test bench lint typecheck install redis-bin promtool-bin chromium-bin clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,17 @@ promtool-bin:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null \
 	  || { echo "error: could not install promtool; install it and re-run"; exit 1; }; }
 
+# Headless Chromium (Debian package `chromium`) renders report.html in the layout tests.
+chromium-bin:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium not found: installing it with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
+	  || { echo "error: could not install chromium; install it and re-run"; exit 1; }; }
+
 run: install
 	$(BIN)/nbi serve --host $(HOST) --port $(PORT)
 
-test: install redis-bin promtool-bin
+test: install redis-bin promtool-bin chromium-bin
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 bench: install redis-bin

@@ -250,8 +250,10 @@ def _load_fairness(
 
 
 def _register_report(app: typer.Typer) -> None:
+    from offline_eval.cli_experiment import _COLUMN_HELP as COLS
+
     @app.command()
-    def report(
+    def report(  # noqa: PLR0913 (the trial file's columns, as in nbi experiment)
         out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),  # noqa: B008
         logs: Path | None = typer.Option(None, "--logs", help="Logged-bandit file to evaluate."),  # noqa: B008
         policy: list[str] = typer.Option([], "--policy", help="Target policy (repeatable)."),  # noqa: B008
@@ -262,24 +264,44 @@ def _register_report(app: typer.Typer) -> None:
         audit_file: Path | None = typer.Option(  # noqa: B008
             None, "--fairness", help="Audit file (default: the RCT file)."
         ),
-        group_col: str = typer.Option("group", help="Column with the RCT arm."),
-        outcome_col: str = typer.Option("employed", help="Column with the 0/1 outcome."),
+        group_col: str = typer.Option("group", help=COLS["group"]),
+        outcome_col: str = typer.Option("employed", help=COLS["outcome"]),
         control_share: float = typer.Option(0.2, help="Configured control share."),
+        covariate: list[str] = typer.Option(  # noqa: B008
+            [], "--covariate", help="Pre-treatment covariate for Lin adjustment (repeatable)."
+        ),
+        hc: str = typer.Option(
+            "HC2", "--hc", help="Robust variance of the Lin estimate: HC2 or HC3."
+        ),
+        received_col: str | None = typer.Option(None, help=COLS["received"]),
+        time_col: str | None = typer.Option(None, help=COLS["time"]),
+        event_col: str | None = typer.Option(None, help=COLS["event"]),
+        follow_up_col: str | None = typer.Option(None, help=COLS["follow_up"]),
+        cluster_col: str | None = typer.Option(None, help=COLS["cluster"]),
+        horizon: float = typer.Option(26.0, help="Follow-up of the Kaplan-Meier curves in weeks."),
         as_json: bool = typer.Option(False, "--json", help="Also print one JSON document."),
     ) -> None:
-        """Write a self-contained HTML report (policy values, KM curves, fairness)."""
+        """Write a self-contained HTML report: the answer first (trial effect, power and
+        information time, best candidate policy, fairness verdict), then the trial with
+        Kaplan-Meier curves and the log-rank test, the off-policy estimates and the fairness
+        audit."""
         with bad_input_exits():
-            doc = _build_report(
-                out,
-                logs,
-                policy,
-                target_probs,
-                rct,
-                audit_file,
-                group_col,
-                outcome_col,
-                control_share,
+            from offline_eval.experiment import ExperimentSpec
+
+            spec = ExperimentSpec(
+                group_col=group_col,
+                outcome_col=outcome_col,
+                control_share=control_share,
+                covariates=tuple(covariate),
+                received_col=received_col,
+                time_col=time_col,
+                event_col=event_col,
+                follow_up_col=follow_up_col,
+                cluster_col=cluster_col,
+                horizon=horizon,
+                hc=hc.upper(),  # type: ignore[arg-type]  # checked by ExperimentSpec
             )
+            doc = _build_report(out, logs, policy, target_probs, rct, audit_file, spec)
             if as_json:
                 emit_json(doc)
             else:
@@ -293,12 +315,9 @@ def _build_report(
     target_probs: Path | None,
     rct: Path | None,
     audit_file: Path | None,
-    group_col: str,
-    outcome_col: str,
-    control_share: float,
+    spec: Any,
 ) -> dict[str, Any]:
     from offline_eval.cli_experiment import load_experiment
-    from offline_eval.experiment import ExperimentSpec
     from offline_eval.report import render_html
 
     if logs is None and rct is None and audit_file is None:
@@ -307,23 +326,24 @@ def _build_report(
     evaluations = (
         _run_evaluate(logs, policy, target_probs, 0.5, None, "analytic", 1, 0, None) if logs else []
     )
-    experiment = (
-        load_experiment(
-            rct,
-            ExperimentSpec(
-                group_col=group_col, outcome_col=outcome_col, control_share=control_share
-            ),
-        )
-        if rct
-        else None
-    )
+    experiment = load_experiment(rct, spec) if rct else None
     fair_path = audit_file or rct
     fair = (
-        _load_fairness(fair_path, _present_attributes(fair_path), group_col, outcome_col, 0.0, 0.05)
+        _load_fairness(
+            fair_path, _present_attributes(fair_path), spec.group_col, spec.outcome_col, 0.0, 0.05
+        )
         if fair_path
         else None
     )
-    out.write_text(render_html(evaluations=evaluations, experiment=experiment, fairness=fair))
+    sources = [
+        (label, path.name)
+        for label, path in (("log", logs), ("trial", rct), ("fairness audit", audit_file))
+        if path is not None
+    ]
+    doc = render_html(
+        evaluations=evaluations, experiment=experiment, fairness=fair, sources=sources
+    )
+    out.write_text(doc, encoding="utf-8")
     return {
         "out": str(out),
         "evaluations": [e.to_dict() for e in evaluations],
