@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bandit.jsonsafe import dumps
+
 DELAYS = ("hazard", "horizon", "at_once")
 SEEDS = (1, 2, 3, 4, 5)
 WEEKS = 104
@@ -221,7 +223,7 @@ def main(argv: list[str]) -> int:
             delays = tuple(arg.split("=", 1)[1].split(","))
     result = run(quick, seeds=seeds, delays=delays, params=params)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_learning.json").write_text(json.dumps(result, indent=2, default=str))
+    (HERE / "results" / "bench_learning.json").write_text(dumps(result, indent=2, default=str))
     return 0
 
 

@@ -8,10 +8,11 @@ table. ``python -m bench.run_all [names...] [--quick]``.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
+
+from bandit.jsonsafe import dumps
 
 HERE = Path(__file__).parent
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         result["wall_seconds"] = round(time.perf_counter() - start, 2)
-        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        (out_dir / f"{name}.json").write_text(dumps(result, indent=2, default=str))
         print(f"-> bench/results/{name}.json", flush=True)
     return 1 if failures else 0
 

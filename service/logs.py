@@ -6,12 +6,12 @@ ids at most; the formatter also scrubs CPR-shaped numbers from every message as 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
+from bandit.jsonsafe import dumps
 from service.errors import scrub
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -41,7 +41,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = scrub(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(out, default=str)
+        return dumps(out, default=str)  # NaN/inf as null: every line stays valid JSON
 
 
 def configure_logging(level: str = "INFO") -> None:

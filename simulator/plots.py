@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bandit.jsonsafe import dumps
 
 
 def _figure(kind: str, weekly: pd.DataFrame, policy: str) -> Any:
@@ -107,8 +108,8 @@ def write_plots(weekly: pd.DataFrame, summary: dict[str, Any], out_dir: Path) ->
     doc = (
         "<!doctype html><html><head><meta charset='utf-8'><title>nbi simulation</title></head>"
         f"<body><h1>nbi simulation: policy {html.escape(str(summary.get('policy')))}</h1>"
-        f"<h2>Totals</h2><pre>{html.escape(json.dumps(summary.get('totals'), indent=2))}</pre>"
-        f"<h2>RCT</h2><pre>{html.escape(json.dumps(summary.get('rct'), indent=2))}</pre>"
+        f"<h2>Totals</h2><pre>{html.escape(dumps(summary.get('totals'), indent=2))}</pre>"
+        f"<h2>RCT</h2><pre>{html.escape(dumps(summary.get('rct'), indent=2))}</pre>"
         f"{body}</body></html>"
     )
     report = out_dir / "report.html"
