@@ -29,6 +29,7 @@ from service.guard import RequestGuardMiddleware
 from service.learning import InProcessLearning
 from service.metrics import ServiceMetrics
 from service.model_watcher import ModelWatcher, PolicyRef
+from service.persistence import PersistenceCheck
 from service.runtime import Runtime, build_catalog, build_experiment, initial_policy
 from service.settle import Sweeper
 from service.store.factory import make_store
@@ -112,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = _open_runtime(cfg)
         app.state.runtime = runtime
         app.state.metrics = runtime.metrics
+        app.state.persistence = PersistenceCheck(runtime.store, runtime.metrics.store_durable)
+        app.state.persistence.current()  # checked (and a warning logged) at start-up
         sweeper = Sweeper(
             runtime.store, interval=cfg.sweep_interval_seconds, metrics=runtime.metrics
         )

@@ -207,6 +207,13 @@ class ServiceMetrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.store_durable = Gauge(
+            "nbi_store_durable",
+            "1 when the store persists every acknowledged write (SQLite synchronous=FULL; Redis "
+            "appendonly yes with appendfsync always), else 0.",
+            multiprocess_mode="min",
+            registry=r,
+        )
         self.errors = Counter(
             "nbi_errors",
             "Error responses by problem type.",

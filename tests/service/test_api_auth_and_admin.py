@@ -40,7 +40,8 @@ def test_no_key_is_401_wrong_role_is_403(client, method, path, allowed):
 def test_health_needs_no_key_and_readiness_checks_the_store(client):
     assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"store": True, "policy": True}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"store": True, "policy": True, "persistence": True}
 
 
 def test_readiness_fails_when_the_store_is_gone(settings):
