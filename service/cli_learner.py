@@ -17,7 +17,7 @@ import typer
 def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Settings, store and learner (imports are lazy so ``nbi --help`` stays fast)."""
     from bandit.catalog import default_catalog, load_catalog
-    from service.cli_common import check_bind, load_settings, private_files
+    from service.cli_common import check_bind, check_startup, load_settings, private_files
     from service.learner import Learner, LearnerConfig
     from service.metrics import ServiceMetrics
     from service.runtime import fresh_policy
@@ -25,6 +25,7 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
 
     metrics_host = overrides.pop("metrics_host", None)
     settings = load_settings(**overrides)
+    check_startup(settings)
     if metrics_host is not None:
         check_bind(settings, metrics_host, "the learner's /metrics")
     private_files()

@@ -44,9 +44,10 @@ def register(app: typer.Typer) -> None:
         for name, value in overrides.items():
             if value is not None:
                 os.environ[name] = value  # worker processes read the settings from the env
-        from service.cli_common import check_bind, load_settings, private_files
+        from service.cli_common import check_bind, check_startup, load_settings, private_files
 
         settings = load_settings()  # validated once here: config errors surface before forking
+        check_startup(settings)
         check_bind(settings, host)
         private_files()
         if workers > 1 and settings.learning == "inprocess":
