@@ -44,7 +44,6 @@ def draw_decision_cohort(
     config: SimulationConfig, population: PopulationModel, week: int, rng: np.random.Generator
 ) -> Cohort:
     """Citizens whose decision meeting falls in calendar ``week``."""
-    q = config.non_employment_hazard
     parts = []
     for d, share in zip(config.decision_weeks, config.decision_week_probs, strict=True):
         n_dp = int(rng.poisson(config.weekly_inflow(TargetGroup.DAGPENGE) * share))
@@ -59,6 +58,7 @@ def draw_decision_cohort(
         if d > 0 and len(cohort):
             calendar = (week - d) + np.arange(d)
             g = np.minimum(cohort.hazard[:, None] * seasonal_factor(config, calendar)[None], 1.0)
+            q = config.non_employment(cohort.group)[:, None]
             survive = np.prod((1.0 - g) * (1.0 - q), axis=1)
             cohort = cohort.subset(rng.random(len(cohort)) < survive)
         parts.append(cohort)

@@ -35,20 +35,21 @@ class Moment:
 
 
 # (group, moment, target, tolerance). Targets from domain.md 5.1 (project figures where given).
-# Employment at week 26: the 5.1 table says 0.69 for dagpenge, but its own type mixture with
-# q = 0.008 and sigma = 0.01 gives 0.80 under a plain job/unemployment Markov chain; the brief's
-# range is 0.5-0.7. We keep 0.69 with a wide tolerance and say so.
+# Employment at week 26 (dagpenge 0.69): the 5.1 table's mixture with q = 0.008 gives 0.80, not
+# 0.69, so the table's numbers cannot all hold with that q. We keep every target at its normal
+# tolerance and let the dagpenge non-employment exit q carry the difference (0.022 a week, with
+# the job hazard scaled by 0.88 so the on-benefit moments stay): see docs/decisions.md.
 TARGETS: tuple[tuple[str, str, float, float], ...] = (
     ("dagpenge", "mean_completed_spell_weeks", 9.4, 1.0),
     ("dagpenge", "on_benefit_week_13", 0.20, 0.04),
     ("dagpenge", "on_benefit_week_26", 0.10, 0.03),
     ("dagpenge", "on_benefit_week_52", 0.04, 0.02),
-    ("dagpenge", "employed_week_26", 0.69, 0.12),
+    ("dagpenge", "employed_week_26", 0.69, 0.03),
     ("kontanthjaelp", "mean_completed_spell_weeks", 26.4, 3.0),
     ("kontanthjaelp", "on_benefit_week_13", 0.59, 0.05),
     ("kontanthjaelp", "on_benefit_week_26", 0.40, 0.05),
     ("kontanthjaelp", "on_benefit_week_52", 0.22, 0.04),
-    ("kontanthjaelp", "employed_week_26", 0.38, 0.08),
+    ("kontanthjaelp", "employed_week_26", 0.38, 0.03),
 )
 _GROUP_INDEX = {"dagpenge": 0, "kontanthjaelp": 1}
 
@@ -61,7 +62,7 @@ def _baseline_g(config: SimulationConfig, cohort: Cohort) -> tuple[np.ndarray, n
     return g, stopped
 
 
-def _employed_at(g: np.ndarray, q: float, sigma: np.ndarray, week: int) -> np.ndarray:
+def _employed_at(g: np.ndarray, q: np.ndarray, sigma: np.ndarray, week: int) -> np.ndarray:
     """P(in a job at ``week``): unemployed -> job (g), -> out (q); job -> unemployed (sigma)."""
     u = np.ones(g.shape[0])
     e = np.zeros(g.shape[0])
@@ -73,10 +74,10 @@ def _employed_at(g: np.ndarray, q: float, sigma: np.ndarray, week: int) -> np.nd
 def _group_moments(
     config: SimulationConfig, cohort: Cohort, rng: np.random.Generator
 ) -> dict[str, tuple[float, float | None]]:
-    q = config.non_employment_hazard
+    q = config.non_employment(cohort.group)
     g, stopped = _baseline_g(config, cohort)
     surv = survival_before(g, q, stopped)
-    last = surv[:, -1:] * (1.0 - g[:, -1:]) * (1.0 - q)  # still on benefit after week 104
+    last = surv[:, -1:] * (1.0 - g[:, -1:]) * (1.0 - q[:, None])  # still on benefit after week 104
     surv_end = np.concatenate([surv[:, 1:], last], axis=1)
     p_exit = surv - surv_end  # exit during week t (0-based), within 104 weeks
     weeks = np.arange(1, g.shape[1] + 1)

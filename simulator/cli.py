@@ -81,14 +81,33 @@ def _print_run(doc: dict[str, Any]) -> None:
             share = q["share_of_gain"]
             cells.append("-" if share != share else f"{share:.2f}")  # NaN check
             typer.echo("  ".join(c.rjust(12) for c in cells))
-    rct = doc["rct"]
-    if "difference" in rct:
-        typer.echo(
-            f"ITT treatment-control: {rct['difference'] * 100:+.2f} pp "
-            f"(95% CI {rct['ci_low'] * 100:+.2f} to {rct['ci_high'] * 100:+.2f}, "
-            f"p={rct['p_value']:.3f}); true ITT {rct['true_itt'] * 100:+.2f} pp; "
-            f"MDE {rct['mde'] * 100:.2f} pp"
-        )
+    _print_trial(doc["rct"])
+
+
+def _print_trial(rct: dict[str, Any]) -> None:
+    """The trial in information time: only outcomes known at the end of the run count."""
+    pending = int(rct["pending_treatment"] + rct["pending_control"])
+    known = int(rct["n_treatment"] + rct["n_control"])
+    typer.echo(
+        f"Trial at the end of the run (information time: decided by week "
+        f"{int(rct['cutoff_week'])} = end - {int(rct['horizon_weeks'])} weeks horizon - "
+        f"{int(rct['lag_weeks'])} weeks register lag): {known} outcomes known, "
+        f"{pending} pending"
+    )
+    if "difference" not in rct:
+        typer.echo("ITT treatment-control: not estimable yet (no known outcome in an arm)")
+        return
+    typer.echo(
+        f"ITT treatment-control: {rct['difference'] * 100:+.2f} pp "
+        f"(95% CI {rct['ci_low'] * 100:+.2f} to {rct['ci_high'] * 100:+.2f}, "
+        f"p={rct['p_value']:.3f}); MDE {rct['mde'] * 100:.2f} pp"
+    )
+    typer.echo(
+        f"TRUE ITT per person (received vs practice as usual, analysed treatment citizens): "
+        f"{rct['true_itt'] * 100:+.2f} pp; all treatment decisions "
+        f"{rct['true_itt_all'] * 100:+.2f} pp; difference of the arms' true means "
+        f"{rct['true_arm_difference'] * 100:+.2f} pp"
+    )
 
 
 def _run(
@@ -141,7 +160,7 @@ def _run(
             bar.update(1)
 
         result = _guard(lambda: _run_replay(replay, tick))
-    doc = summary(result)
+    doc = summary(result, lag_weeks=lag)
     if out is not None:
         from simulator.plots import write_plots
 
@@ -287,7 +306,12 @@ def register(app: typer.Typer) -> None:
         scale: float = typer.Option(1.0, help="Inflow scale (1.0 = Copenhagen, 41,000/yr)."),
         compliance: float = typer.Option(0.6, help="P(caseworker follows the recommendation)."),
         control_share: float = typer.Option(0.2, help="Control-arm share."),
-        lag: int = typer.Option(0, help="Measurement lag in weeks before outcomes are seen."),
+        lag: int = typer.Option(
+            0,
+            help="Register lag in weeks: outcomes reach the learner H + lag weeks after the "
+            "decision at the latest, and the trial summary counts only decisions at least "
+            "H + lag weeks old at the end of the run.",
+        ),
         delay: str = typer.Option(
             "hazard",
             help="How delayed outcomes reach the learner: hazard (citizen-weeks as they pass), "

@@ -209,7 +209,7 @@ def generate_logs(
             )
         realised = sample_outcomes(
             prepared.paths(chosen),
-            config.non_employment_hazard,
+            config.non_employment(prepared.cohort.group),
             config.horizon_weeks,
             rng,
         )

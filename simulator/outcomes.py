@@ -274,13 +274,35 @@ def hazard_paths(
     return result[:, 0, :] if actions is not None else result
 
 
-def survival_before(g: np.ndarray, q: float, stopped: np.ndarray | None = None) -> np.ndarray:
+Rate = float | np.ndarray
+"""A weekly exit probability: one number, or one per citizen (shape ``(n,)``, the first axis
+of the hazard paths it is used with)."""
+
+
+def per_row(q: Rate, ndim: int) -> float | np.ndarray:
+    """``q`` shaped to broadcast against an array of ``ndim`` dims whose first axis is citizens.
+
+    Examples
+    --------
+    >>> per_row(np.array([0.1, 0.2]), 3).shape
+    (2, 1, 1)
+    >>> per_row(0.5, 3)
+    0.5
+    """
+    if np.ndim(q) == 0:
+        return float(q)
+    arr = np.asarray(q, dtype=float)
+    return arr.reshape(arr.shape[0], *([1] * (ndim - 1)))
+
+
+def survival_before(g: np.ndarray, q: Rate, stopped: np.ndarray | None = None) -> np.ndarray:
     """``S_t`` = P(still on benefit at the start of week t), same shape as ``g``.
 
+    ``q`` is the weekly non-employment exit, one number or one per citizen (first axis).
     ``stopped`` (broadcastable to ``g``) marks weeks in which the spell has ended for
     administrative reasons (exhaustion); survival is 0 from then on.
     """
-    stay = (1.0 - g) * (1.0 - q)
+    stay = (1.0 - g) * (1.0 - per_row(q, g.ndim))
     surv = np.cumprod(stay, axis=-1)
     out = np.concatenate([np.ones_like(g[..., :1]), surv[..., :-1]], axis=-1)
     if stopped is not None:
@@ -288,7 +310,7 @@ def survival_before(g: np.ndarray, q: float, stopped: np.ndarray | None = None) 
     return out
 
 
-def job_probability(g: np.ndarray, q: float, horizon: int) -> np.ndarray:
+def job_probability(g: np.ndarray, q: Rate, horizon: int) -> np.ndarray:
     """Exact P(job within ``horizon`` weeks): ``sum_{t<H} S_t g_t`` over the last axis.
 
     Examples
@@ -302,7 +324,7 @@ def job_probability(g: np.ndarray, q: float, horizon: int) -> np.ndarray:
     return prob
 
 
-def expected_benefit_weeks(g: np.ndarray, q: float, horizon: int) -> np.ndarray:
+def expected_benefit_weeks(g: np.ndarray, q: Rate, horizon: int) -> np.ndarray:
     """Exact expected weeks on benefit within the horizon: ``sum_{t<H} S_t``."""
     weeks: np.ndarray = survival_before(g[..., :horizon], q).sum(axis=-1)
     return weeks
@@ -323,13 +345,16 @@ class Realised:
 
 
 def sample_outcomes(
-    g_assigned: np.ndarray, q: float, horizon: int, rng: np.random.Generator
+    g_assigned: np.ndarray, q: Rate, horizon: int, rng: np.random.Generator
 ) -> Realised:
-    """Draw job and non-employment exits week by week for ``g_assigned`` of shape ``(n, T)``."""
+    """Draw job and non-employment exits week by week for ``g_assigned`` of shape ``(n, T)``.
+
+    ``q`` is the weekly non-employment exit, one number or one per citizen.
+    """
     gh = g_assigned[:, :horizon]
     n, t_max = gh.shape
     job = rng.random((n, t_max)) < gh
-    drop = rng.random((n, t_max)) < q
+    drop = rng.random((n, t_max)) < per_row(q, 2)
     exit_any = job | drop
     has_exit: np.ndarray = np.asarray(exit_any.any(axis=1))
     first = np.where(has_exit, exit_any.argmax(axis=1), t_max)

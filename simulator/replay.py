@@ -83,6 +83,21 @@ class LearnEvent:
     outcome_week: int
 
 
+CASE_FACT_COLUMNS = (
+    "age",
+    "education",
+    "weeks_unemployed",
+    "benefit_history_weeks",
+    "last_sector",
+    "danish_proficiency",
+    "health_limitation",
+    "single_parent",
+    "labour_demand_index",
+)
+"""The observable case facts written per decision (the recommender's context features besides
+``target_group``): pre-treatment covariates for the trial analysis and the prognostic score."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     """Outcome of a replay: one row per decision plus the learning log.
@@ -97,7 +112,8 @@ class ReplayResult:
     for the recommendation, treatment only), ``regret`` (oracle minus recommendation, treatment
     only), ``employed`` (realised within H), ``job_week`` (-1 for none), ``weeks_to_job`` (the
     same week, empty when no job) and ``follow_up_weeks`` (H) in the trial-file convention of
-    :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``;
+    :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``; the observable case
+    facts of :data:`CASE_FACT_COLUMNS`;
     ``p_obs_recommended`` (the observable truth E[P(job within H) | case facts] of the
     recommendation) and, with ``references``, ``v_<name>`` for every reference policy of
     :mod:`simulator.reference`: the TRUE value each citizen would get if everyone of the week
@@ -374,7 +390,10 @@ class Replay:
         n = len(cohort)
         rows = np.arange(n)
         realised = sample_outcomes(
-            prepared.paths(assigned), cfg.non_employment_hazard, cfg.horizon_weeks, self._rng
+            prepared.paths(assigned),
+            cfg.non_employment(cohort.group),
+            cfg.horizon_weeks,
+            self._rng,
         )
         flip = self._rng.random(n) < cfg.misclassification
         employed_reported = np.where(flip, ~realised.employed, realised.employed)
@@ -399,6 +418,8 @@ class Replay:
         data["origin"].extend(ORIGINS[int(x)].value for x in cohort.origin)
         data["age_band"].extend(age_band(int(a)) for a in cohort.age)
         data["latent_type"].extend(cohort.type_index.tolist())
+        for fact in CASE_FACT_COLUMNS:  # what the case system knows before the decision
+            data[fact].extend(features[fact] for features in prepared.features)
         data["eligible_count"].extend(prepared.eligible.sum(axis=1).tolist())
         data["eligible_families"].extend(
             ";".join(sorted({families[k] for k in np.flatnonzero(row)}))

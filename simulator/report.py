@@ -64,36 +64,81 @@ def totals(result: ReplayResult) -> dict[str, dict[str, float]]:
     return out
 
 
-def rct_summary(result: ReplayResult) -> dict[str, float]:
-    """Treatment minus control in employment within H: estimate, 95 % CI, p-value, MDE.
+def rct_summary(
+    result: ReplayResult,
+    *,
+    lag_weeks: int = 0,
+    horizon: int | None = None,
+    all_outcomes: bool = False,
+) -> dict[str, float]:
+    """The trial as analysed at the end of the run, in information time.
 
-    The standard error is Neyman's, ``sqrt(p_t(1-p_t)/n_t + p_c(1-p_c)/n_c)``; the MDE for the
+    Only decisions whose outcome is known at the analysis date count: decided at least
+    ``horizon + lag_weeks`` weeks before the end of the run (``horizon``: the decisions'
+    ``follow_up_weeks``, default 26; ``lag_weeks``: the register lag). Younger decisions are
+    ``pending_*`` (a job some of them already found is known, but their zeros are not, so
+    counting them would bias the contrast upwards and overstate the power).
+
+    Treatment minus control in employment within H: estimate, 95 % CI, p-value, MDE. The
+    standard error is Neyman's, ``sqrt(p_t(1-p_t)/n_t + p_c(1-p_c)/n_c)``; the MDE for the
     span is :func:`offline_eval.power.mde` (the one convention: ``(z_{0.975} + z_{0.80})
     sqrt(p(1-p)(1/n_c + 1/n_t))`` at the control rate ``p``, domain.md 3.2).
-    ``true_itt`` is the exact expected difference from the simulator's ground truth.
+
+    The truth, from the simulator's exact P(job within H) per person: ``true_itt`` is the
+    mean over the analysed treatment-arm citizens of ``p_assigned - p_practice`` (what they
+    received against practice as usual, with the seats left when their turn came), the
+    estimand of the ITT contrast; ``true_itt_all`` the same over every treatment decision of
+    the run; ``true_arm_difference`` the plain difference of the arms' mean ``p_assigned``
+    (which also carries chance imbalance between the arms).
+
+    ``all_outcomes=True`` counts every simulated outcome, known at the end or not (only the
+    simulator can; see :func:`rct_all_outcomes`).
     """
     d = result.decisions
-    t = d[d["group"] == "treatment"]
-    c = d[d["group"] == "control"]
+    if horizon is None:
+        horizon = int(d["follow_up_weeks"].max()) if "follow_up_weeks" in d and len(d) else 26
+    cutoff = result.weeks if all_outcomes else result.weeks - horizon - lag_weeks
+    known = d[d["week"] <= cutoff]
+    t_all = d[d["group"] == "treatment"]
+    t = known[known["group"] == "treatment"]
+    c = known[known["group"] == "control"]
     n_t, n_c = len(t), len(c)
+    out: dict[str, float] = {
+        "cutoff_week": float(cutoff),
+        "horizon_weeks": float(horizon),
+        "lag_weeks": float(lag_weeks),
+        "n_treatment": float(n_t),
+        "n_control": float(n_c),
+        "pending_treatment": float(len(t_all) - n_t),
+        "pending_control": float((d["group"] == "control").sum() - n_c),
+        "true_itt_all": _per_person_itt(t_all),
+    }
     if n_t == 0 or n_c == 0:
-        return {"n_treatment": float(n_t), "n_control": float(n_c)}
+        return out
     p_t, p_c = float(t["employed"].mean()), float(c["employed"].mean())
     se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
     diff = p_t - p_c
     z = diff / se if se > 0 else 0.0
     return {
-        "n_treatment": float(n_t),
-        "n_control": float(n_c),
+        **out,
         "employment_treatment": p_t,
         "employment_control": p_c,
         "difference": diff,
+        "se": se,
         "ci_low": diff - Z95 * se,
         "ci_high": diff + Z95 * se,
         "p_value": math.erfc(abs(z) / math.sqrt(2.0)),
         "mde": _mde(p_c, n_t, n_c),
-        "true_itt": float(t["p_assigned"].mean() - c["p_assigned"].mean()),
+        "true_itt": _per_person_itt(t),
+        "true_arm_difference": float(t["p_assigned"].mean() - c["p_assigned"].mean()),
     }
+
+
+def _per_person_itt(treated: pd.DataFrame) -> float:
+    """Mean of TRUE P(job | received) - P(job | practice as usual) over treatment citizens."""
+    if not len(treated) or "p_practice" not in treated:
+        return math.nan
+    return float((treated["p_assigned"] - treated["p_practice"]).mean())
 
 
 def _mde(p_c: float, n_t: int, n_c: int) -> float:
@@ -104,19 +149,13 @@ def _mde(p_c: float, n_t: int, n_c: int) -> float:
     return mde(p_c * (1 - p_c), n_t, n_c)
 
 
-def rct_known_at_end(
-    result: ReplayResult, *, lag_weeks: int = 0, horizon: int = 26
-) -> dict[str, float]:
-    """The trial as it could be analysed at the end of the run: only decisions whose
-    26-week outcome is known by then (decided at least ``horizon + lag_weeks`` weeks before
-    the end). :func:`rct_summary` counts every simulated outcome, which a real analysis at
-    that date could not see."""
-    d = result.decisions
-    known = d[d["week"] + horizon + lag_weeks <= result.weeks]
-    view = ReplayResult(
-        known, result.learn_log, result.action_ids, result.policy, result.weeks, result.seed
-    )
-    return {"cutoff_week": float(result.weeks - horizon - lag_weeks), **rct_summary(view)}
+def rct_all_outcomes(result: ReplayResult) -> dict[str, float]:
+    """The same contrast over every simulated outcome, known or not at the end of the run.
+
+    Only the simulator can compute this (it draws every outcome at the decision); a real
+    analysis at that date cannot. Kept to show how much information time costs.
+    """
+    return rct_summary(result, all_outcomes=True)
 
 
 def by_group(result: ReplayResult) -> pd.DataFrame:
@@ -214,16 +253,20 @@ def shown_calibration(
     }
 
 
-def summary(result: ReplayResult) -> dict[str, Any]:
-    """Everything as one JSON-ready document."""
+def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
+    """Everything as one JSON-ready document.
+
+    ``rct`` is the trial in information time (:func:`rct_summary` with the register lag
+    ``lag_weeks``); ``rct_all_outcomes`` the same contrast with every simulated outcome.
+    """
     return {
         "policy": result.policy,
         "weeks": result.weeks,
         "seed": result.seed,
         "actions": list(result.action_ids),
         "totals": totals(result),
-        "rct": rct_summary(result),
-        "rct_known_at_end": rct_known_at_end(result),
+        "rct": rct_summary(result, lag_weeks=lag_weeks),
+        "rct_all_outcomes": rct_all_outcomes(result),
         "by_group": by_group(result).to_dict(orient="records"),
         "n_learned": len(result.learn_log),
         "delay": result.delay,

@@ -40,10 +40,12 @@ from scipy.special import roots_genlaguerre
 from simulator.config import EXHAUSTION_WEEK, SimulationConfig
 from simulator.outcomes import (
     ArmEffects,
+    Rate,
     expected_benefit_weeks,
     hazard_paths,
     job_probability,
     observable_log_effects,
+    per_row,
     type_scales,
 )
 from simulator.population import (
@@ -74,7 +76,7 @@ def job_and_benefit(
     e_lock: np.ndarray,
     e_post: np.ndarray,
     effects: ArmEffects,
-    q: float,
+    q: Rate,
     *,
     dtype: type[np.floating] = np.float32,
     schedule: Schedule | None = None,
@@ -92,7 +94,7 @@ def job_and_benefit(
     effects
         Lengths, post-effect durations and hire probabilities of the actions.
     q
-        Weekly non-employment exit.
+        Weekly non-employment exit, one number or one per citizen (shape ``(n,)``).
     dtype
         Working precision (float32: absolute error below 1e-5 on ``P``, 1e-4 on the weeks).
     schedule
@@ -116,7 +118,8 @@ def job_and_benefit(
     >>> round(float(p[0, 0]), 4), round(float(b[0, 0]), 4)  # 1 - 0.5**3, 1 + 0.5 + 0.25
     (0.875, 1.75)
     """
-    keep = dtype(1.0 - q)
+    qq = per_row(q, 2)  # a number, or (n, 1)
+    keep = np.asarray(1.0 - qq, dtype=dtype)
     h = hazard.astype(dtype)[:, None]
     hm = np.multiply(e_lock, h, dtype=dtype)  # hazard x current multiplier (season per week)
     post = e_post.astype(dtype, copy=False)
@@ -131,7 +134,7 @@ def job_and_benefit(
         if stop.size:
             hm[:, stop] = h
         weeks += alive
-        np.multiply(hm, dtype(-(1.0 - q) * season[t]), out=z)
+        np.multiply(hm, np.asarray(-(1.0 - qq) * season[t], dtype=dtype), out=z)
         z += keep
         clip = np.flatnonzero(bound * season[t] > 1.0)  # rows where min(1, .) may bind
         if clip.size:
@@ -139,7 +142,7 @@ def job_and_benefit(
         if hired.size:
             z[:, hired] *= hire_keep.astype(dtype)
         alive *= z
-    ratio = q / (1.0 - q)
+    ratio = qq / (1.0 - qq)
     a_end = alive.astype(float)
     benefit = weeks.astype(float)
     p_job = 1.0 - a_end - ratio * (benefit - 1.0 + a_end)
@@ -189,7 +192,7 @@ def full_truth(
     ``log_effects`` are the citizens' own :func:`~simulator.outcomes.citizen_log_effects`.
     Falls back to the explicit ``(n, K, H)`` hazard paths when exhaustion is in reach.
     """
-    h, q = config.horizon_weeks, config.non_employment_hazard
+    h, q = config.horizon_weeks, config.non_employment(cohort.group)
     if needs_exhaustion(config, cohort):
         g = hazard_paths(
             config, cohort, effects, decision_week=week, n_weeks=h, log_effects=log_effects
@@ -413,7 +416,7 @@ def observable_truth(
     b_lock, b_post = observable_effects or observable_log_effects(config, cohort, effects)
     n_types = post.type_hazard.shape[1]
     post_t, lock_t = type_scales(n_types, effects)
-    h, q = config.horizon_weeks, config.non_employment_hazard
+    h, q = config.horizon_weeks, config.non_employment(cohort.group)
     season = seasonal_factor(config, week + np.arange(h))
     slow = needs_exhaustion(config, cohort)
     schedule = phase_schedule(effects, h)

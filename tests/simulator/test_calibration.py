@@ -37,3 +37,25 @@ def test_calibration_fails_when_hazards_are_off() -> None:
 
     moments = calibration_moments(SimulationConfig(hazard_scale=(0.6, 0.6)), n_per_group=5000)
     assert any(not m.ok for m in moments)
+
+
+def test_employment_targets_keep_a_normal_tolerance() -> None:
+    # The dagpenge 26-week employment target was once met only by widening its tolerance
+    # to +-0.12; it must now hold at the same +-0.03 as the other shares.
+    from simulator.calibration import TARGETS
+
+    tolerances = {(g, name): tol for g, name, _, tol in TARGETS}
+    assert tolerances[("dagpenge", "employed_week_26")] <= 0.03
+    assert tolerances[("kontanthjaelp", "employed_week_26")] <= 0.03
+
+
+def test_table_q_alone_cannot_hit_the_dagpenge_employment_target() -> None:
+    # domain.md 5.1's q = 0.008 with the on-benefit moments held gives ~0.80 employed at
+    # week 26 (documented in docs/decisions.md); the calibrated dagpenge q is what fixes it.
+    from simulator.config import SimulationConfig
+
+    config = SimulationConfig(non_employment_hazard_dagpenge=0.008, hazard_scale=(1.15, 1.0))
+    moments = {(m.group, m.name): m for m in calibration_moments(config, n_per_group=5000)}
+    assert moments[("dagpenge", "on_benefit_week_26")].ok
+    employed = moments[("dagpenge", "employed_week_26")]
+    assert not employed.ok and employed.exact > 0.75

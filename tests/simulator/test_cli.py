@@ -38,7 +38,9 @@ def test_run_json_out_dir_and_determinism(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     doc = json.loads(first.stdout)
     assert doc["policy"] == "vw" and doc["weeks"] == 30 and doc["n_learned"] > 50
-    assert {"difference", "ci_low", "ci_high", "mde", "true_itt"} <= set(doc["rct"])
+    assert {"difference", "ci_low", "ci_high", "mde", "true_itt", "pending_control"} <= set(
+        doc["rct"]
+    )
     second = invoke(*args, "--json", "--no-progress", "--out", str(tmp_path / "b"))
     for name in ("weekly.csv", "by_group.csv", "decisions.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -59,6 +61,8 @@ def test_run_table_output() -> None:
     res = invoke("run", "--policy", "oracle", "--weeks", "5", "--scale", "0.05", "--no-progress")
     assert res.exit_code == 0, res.output
     assert "treatment" in res.stdout and "ITT treatment-control" in res.stdout
+    # Five weeks: no 26-week outcome is known yet; the summary says so instead of guessing.
+    assert "0 outcomes known" in res.stdout and "not estimable yet" in res.stdout
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,9 @@ def test_reference_policies_respect_seats_and_rank_as_expected() -> None:
         count += n
     mean = {k: v / count for k, v in totals.items()}
     assert mean["oracle"] > mean["observable_oracle"] > mean["best_noncontextual"]
-    assert mean["best_noncontextual"] > mean["uniform"] > mean["none"]
+    # A random programme is about as good as none (lock-in against post effects; with the
+    # calibrated dagpenge q it is slightly worse); the best fixed order beats both.
+    assert mean["best_noncontextual"] > max(mean["uniform"], mean["none"]) + 0.02
+    assert abs(mean["uniform"] - mean["none"]) < 0.02
     # The contextual problem: the features are worth a clear margin over any fixed order.
     assert mean["observable_oracle"] - mean["best_noncontextual"] > 0.015
