@@ -180,12 +180,16 @@ class OutcomeResponse(BaseModel):
 
 
 class ArmSummary(BaseModel):
-    """Counts and employment rate of one RCT arm (settled, uncensored decisions)."""
+    """Running counters of one RCT arm, and its employment rate over the outcomes known at the
+    analysis date (``analysed``: settled, uncensored, decided >= horizon + report lag ago)."""
 
     decisions: int
     settled: int
     censored: int
     employed: int
+    analysed: int
+    analysed_employed: int
+    pending: int
     employment_rate: float | None
     ci_low: float | None
     ci_high: float | None
@@ -197,6 +201,8 @@ class ExperimentSummary(BaseModel):
     experiment: str
     control_share: float
     horizon_weeks: int
+    report_lag_weeks: float
+    analysis_time: float | None
     treatment: ArmSummary
     control: ArmSummary
     difference: float | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,7 +10,7 @@ from fastapi import APIRouter
 from service.deps import ResearcherRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import ExperimentSummary
-from service.summary import experiment_summary
+from service.summary import experiment_summary, known_counts
 
 router = APIRouter(prefix="/v1/experiment", tags=["experiment"])
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -20,7 +21,26 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/summary", response_model=ExperimentSummary, responses=_PROBLEMS)
 def summary(runtime: RuntimeDep, _role: ResearcherRole) -> ExperimentSummary:
-    """Treatment vs control counts and employment rates so far, with 95 % intervals."""
+    """Treatment vs control so far in information time, with 95 % intervals.
+
+    Rates and the difference count only outcomes known now: decisions at least horizon +
+    report lag weeks old (service/summary.py). Reads every record once (a researcher's call).
+    """
+    settings = runtime.settings
+    now = time.time()
+    known = known_counts(
+        runtime.store.iter_records(),
+        now=now,
+        horizon_weeks=settings.horizon_weeks,
+        lag_weeks=settings.report_lag_weeks,
+        simulated_time=settings.simulated_time,
+    )
     return experiment_summary(
-        runtime.store.group_counts(), runtime.experiment, runtime.settings.horizon_weeks
+        runtime.store.group_counts(),
+        runtime.experiment,
+        settings.horizon_weeks,
+        known=known,
+        lag_weeks=settings.report_lag_weeks,
+        analysis_time=now,
+        simulated_time=settings.simulated_time,
     )
