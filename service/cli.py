@@ -19,6 +19,7 @@ _SUBAPPS: tuple[tuple[str, str, str], ...] = (
     ("simulator.cli", "register", "register"),
     ("offline_eval.cli", "register", "register"),
     ("offline_eval.cli_power", "register", "register"),
+    ("offline_eval.cli_prognostic", "register", "register"),
 )
 
 
