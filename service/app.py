@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +26,7 @@ from service.capacity import CapacityTracker
 from service.config import Settings, get_settings
 from service.docs import install_docs
 from service.errors import install_error_handlers
+from service.governance import Governance
 from service.guard import RequestGuardMiddleware
 from service.learning import InProcessLearning
 from service.metrics import ServiceMetrics
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = _open_runtime(cfg)
         app.state.runtime = runtime
         app.state.metrics = runtime.metrics
+        governance = Governance.start(cfg, runtime, app)  # audit trail, erasure, retention
         app.state.persistence = PersistenceCheck(runtime.store, runtime.metrics.store_durable)
         app.state.persistence.current()  # checked (and a warning logged) at start-up
         sweeper = Sweeper(
@@ -148,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 watcher.stop()
             if learning is not None:
                 learning.stop()
+            governance.stop()
             runtime.store.close()
             logger.info("service stopped")
 

@@ -3,6 +3,11 @@
 A client sends its key as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (the form
 Prometheus uses). No key: 401. A valid key of a role the route does not allow: 403. The
 ``admin`` role is allowed everywhere.
+
+Every key has an id (:func:`service.config.api_key_id`: the ``name`` of a ``name:<sha256>``
+entry, else ``k_`` + the first 12 hex digits of the hash), never the key itself; the checked
+request carries it as ``request.state.api_key_id`` (and the role as ``request.state.role``) so
+the audit trail names the key that acted.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Annotated
 from fastapi import Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from service.config import hash_api_key
+from service.config import api_key_id, hash_api_key
 from service.errors import ApiProblem
 
 ADMIN = "admin"
@@ -40,12 +45,24 @@ def role_of(key: str, api_keys: Mapping[str, Sequence[str]]) -> str | None:
     >>> role_of("k", {"case": [hash_api_key("k")]}), role_of("x", {"case": [hash_api_key("k")]})
     ('case', None)
     """
+    found = identify(key, api_keys)
+    return None if found is None else found[0]
+
+
+def identify(key: str, api_keys: Mapping[str, Sequence[str]]) -> tuple[str, str] | None:
+    """``(role, key id)`` of ``key`` (constant-time compare), or ``None``.
+
+    Examples
+    --------
+    >>> identify("k", {"case": ["cms:" + hash_api_key("k")]})
+    ('case', 'cms')
+    """
     digest = hash_api_key(key)
     found = None
-    for role, hashes in api_keys.items():
-        for candidate in hashes:
-            if hmac.compare_digest(digest, candidate):
-                found = role
+    for role, entries in api_keys.items():
+        for entry in entries:
+            if hmac.compare_digest(digest, entry[-64:]):
+                found = (role, api_key_id(entry))
     return found
 
 
@@ -60,8 +77,8 @@ def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Se
             "Send an API key in the X-API-Key header or as a bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    role = role_of(key, api_keys)
-    if role is None:
+    found = identify(key, api_keys)
+    if found is None:
         raise ApiProblem(
             status.HTTP_401_UNAUTHORIZED,
             "unauthorized",
@@ -69,6 +86,9 @@ def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Se
             "The API key is not valid",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    role, key_id = found
+    request.state.api_key_id = key_id
+    request.state.role = role
     if role != ADMIN and role not in roles:
         raise ApiProblem(
             status.HTTP_403_FORBIDDEN,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,9 @@ DEV_API_KEYS: dict[str, str] = {
 """Development API keys (plain text, documented in the README); only their hashes are config."""
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
 def hash_api_key(key: str) -> str:
     """SHA-256 hex digest of an API key, the form stored in :attr:`Settings.api_keys`.
 
@@ -44,6 +48,19 @@ def hash_api_key(key: str) -> str:
     '8e8c5b5df8c0'
     """
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def api_key_id(entry: str) -> str:
+    """The id of an :attr:`Settings.api_keys` entry: ``name`` of ``name:<sha256 hex>``, else
+    ``k_`` + the hash's first 12 hex digits (never the key; the audit trail's actor).
+
+    Examples
+    --------
+    >>> api_key_id("jobcentre-aarhus:" + hash_api_key("x")), api_key_id(hash_api_key("x"))[:2]
+    ('jobcentre-aarhus', 'k_')
+    """
+    name, sep, digest = entry.rpartition(":")
+    return name if sep else "k_" + digest[:12]
 
 
 def _dev_api_key_hashes() -> dict[str, list[str]]:
@@ -141,6 +158,15 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     ips_window: int = Field(default=500, ge=1, description="Events in the online IPS estimate")
+    retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        le=1200,
+        description="Erase decision records (and their protected attributes, request ids and "
+        "queue entries) older than this many months, on a schedule (service/retention.py); "
+        "unset: keep",
+    )
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # -- HTTP -----------------------------------------------------------------------------
     api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)
@@ -175,11 +201,16 @@ class Settings(BaseSettings):
             if role not in ROLES:
                 msg = f"Unknown API role {role!r} (known: {', '.join(ROLES)})"
                 raise ValueError(msg)
-            for digest in hashes:
+            for entry in hashes:
+                name, _, digest = entry.rpartition(":")
                 if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):  # noqa: PLR2004
                     msg = (
-                        f"API keys of role {role!r} must be SHA-256 hex digests (64 lower-case hex)"
+                        f"API keys of role {role!r} must be SHA-256 hex digests (64 lower-case hex),"
+                        " optionally named as id:digest"
                     )
+                    raise ValueError(msg)
+                if name and not _KEY_ID.fullmatch(name):
+                    msg = f"API key ids of role {role!r} must match {_KEY_ID.pattern}"
                     raise ValueError(msg)
         return value
 
@@ -231,7 +262,7 @@ class Settings(BaseSettings):
         if self.experiment_salt.get_secret_value() == DEV_EXPERIMENT_SALT:
             defaults.append("experiment_salt")
         dev_hashes = {h for hashes in _dev_api_key_hashes().values() for h in hashes}
-        if any(h in dev_hashes for hashes in self.api_keys.values() for h in hashes):
+        if any(h[-64:] in dev_hashes for hashes in self.api_keys.values() for h in hashes):
             defaults.append("api_keys")
         if defaults:
             msg = (

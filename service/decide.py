@@ -257,7 +257,6 @@ def recommend(
             extra={
                 "event_id": record.event_id,
                 "group": record.group.value,
-                "citizen_key": citizen_key[:14],
                 "eligible": len(record.eligible),
                 "recommended": record.recommended,
                 "model_version": record.model_version,

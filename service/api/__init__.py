@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api import decisions, experiment, health, models, outcomes, recommendations
+from service.api import (
+    citizens,
+    decisions,
+    experiment,
+    health,
+    models,
+    outcomes,
+    recommendations,
+)
 
 
 def build_router() -> APIRouter:
     """Every route of the service (``/v1/...``, health and metrics)."""
     router = APIRouter()
-    for module in (recommendations, decisions, outcomes, experiment, models, health):
+    for module in (recommendations, decisions, outcomes, experiment, models, citizens, health):
         router.include_router(module.router)
     return router

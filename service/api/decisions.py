@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from bandit.engine import actions_by_id
 from bandit.errors import InvalidInputError, UnknownActionError
+from service.audit import audit_request
 from service.deps import CaseRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import AssignmentRequest, AssignmentResponse
@@ -34,7 +35,11 @@ EventIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-
     operation_id="record_assignment",
 )
 def record_assignment(
-    event_id: EventIdPath, body: AssignmentRequest, runtime: RuntimeDep, _role: CaseRole
+    event_id: EventIdPath,
+    body: AssignmentRequest,
+    runtime: RuntimeDep,
+    _role: CaseRole,
+    request: Request,
 ) -> AssignmentResponse:
     """Record what the caseworker assigned; a reason code is required when it differs."""
     record = runtime.store.get_decision(event_id)
@@ -51,6 +56,7 @@ def record_assignment(
     if result.changed:
         runtime.capacity.take(assigned)
     stored = result.record
+    audit_request(request, "assignment", event_id, {"changed": result.changed})
     assert stored.assigned is not None  # noqa: S101 (just stored)
     return AssignmentResponse(
         event_id=event_id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from service.audit import audit_request
 from service.deps import CaseRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.schemas import OutcomeRequest, OutcomeResponse
@@ -26,13 +27,17 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("", response_model=OutcomeResponse, responses=_PROBLEMS, operation_id="report_outcome")
-def report_outcome(body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole) -> OutcomeResponse:
+def report_outcome(
+    body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole, request: Request
+) -> OutcomeResponse:
     """Report the employment outcome of an event (idempotent; ``changed`` says what happened)."""
     settings = runtime.settings
-    return settle_outcome(
+    response = settle_outcome(
         runtime.store,
         body,
         horizon_weeks=settings.horizon_weeks,
         metrics=runtime.metrics,
         check_clock=not settings.simulated_time,
     )
+    audit_request(request, "outcome", body.event_id, {"changed": response.changed})
+    return response

@@ -63,6 +63,15 @@ class RedisKeys:
         """Hash of the experiment counters of one RCT arm."""
         return f"{self.prefix}counts:{group}"
 
+    def citizen(self, citizen_key: str) -> str:
+        """Set of the event ids of one pseudonym (erasure finds them without a scan)."""
+        return f"{self.prefix}cit:{citizen_key}"
+
+    @property
+    def record_times(self) -> str:
+        """Sorted set of every event id scored by its decision time (retention)."""
+        return f"{self.prefix}rectime"
+
     # -- global keys -------------------------------------------------------------------------
 
     @property

@@ -14,7 +14,7 @@ import redis
 from redis.commands.core import Script
 
 PUT_DECISION = """
--- KEYS: rec, idem, index, seq, pending, counts, events, protected
+-- KEYS: rec, idem, index, seq, pending, counts, events, protected, citizen, record_times
 -- ARGV: event_id, json, horizon_at, has_request, protected_json, events_maxlen, idem_ttl,
 --       fingerprint ('' = none). The request-id key holds "event_id fingerprint".
 -- Reply: {1, id} stored, {0, id} replay, {-1, id} event exists with other content,
@@ -38,9 +38,16 @@ local seq = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', seq)
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+-- erasure indexes (service/store/redis_erasure.py): the pseudonym's set, decision times, the
+-- request-id key and the stream entries that name this event
+redis.call('SADD', KEYS[9], ARGV[1])
+redis.call('ZADD', KEYS[10], cjson.decode(ARGV[2])['timestamp'], ARGV[1])
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'idem', KEYS[2]) end
 redis.call('HINCRBY', KEYS[6], 'decisions', 1)
 if ARGV[5] ~= '' then redis.call('SET', KEYS[8], ARGV[5]) end
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'decision', 'event_id', ARGV[1])
+local sid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'decision',
+  'event_id', ARGV[1])
+redis.call('HSET', KEYS[1], 'ev', sid)
 if ARGV[4] == '1' then
   local value = ARGV[1]
   if ARGV[8] ~= '' then value = value .. ' ' .. ARGV[8] end
@@ -63,7 +70,9 @@ UPDATE_RECORD = """
 local current = redis.call('HGET', KEYS[1], 'json')
 if current ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[2])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', ARGV[4], 'event_id', ARGV[3])
+local sid = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', ARGV[4],
+  'event_id', ARGV[3])
+redis.call('HSET', KEYS[1], 'ev', (redis.call('HGET', KEYS[1], 'ev') or '') .. ' ' .. sid)
 if ARGV[4] == 'outcome' then
   redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'settled', 1)
@@ -78,8 +87,53 @@ if ARGV[4] == 'correction' then
   redis.call('XADD', KEYS[6], '*', 'event_id', ARGV[3], 'previous', ARGV[9], 'new', status,
     'at', now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
 end
-if ARGV[7] == '1' then redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3], 'kind', ARGV[4]) end
+if ARGV[7] == '1' then
+  local lid = redis.call('XADD', KEYS[5], '*', 'event_id', ARGV[3], 'kind', ARGV[4])
+  redis.call('HSET', KEYS[1], 'ln', (redis.call('HGET', KEYS[1], 'ln') or '') .. ' ' .. lid)
+end
 return 1
+"""
+
+ERASE_EVENT = """
+-- Remove one event everywhere (erasure, retention); counters follow the record's last state.
+-- KEYS: rec, protected, index, pending, record_times, events, learn, counts_treatment,
+--       counts_control
+-- ARGV: event_id, learning group, citizen key prefix ('<prefix>cit:')
+local h = redis.call('HMGET', KEYS[1], 'json', 'idem', 'ev', 'ln')
+local found = 0
+if h[1] then
+  local rec = cjson.decode(h[1])
+  local counts = KEYS[8]
+  if rec['group'] == 'control' then counts = KEYS[9] end
+  redis.call('HINCRBY', counts, 'decisions', -1)
+  if type(rec['outcome']) == 'table' then
+    redis.call('HINCRBY', counts, 'settled', -1)
+    if rec['censored'] == true then
+      redis.call('HINCRBY', counts, 'censored', -1)
+    elseif type(rec['reward']) == 'number' and rec['reward'] > 0 then
+      redis.call('HINCRBY', counts, 'employed', -1)
+    end
+  end
+  local citizen = ARGV[3] .. rec['citizen_key']
+  redis.call('SREM', citizen, ARGV[1])
+  if redis.call('SCARD', citizen) == 0 then redis.call('DEL', citizen) end
+  found = 1
+end
+if h[2] then
+  local idem = redis.call('GET', h[2])
+  if idem and string.sub(idem, 1, string.len(ARGV[1])) == ARGV[1] then redis.call('DEL', h[2]) end
+end
+for id in string.gmatch(h[3] or '', '%S+') do redis.call('XDEL', KEYS[6], id) end
+for id in string.gmatch(h[4] or '', '%S+') do
+  redis.call('XACK', KEYS[7], ARGV[2], id)
+  redis.call('XDEL', KEYS[7], id)
+end
+local protected = redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return {found, protected, h[2] and 1 or 0, #(h[4] or '') > 0 and 1 or 0}
 """
 
 SAVE_MODEL = """

@@ -132,6 +132,8 @@ class RedisStore:
                 k.group_counts(group),
                 k.events_stream,
                 k.protected(record.event_id),
+                k.citizen(record.citizen_key),
+                k.record_times,
             ],
             args=[
                 record.event_id,
