@@ -24,10 +24,12 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from bandit.errors import InvalidInputError
 
 _CHUNK_CELLS = 4_000_000
+CI_METHODS = ("robust", "analytic", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,15 @@ class RoundRewards:
     offset
         Optional per-round terms whose plain mean is added to the estimate (the DM part of
         SNDR), resampled together with the ratio.
+    variance_floor
+        Optional lower bound for the variance of :meth:`influence`, implied by the known logger
+        (:func:`offline_eval.estimators.base.logger_variance`); used by the ``robust`` interval.
     """
 
     numerator: np.ndarray
     denominator: np.ndarray | None = None
     offset: np.ndarray | None = None
+    variance_floor: float | None = None
 
     @property
     def n(self) -> int:
@@ -84,7 +90,13 @@ class CIConfig:
     Parameters
     ----------
     method
-        ``"analytic"`` (normal approximation, delta method for ratios) or ``"bootstrap"``.
+        ``"robust"`` (default): the analytic interval with two small-sample guards for
+        low-ESS targets: the variance is at least what the known logger implies
+        (``RoundRewards.variance_floor``) and the quantile is Student's t with the
+        Welch-Satterthwaite effective degrees of freedom of the influence values,
+        ``(sum c_i^2)^2 / sum c_i^4 - 1``, which is small when a few heavily weighted rounds carry
+        the variance. ``"analytic"``: the textbook normal interval (delta method for ratios).
+        ``"bootstrap"``: the vectorised percentile bootstrap.
     alpha
         1 - confidence level.
     n_boot
@@ -95,15 +107,15 @@ class CIConfig:
         Compression budget of the bootstrap (see the module docstring).
     """
 
-    method: Literal["analytic", "bootstrap"] = "analytic"
+    method: Literal["robust", "analytic", "bootstrap"] = "robust"
     alpha: float = 0.05
     n_boot: int = 10_000
     seed: int = 0
     max_atoms: int = 2048
 
     def __post_init__(self) -> None:
-        if self.method not in ("analytic", "bootstrap"):
-            msg = f"Expected method 'analytic' or 'bootstrap', got {self.method!r}"
+        if self.method not in CI_METHODS:
+            msg = f"Expected method 'robust', 'analytic' or 'bootstrap', got {self.method!r}"
             raise InvalidInputError(msg)
         if not 0.0 < self.alpha < 1.0:
             msg = f"Expected 0 < alpha < 1, got {self.alpha}"
@@ -142,25 +154,68 @@ def interval(rr: RoundRewards, config: CIConfig | None = None, *, estimator: str
     Examples
     --------
     >>> rr = RoundRewards(np.array([0.0, 1.0, 1.0, 0.0]))
-    >>> e = interval(rr)
+    >>> e = interval(rr, CIConfig(method="analytic"))
     >>> e.value, round(e.ci_high - e.value, 4)  # 1.96 * sd / sqrt(n) = 1.96 * 0.57735 / 2
     (0.5, 0.5658)
     """
     config = config or CIConfig()
     if config.method == "bootstrap":
         return bootstrap_interval(rr, config, estimator=estimator)
-    return analytic_interval(rr, config.alpha, estimator=estimator)
+    return analytic_interval(
+        rr, config.alpha, estimator=estimator, robust=config.method == "robust"
+    )
 
 
-def analytic_interval(rr: RoundRewards, alpha: float = 0.05, *, estimator: str = "") -> Estimate:
-    """Normal interval ``value +- z * sd(influence) / sqrt(n)`` (delta method for ratios)."""
+def effective_df(influence: np.ndarray) -> float:
+    """Welch-Satterthwaite degrees of freedom of a mean of the ``influence`` values.
+
+    ``(sum c_i^2)^2 / sum c_i^4 - 1`` with ``c`` the centred values: ``n - 1`` for equal
+    contributions, close to ``m - 1`` when ``m`` rounds carry the variance.
+
+    Examples
+    --------
+    >>> effective_df(np.array([1.0, -1.0, 1.0, -1.0]))
+    3.0
+    """
+    c = influence - influence.mean()
+    sq = c * c
+    quartic = float((sq * sq).sum())
+    return float(sq.sum()) ** 2 / quartic - 1.0 if quartic > 0 else math.inf
+
+
+def analytic_interval(
+    rr: RoundRewards, alpha: float = 0.05, *, estimator: str = "", robust: bool = False
+) -> Estimate:
+    """Normal interval ``value +- z * sd(influence) / sqrt(n)`` (delta method for ratios).
+
+    With ``robust`` the variance is ``max(empirical, rr.variance_floor)`` and ``z`` is Student's
+    t quantile with :func:`effective_df` degrees of freedom (see :class:`CIConfig`).
+    """
+    method = "robust" if robust else "analytic"
     v = rr.value()
     n = rr.n
     if n < 2 or not math.isfinite(v):  # noqa: PLR2004
-        return Estimate(v, math.nan, math.nan, n, estimator, "analytic")
-    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-    se = float(rr.influence().std(ddof=1)) / math.sqrt(n)
-    return Estimate(v, v - z * se, v + z * se, n, estimator, "analytic", {"se": se})
+        return Estimate(v, math.nan, math.nan, n, estimator, method)
+    infl = rr.influence()
+    var = float(infl.var(ddof=1))
+    extra: dict[str, float] = {}
+    if robust:
+        df = effective_df(infl)
+        floor = rr.variance_floor
+        if floor is not None and math.isfinite(floor) and floor > var:
+            extra["variance_floor"] = floor
+            var = floor
+        z = (
+            float(student_t.ppf(1.0 - alpha / 2.0, max(df, 1.0)))
+            if math.isfinite(df)
+            else NormalDist().inv_cdf(1.0 - alpha / 2.0)
+        )
+        extra["df"] = df
+    else:
+        z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    se = math.sqrt(var / n)
+    extra["se"] = se
+    return Estimate(v, v - z * se, v + z * se, n, estimator, method, extra)
 
 
 _Atoms = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]

@@ -173,7 +173,12 @@ def _register_evaluate(app: typer.Typer) -> None:
             0.5, help="Share of rounds (in time order) to train on."
         ),
         estimators: str | None = typer.Option(None, help="Comma-separated estimator names."),
-        ci: str = typer.Option("analytic", help="Interval method: analytic or bootstrap."),
+        ci: str = typer.Option(
+            "robust",
+            help="Interval method: robust (default; variance floor from the known logger and "
+            "Student t with effective df, for low-ESS targets), analytic (textbook normal) or "
+            "bootstrap.",
+        ),
         n_boot: int = typer.Option(10_000, help="Bootstrap resamples."),
         seed: int = typer.Option(0, help="Seed of the bootstrap."),
         policy_params: str | None = typer.Option(
@@ -324,7 +329,7 @@ def _build_report(
         msg = "give at least one of --logs, --rct, --fairness"
         raise ValueError(msg)
     evaluations = (
-        _run_evaluate(logs, policy, target_probs, 0.5, None, "analytic", 1, 0, None) if logs else []
+        _run_evaluate(logs, policy, target_probs, 0.5, None, "robust", 1, 0, None) if logs else []
     )
     experiment = load_experiment(rct, spec) if rct else None
     fair_path = audit_file or rct

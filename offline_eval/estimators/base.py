@@ -70,3 +70,64 @@ def dr_terms(
     q_hat = reward_model.predict_matrix(logs)
     dm: np.ndarray = (target_probs * q_hat).sum(axis=1)
     return dm, logs.importance_weights(target_probs), logs.reward - factual(q_hat, logs.action)
+
+
+_ROWS_PER_CHUNK = 20_000
+
+
+def logger_variance(
+    logs: LoggedBandit,
+    target_probs: np.ndarray,
+    squared_term: np.ndarray,
+    *,
+    max_weight: float = np.inf,
+    switch_tau: float | None = None,
+) -> float | None:
+    """Second moment of the weighted term that the known logger implies, per round.
+
+    A weighted estimator's per-round term is ``w_i t_i`` with ``w_i = pi(a_i|x_i) / mu(a_i|x_i)``.
+    Its expected square given the context is ``sum_a pi(a|x)^2 / mu(a|x) E[t^2 | x, a]``, which
+    depends on every action the logger *could* have taken, not only on the rounds where a rare,
+    heavily weighted action happened to be drawn. ``E[t^2 | x, a]`` is estimated by the mean of
+    ``squared_term`` over the rounds that logged ``a`` (shrunk towards the overall mean with one
+    pseudo-round). The result is a floor for the empirical variance of low-ESS targets, where a
+    sample that drew few heavily weighted rounds otherwise under-states its own variance.
+
+    Returns ``None`` when the log carries no logger pmf (only the logged action's propensity).
+
+    Parameters
+    ----------
+    logs
+        The logged rounds (with ``pmf``).
+    target_probs
+        Target probabilities, shape ``(n_rounds, n_actions)``.
+    squared_term
+        ``t_i^2`` per round, shape ``(n_rounds,)``.
+    max_weight
+        Weight clipping of the estimator (IPS), applied to every action's weight.
+    switch_tau
+        Switch-DR threshold: weights above it contribute nothing.
+    """
+    if logs.pmf is None or logs.n_rounds == 0:
+        return None
+    k = logs.n_actions
+    count = np.bincount(logs.action, minlength=k).astype(float)
+    total = np.bincount(logs.action, weights=squared_term, minlength=k)
+    overall = float(squared_term.mean())
+    per_action = (total + overall) / (count + 1.0)
+    acc = 0.0
+    for start in range(0, logs.n_rounds, _ROWS_PER_CHUNK):
+        mu = logs.pmf[start : start + _ROWS_PER_CHUNK]
+        pi = target_probs[start : start + _ROWS_PER_CHUNK]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(mu > 0, pi / mu, 0.0)
+        w = np.minimum(w, max_weight)
+        if switch_tau is not None:
+            w = np.where(w <= switch_tau, w, 0.0)
+        acc += float(((mu * w * w) @ per_action).sum())
+    return acc / logs.n_rounds
+
+
+def dm_variance(dm: np.ndarray) -> float:
+    """Sample variance of the direct-method part across rounds (0 for fewer than 2 rounds)."""
+    return float(dm.var(ddof=1)) if dm.shape[0] > 1 else 0.0

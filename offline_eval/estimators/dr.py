@@ -8,7 +8,13 @@ from typing import ClassVar
 import numpy as np
 
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model, dr_terms
+from offline_eval.estimators.base import (
+    BaseEstimator,
+    default_reward_model,
+    dm_variance,
+    dr_terms,
+    logger_variance,
+)
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
@@ -37,4 +43,8 @@ class DoublyRobust(BaseEstimator):
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
         dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
-        return RoundRewards(dm + w * residual)
+        second = logger_variance(logs, target_probs, residual**2)
+        floor = (
+            None if second is None else dm_variance(dm) + second - float((w * residual).mean()) ** 2
+        )
+        return RoundRewards(dm + w * residual, variance_floor=floor)

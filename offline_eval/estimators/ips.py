@@ -10,7 +10,7 @@ import numpy as np
 
 from bandit.errors import InvalidInputError
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator
+from offline_eval.estimators.base import BaseEstimator, logger_variance
 from offline_eval.logs import LoggedBandit
 
 
@@ -40,4 +40,7 @@ class IPS(BaseEstimator):
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
         w = np.minimum(logs.importance_weights(target_probs), self.max_weight)
-        return RoundRewards(w * logs.reward)
+        terms = w * logs.reward
+        second = logger_variance(logs, target_probs, logs.reward**2, max_weight=self.max_weight)
+        floor = None if second is None else second - float(terms.mean()) ** 2
+        return RoundRewards(terms, variance_floor=floor)

@@ -8,7 +8,13 @@ from typing import ClassVar
 import numpy as np
 
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model, dr_terms
+from offline_eval.estimators.base import (
+    BaseEstimator,
+    default_reward_model,
+    dm_variance,
+    dr_terms,
+    logger_variance,
+)
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
@@ -40,4 +46,10 @@ class SelfNormalizedDR(BaseEstimator):
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
         dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
-        return RoundRewards(w * residual, w, offset=dm)
+        mean_w = float(w.mean())
+        if mean_w <= 0:
+            return RoundRewards(w * residual, w, offset=dm)
+        ratio = float((w * residual).sum()) / float(w.sum())
+        second = logger_variance(logs, target_probs, (residual - ratio) ** 2)
+        floor = None if second is None else dm_variance(dm) + second / mean_w**2
+        return RoundRewards(w * residual, w, offset=dm, variance_floor=floor)

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator
+from offline_eval.estimators.base import BaseEstimator, logger_variance
 from offline_eval.logs import LoggedBandit
 
 
@@ -32,4 +32,10 @@ class SNIPS(BaseEstimator):
 
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
         w = logs.importance_weights(target_probs)
-        return RoundRewards(w * logs.reward, w)
+        mean_w = float(w.mean())
+        if mean_w <= 0:
+            return RoundRewards(w * logs.reward, w)
+        value = float((w * logs.reward).sum()) / float(w.sum())
+        second = logger_variance(logs, target_probs, (logs.reward - value) ** 2)
+        floor = None if second is None else second / mean_w**2
+        return RoundRewards(w * logs.reward, w, variance_floor=floor)

@@ -9,7 +9,13 @@ import numpy as np
 
 from bandit.errors import InvalidInputError
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model, dr_terms
+from offline_eval.estimators.base import (
+    BaseEstimator,
+    default_reward_model,
+    dm_variance,
+    dr_terms,
+    logger_variance,
+)
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
@@ -48,4 +54,7 @@ class SwitchDR(BaseEstimator):
     def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
         dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
         keep = w <= self.tau
-        return RoundRewards(dm + keep * w * residual)
+        second = logger_variance(logs, target_probs, residual**2, switch_tau=self.tau)
+        kept = keep * w * residual
+        floor = None if second is None else dm_variance(dm) + second - float(kept.mean()) ** 2
+        return RoundRewards(dm + kept, variance_floor=floor)

@@ -59,7 +59,7 @@ def test_hand_computed_values(estimator, expected):
 
 def test_analytic_interval_is_textbook_normal_interval():
     x = np.array([1.0, 3.0, 2.0, 6.0])
-    e = interval(RoundRewards(x))
+    e = interval(RoundRewards(x), CIConfig(method="analytic"))
     half = 1.959963984540054 * np.std(x, ddof=1) / 2.0
     assert (e.ci_low, e.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
 
@@ -69,7 +69,7 @@ def test_ratio_interval_uses_delta_method():
     v = num.sum() / den.sum()
     infl = (num - v * den) / den.mean()
     half = 1.959963984540054 * infl.std(ddof=1) / np.sqrt(3)
-    e = SNIPS().estimate(LOGS, PI)
+    e = SNIPS().estimate(LOGS, PI, CIConfig(method="analytic"))
     assert (e.ci_low, e.ci_high) == pytest.approx((v - half, v + half))
 
 
