@@ -82,6 +82,10 @@ class DecisionRecord:
     outcome: Outcome | None = None
     reward: float | None = None
     censored: bool = False
+    mode: str = "live"
+    """How the decision was served (``service/lifecycle.py``): ``live`` (the suggestion was
+    shown), ``shadow`` (the policy decided and its pmf is logged, nothing was shown) or
+    ``practice`` (kill switch: practice as usual, the policy was not asked; empty pmf)."""
 
     @property
     def complied(self) -> bool | None:
@@ -132,6 +136,7 @@ class DecisionRecord:
             "outcome": None if outcome is None else outcome.to_dict(),
             "reward": self.reward,
             "censored": self.censored,
+            "mode": self.mode,
         }
 
     @classmethod
@@ -160,6 +165,7 @@ class DecisionRecord:
                 outcome=outcome,
                 reward=None if data.get("reward") is None else float(data["reward"]),
                 censored=bool(data.get("censored", False)),
+                mode=str(data.get("mode", "live")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"Malformed decision record: {exc}"
@@ -167,7 +173,7 @@ class DecisionRecord:
         pmf_ok = len(record.pmf) == len(record.eligible) and math.isclose(
             sum(record.pmf), 1.0, abs_tol=1e-6
         )
-        if record.group is Group.TREATMENT and not pmf_ok:
+        if record.group is Group.TREATMENT and record.mode != "practice" and not pmf_ok:
             msg = "Malformed decision record: pmf must match eligible and sum to 1"
             raise InvalidInputError(msg)
         return record

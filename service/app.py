@@ -29,8 +29,9 @@ from service.errors import install_error_handlers
 from service.governance import Governance
 from service.guard import RequestGuardMiddleware
 from service.learning import InProcessLearning
+from service.lifecycle import LifecycleWatcher, start_serving
 from service.metrics import ServiceMetrics
-from service.model_watcher import ModelWatcher, PolicyRef
+from service.model_watcher import PolicyRef
 from service.persistence import PersistenceCheck
 from service.runtime import Runtime, build_catalog, build_experiment, initial_policy
 from service.settle import Sweeper
@@ -93,8 +94,14 @@ def _open_runtime(settings: Settings) -> Runtime:
     except BaseException:
         store.close()
         raise
+    try:
+        start_serving(runtime)  # the approved version (never an unapproved candidate)
+    except BaseException:
+        store.close()
+        raise
     metrics.control_share_configured.set(settings.control_share)
-    metrics.set_model(policy.model_version, policy.name, policy.n_updates, time.time())
+    serving = runtime.policy.get()
+    metrics.set_model(serving.model_version, serving.name, serving.n_updates, time.time())
     metrics.pending.set(store.pending_count())
     return runtime
 
@@ -122,18 +129,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.store, interval=cfg.sweep_interval_seconds, metrics=runtime.metrics
         )
         learning: InProcessLearning | None = None
-        watcher: ModelWatcher | None = None
         if cfg.learning == "inprocess":
             learning = InProcessLearning(runtime)
             learning.start()
-        else:
-            watcher = ModelWatcher(
-                runtime.store,
-                lambda policy, snap: runtime.swap_policy(policy, snap.version),
-                poll_seconds=cfg.model_poll_seconds,
-                current_version=runtime.policy.version,
-            )
-            watcher.start()
+        # Every replica follows the store's approved version, mode and kill switch.
+        watcher = LifecycleWatcher(runtime)
+        watcher.start()
         sweeper.start()
         logger.info(
             "service started",
@@ -147,8 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             sweeper.stop()
-            if watcher is not None:
-                watcher.stop()
+            watcher.stop()
             if learning is not None:
                 learning.stop()
             governance.stop()

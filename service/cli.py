@@ -16,6 +16,7 @@ _SUBAPPS: tuple[tuple[str, str, str], ...] = (
     # (module, attribute, kind) kind: "commands" registers the module's commands on the root;
     ("service.cli_serve", "register", "register"),
     ("service.cli_learner", "register", "register"),
+    ("service.cli_models", "register", "register"),
     ("service.cli_admin", "register", "register"),
     ("simulator.cli", "register", "register"),
     ("offline_eval.cli", "register", "register"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
 
 import typer
 
@@ -19,6 +19,7 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
     from bandit.catalog import default_catalog, load_catalog
     from service.cli_common import check_bind, check_startup, load_settings, private_files
     from service.learner import Learner, LearnerConfig
+    from service.lifecycle import LifecycleStore, on_candidate
     from service.metrics import ServiceMetrics
     from service.runtime import fresh_policy
     from service.store.factory import make_store
@@ -45,6 +46,11 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
         report_lag_weeks=settings.report_lag_weeks,
         **{k: v for k, v in config_kwargs.items() if v is not None},
     )
+
+    def candidate_published(snapshot: Any, _events: list[str]) -> None:
+        # every snapshot is a candidate; auto/guardrail approval per NBI_MODEL_APPROVAL
+        on_candidate(cast("LifecycleStore", store), settings, catalog, snapshot)
+
     learner = Learner(
         store,
         catalog,
@@ -52,6 +58,7 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
         config,
         metrics=ServiceMetrics(),
         param_change=settings.model_param_change,
+        on_commit=candidate_published,
     )
     return learner, store
 

@@ -126,6 +126,32 @@ class Settings(BaseSettings):
         description="A stored model whose parameters differ from the settings: refuse to start "
         "(default), or start a fresh model with the new parameters (the old one stays stored)",
     )
+    model_approval: Literal["manual", "guardrail", "auto"] = Field(
+        default="manual",
+        description="Which new snapshots serve (service/lifecycle.py): only those an admin "
+        "approves (manual), also those passing the off-policy guardrail (guardrail), or every "
+        "one at once (auto: development and simulations)",
+    )
+    model_keep: int = Field(default=20, ge=2, description="Model snapshots kept for rollback")
+    guardrail_margin: float = Field(
+        default=0.02,
+        ge=0.0,
+        description="Guardrail: auto-approve when the candidate's lower bound (SNIPS and DR) is "
+        "at least the live model's estimate minus this margin",
+    )
+    change_cap: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Largest change of any action's probability on the reference contexts "
+        "that one approval may make (1 = no cap)",
+    )
+    reference_contexts: int = Field(
+        default=200, ge=1, description="Recent decisions whose contexts check the change cap"
+    )
+    ope_window: int = Field(
+        default=500, ge=10, description="Recent logged decisions used by models compare"
+    )
     capacity_tracking: bool = Field(
         default=True,
         description="Count assignments against weekly seats; off when the case system sends "

@@ -235,7 +235,13 @@ def recommend(
     group = runtime.experiment.group_for(citizen_key, cluster_key)
     policy = runtime.policy.get()
     features = request.context.features()
-    decided = _new_record(runtime, policy, request, features, citizen_key, group, cluster_key)
+    # Lifecycle mode (service/lifecycle.py): practice as usual does not ask the model (decided
+    # as for the control arm); shadow decides and logs the pmf but shows nothing.
+    mode = runtime.serving_mode if group is Group.TREATMENT else "live"
+    asked = Group.CONTROL if mode == "practice" else group
+    decided = _new_record(runtime, policy, request, features, citizen_key, asked, cluster_key)
+    if mode != "live":
+        decided = Decided(dataclasses.replace(decided.record, group=group, mode=mode), None)
     record = decided.record
     stored_key = None if request_id is None else request_key(request_id, key)
     result = runtime.store.put_decision(
@@ -265,7 +271,11 @@ def recommend(
     expected = None
     if result.changed and decided.decision is not None:
         expected = decided.decision.expected_rewards
-    options = build_options(runtime, policy, record, features, request.max_options, expected)
+    options = (
+        build_options(runtime, policy, record, features, request.max_options, expected)
+        if record.mode == "live"
+        else []
+    )
     recommended = next((o for o in options if o.action_id == record.recommended), None)
     return RecommendationResponse(
         event_id=record.event_id,
@@ -283,6 +293,7 @@ def recommend(
 
 def _summary(record: DecisionRecord, recommended: OptionOut | None) -> str:
     if record.group is Group.CONTROL or recommended is None:
+        # also shadow mode and the kill switch: nothing is suggested
         return "No recommendation for this citizen: plan the next step as usual."
     return (
         f"Suggested: {recommended.name}. {recommended.explanation} "

@@ -30,6 +30,7 @@ from bandit.errors import (
     UnknownEventError,
 )
 from bandit.privacy import redact_cpr
+from service.lifecycle import ChangeCapError, UnknownModelError
 from service.metrics import ERROR_TYPES
 
 logger = logging.getLogger("nbi.errors")
@@ -61,6 +62,8 @@ DOMAIN_ERRORS: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (CatalogError, status.HTTP_422_UNPROCESSABLE_CONTENT, "validation", "Invalid catalog"),
     (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT, "validation", "Invalid input"),
     (UnknownEventError, status.HTTP_404_NOT_FOUND, "unknown_event", "Unknown event"),
+    (UnknownModelError, status.HTTP_404_NOT_FOUND, "unknown_model", "Unknown model version"),
+    (ChangeCapError, status.HTTP_409_CONFLICT, "change_cap", "Change cap exceeded"),
     (ConflictError, status.HTTP_409_CONFLICT, "conflict", "Conflict"),
     (
         ModelFormatError,

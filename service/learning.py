@@ -3,7 +3,8 @@
 Reuses the learner worker (:class:`service.learner.Learner`) in a background thread of the API
 process: it learns from settled, complied treatment events with the logged propensity, on its
 own copy of the policy, and every ``snapshot_every`` updates publishes a snapshot (acknowledging
-the learned messages in the same step) and swaps the serving policy to a copy of it. Serving
+the learned messages in the same step): a candidate, served once approved
+(:mod:`service.lifecycle`; with ``model_approval="auto"`` at once). Serving
 never touches the object being trained. With several replicas use ``learning="worker"`` and the
 separate ``nbi learner`` process instead.
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from bandit.policies import policy_from_bytes
 from service.learner import Learner, LearnerConfig
+from service.lifecycle import lifecycle_store, on_candidate, sync
 from service.runtime import Runtime, fresh_policy
 from service.store.base import ModelSnapshot
 
@@ -61,8 +62,11 @@ class InProcessLearning:
         self._thread: threading.Thread | None = None
 
     def _on_commit(self, snapshot: ModelSnapshot, event_ids: list[str]) -> None:
-        self.runtime.swap_policy(policy_from_bytes(snapshot.data), snapshot.version)
-        logger.info("serving model %s (+%d events)", snapshot.version, len(event_ids))
+        # A new candidate (service/lifecycle.py): it serves only once approved.
+        runtime = self.runtime
+        if on_candidate(lifecycle_store(runtime), runtime.settings, runtime.catalog, snapshot):
+            sync(runtime)
+        logger.info("published candidate %s (+%d events)", snapshot.version, len(event_ids))
 
     def start(self) -> None:
         """Load the newest snapshot (or the serving policy's twin) and start the thread."""

@@ -41,6 +41,8 @@ ERROR_TYPES = (
     "unknown_action",
     "no_eligible_action",
     "conflict",
+    "change_cap",
+    "unknown_model",
     "unauthorized",
     "forbidden",
     "payload_too_large",

@@ -1,5 +1,10 @@
 """Hot swap of model snapshots in API replicas.
 
+The app itself now follows the store's *approved* version, mode and kill switch with
+:class:`service.lifecycle.LifecycleWatcher` (a new snapshot is a candidate until approved);
+:class:`PolicyRef` is the swappable reference both use, and :class:`ModelWatcher` remains a
+generic "follow the newest snapshot" poller. The description below is of that poller.
+
 The learner worker publishes versioned snapshots with ``store.save_model``; every API replica
 runs one :class:`ModelWatcher` that polls the store every ``Settings.model_poll_seconds`` and,
 when the latest version differs from the one serving, rebuilds the policy from the snapshot

@@ -39,6 +39,8 @@ class Runtime:
     capacity: CapacityTracker
     policy_lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
+    serving_mode: str = "live"
+    """``live``, ``shadow`` or ``practice`` (kill switch); set by :mod:`service.lifecycle`."""
 
     def swap_policy(self, policy: Policy, version: str | None = None) -> None:
         """Serve ``policy`` from now on (in-flight requests keep the old one)."""

@@ -47,7 +47,9 @@ def record_assignment(
     if assigned not in actions_by_id(runtime.catalog):  # the detail never echoes the id
         msg = "assigned_action_id is not in the catalog"
         raise UnknownActionError(msg)
-    differs = record.recommended is not None and assigned != record.recommended
+    # shadow and practice records showed no suggestion: nothing to explain a deviation from
+    shown = record.recommended if record.mode == "live" else None
+    differs = shown is not None and assigned != shown
     if differs and body.reason_code is None:
         msg = "reason_code is required when the assignment differs from the recommendation"
         raise InvalidInputError(msg)

@@ -1,26 +1,146 @@
-"""``GET /v1/models`` and ``POST /v1/models/reload`` (admin)."""
+"""``/v1/models``: the serving model, candidates, approval, rollback, mode and kill switch.
+
+Reading needs the researcher or case role; every change needs the admin role. A change is
+written to the store and applied to this replica at once; every other replica follows within
+one ``model_poll_seconds`` (see :mod:`service.lifecycle`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from bandit.policies import policy_from_bytes
+from service import lifecycle
 from service.deps import AdminRole, ModelReaderRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
+from service.model_compare import compare
+from service.runtime import Runtime
 from service.schemas import ModelInfo, ReloadResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
-    for code, text in ((401, "No or invalid API key"), (403, "Wrong role"))
-}
+
+
+def _problems(*extra: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    pairs = ((401, "No or invalid API key"), (403, "Wrong role"), *extra)
+    return {
+        code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": text} for code, text in pairs
+    }
+
+
+_PROBLEMS = _problems()
+_APPROVAL_PROBLEMS = _problems(
+    (404, "Version not kept in the store"),
+    (409, "Refused: beyond the change cap, or trained with other settings"),
+    (422, "Invalid version"),
+)
+VersionPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9._-]{1,128}$", description="A kept model version")
+]
+
+
+class VersionOut(BaseModel):
+    """One kept snapshot."""
+
+    version: str
+    created_at: float
+    approved: bool
+    serving: bool = Field(description="Served by the replica that answered")
+
+
+class LifecycleOut(BaseModel):
+    """Approved version, mode, kill switch and the kept snapshots (newest first)."""
+
+    approval: str = Field(description="NBI_MODEL_APPROVAL: manual, guardrail or auto")
+    approved: str | None
+    serving_version: str
+    serving_mode: str = Field(description="live, shadow or practice (kill switch) on this replica")
+    mode: str
+    kill: str | None
+    versions: list[VersionOut]
+
+
+class ApprovalOut(BaseModel):
+    """Result of an approval or rollback."""
+
+    action: str
+    version: str
+    previous: str | None
+    max_change: float | None = Field(
+        description="Largest change of an action's probability on the reference contexts"
+    )
+    reference_contexts: int
+    serving_version: str
+
+
+class ModeIn(BaseModel):
+    """``live`` or ``shadow``."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["live", "shadow"]
+
+
+class KillIn(BaseModel):
+    """What the kill switch serves."""
+
+    model_config = ConfigDict(extra="forbid")
+    serve: Literal["practice", "shadow"] = "practice"
+
+
+class ReloadIn(BaseModel):
+    """Optional body of ``POST /v1/models/reload``: a version to roll back to."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class CompareRowOut(BaseModel):
+    """One policy's off-policy value on recent logged decisions."""
+
+    name: str
+    version: str
+    snips: float | None
+    snips_low: float | None
+    snips_high: float | None
+    dr: float | None
+    dr_low: float | None
+    dr_high: float | None
+    ess: float
+    n: int
+
+
+class CompareOut(BaseModel):
+    """Candidate, live model and practice as usual on the same recent decisions."""
+
+    rows: list[CompareRowOut]
+    logged_decisions: int
+    note: str
+
+
+def _state(runtime: Runtime) -> LifecycleOut:
+    store = lifecycle.lifecycle_store(runtime)
+    state = lifecycle.read_state(store)
+    serving = runtime.policy.version or runtime.policy.get().model_version
+    return LifecycleOut(
+        approval=runtime.settings.model_approval,
+        approved=state.approved,
+        serving_version=serving,
+        serving_mode=runtime.serving_mode,
+        mode=state.mode,
+        kill=state.kill,
+        versions=[
+            VersionOut(version=v, created_at=t, approved=v == state.approved, serving=v == serving)
+            for v, t in store.model_versions()
+        ],
+    )
 
 
 @router.get("", response_model=ModelInfo, responses=_PROBLEMS)
 def model_info(runtime: RuntimeDep, _role: ModelReaderRole) -> ModelInfo:
-    """The policy serving this replica and the newest stored snapshot."""
+    """The policy serving this replica and the newest stored snapshot (a candidate until
+    approved). Roles: researcher, case."""
     policy = runtime.policy.get()
     latest = runtime.store.latest_model()
     return ModelInfo(
@@ -34,14 +154,109 @@ def model_info(runtime: RuntimeDep, _role: ModelReaderRole) -> ModelInfo:
     )
 
 
-@router.post("/reload", response_model=ReloadResponse, responses=_PROBLEMS)
-def reload_model(runtime: RuntimeDep, _role: AdminRole) -> ReloadResponse:
-    """Serve the newest stored snapshot now (no-op when it is already serving or none exists)."""
-    latest = runtime.store.latest_model()
-    current = runtime.policy.version
-    if latest is None or latest.version == current:
-        return ReloadResponse(
-            reloaded=False, model_version=current or runtime.policy.get().model_version
-        )
-    runtime.swap_policy(policy_from_bytes(latest.data), latest.version)
-    return ReloadResponse(reloaded=True, model_version=latest.version)
+@router.get("/versions", response_model=LifecycleOut, responses=_PROBLEMS)
+def model_versions(runtime: RuntimeDep, _role: ModelReaderRole) -> LifecycleOut:
+    """Kept snapshots (candidates and the approved one), mode and kill switch. Roles:
+    researcher, case."""
+    return _state(runtime)
+
+
+def _approval(runtime: Runtime, result: lifecycle.ApprovalResult) -> ApprovalOut:
+    lifecycle.sync(runtime)
+    return ApprovalOut(
+        action=result.action,
+        version=result.version,
+        previous=result.previous,
+        max_change=result.max_change,
+        reference_contexts=result.reference_contexts,
+        serving_version=runtime.policy.version or result.version,
+    )
+
+
+@router.post("/{version}/approve", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
+def approve_model(version: VersionPath, runtime: RuntimeDep, _role: AdminRole) -> ApprovalOut:
+    """Approve a kept candidate: it serves on every replica within one poll interval.
+    Refused (409) when it would move an action's probability on the reference contexts by
+    more than ``NBI_CHANGE_CAP``. Role: admin."""
+    store = lifecycle.lifecycle_store(runtime)
+    result = lifecycle.approve(store, runtime.settings, runtime.catalog, version)
+    return _approval(runtime, result)
+
+
+@router.post("/{version}/rollback", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
+def rollback_model(version: VersionPath, runtime: RuntimeDep, _role: AdminRole) -> ApprovalOut:
+    """Serve a kept earlier version again (not subject to the change cap). Role: admin."""
+    store = lifecycle.lifecycle_store(runtime)
+    result = lifecycle.rollback(store, runtime.settings, runtime.catalog, version)
+    return _approval(runtime, result)
+
+
+@router.post("/reload", response_model=ReloadResponse, responses=_APPROVAL_PROBLEMS)
+def reload_model(
+    runtime: RuntimeDep, _role: AdminRole, body: Annotated[ReloadIn | None, Body()] = None
+) -> ReloadResponse:
+    """Apply the stored approved version now on this replica; with ``{"version": ...}`` roll
+    back to that kept version first (as ``POST /v1/models/{version}/rollback``). A candidate
+    never serves through a reload. Role: admin."""
+    if body is not None and body.version is not None:
+        store = lifecycle.lifecycle_store(runtime)
+        lifecycle.rollback(store, runtime.settings, runtime.catalog, body.version)
+    changed = lifecycle.sync(runtime)
+    return ReloadResponse(
+        reloaded=changed, model_version=runtime.policy.version or runtime.policy.get().model_version
+    )
+
+
+@router.put("/mode", response_model=LifecycleOut, responses=_problems((422, "Unknown mode")))
+def set_mode(body: ModeIn, runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
+    """Serve ``live`` (suggestions shown) or ``shadow`` (the policy decides and its pmf is
+    logged; no suggestion in the response). Every replica follows within one poll interval.
+    Role: admin."""
+    lifecycle.set_mode(lifecycle.lifecycle_store(runtime), body.mode)
+    lifecycle.sync(runtime)
+    return _state(runtime)
+
+
+@router.post("/kill", response_model=LifecycleOut, responses=_problems((422, "Unknown mode")))
+def kill_switch(
+    runtime: RuntimeDep, _role: AdminRole, body: Annotated[KillIn | None, Body()] = None
+) -> LifecycleOut:
+    """Kill switch: serve practice as usual (default; the model is not asked) or shadow on
+    every replica within one poll interval, until released. Role: admin."""
+    serve = "practice" if body is None else body.serve
+    lifecycle.engage_kill_switch(lifecycle.lifecycle_store(runtime), serve)
+    lifecycle.sync(runtime)
+    return _state(runtime)
+
+
+@router.delete("/kill", response_model=LifecycleOut, responses=_PROBLEMS)
+def release_kill_switch(runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
+    """Release the kill switch: the stored mode and approved version serve again. Role: admin."""
+    lifecycle.release_kill_switch(lifecycle.lifecycle_store(runtime))
+    lifecycle.sync(runtime)
+    return _state(runtime)
+
+
+@router.get("/compare", response_model=CompareOut, responses=_problems((404, "No such version")))
+async def compare_models(
+    runtime: RuntimeDep,
+    _role: AdminRole,
+    candidate: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,128}$", description="Default: newest")
+    ] = None,
+) -> CompareOut:
+    """Off-policy comparison of the candidate (default: the newest snapshot), the live
+    (approved) model and practice as usual on recent logged decisions: SNIPS and DR with 95 %
+    intervals and the effective sample size. Role: admin."""
+    report = await run_in_threadpool(
+        compare,
+        lifecycle.lifecycle_store(runtime),
+        runtime.settings,
+        runtime.catalog,
+        candidate,
+    )
+    return CompareOut(
+        rows=[CompareRowOut(**row.to_dict()) for row in report.rows],
+        logged_decisions=report.logged_decisions,
+        note=report.note,
+    )

@@ -118,3 +118,8 @@ class RedisKeys:
     def model_latest(self) -> str:
         """String holding the version of the newest model snapshot."""
         return f"{self.prefix}model-latest"
+
+    @property
+    def control(self) -> str:
+        """Hash of the lifecycle control values (approved version, mode, kill switch)."""
+        return f"{self.prefix}control"

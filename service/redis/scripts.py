@@ -137,19 +137,23 @@ return {found, protected, h[2] and 1 or 0, #(h[4] or '') > 0 and 1 or 0}
 """
 
 SAVE_MODEL = """
--- KEYS: model_key, model_index, model_latest
+-- KEYS: model_key, model_index, model_latest, control
 -- ARGV: version, data, created_at, keep, model_key_prefix
+-- The approved version (control hash field 'approved') is kept however old.
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'created_at', ARGV[3], 'version', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[1])
 local n = redis.call('ZCARD', KEYS[2])
 local keep = tonumber(ARGV[4])
 if n > keep then
+  local approved = redis.call('HGET', KEYS[4], 'approved')
   local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
   for _, v in ipairs(old) do
-    if v ~= ARGV[1] then redis.call('DEL', ARGV[5] .. v) end
+    if v ~= ARGV[1] and v ~= approved then
+      redis.call('DEL', ARGV[5] .. v)
+      redis.call('ZREM', KEYS[2], v)
+    end
   end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - keep - 1)
 end
 return n
 """

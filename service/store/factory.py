@@ -31,11 +31,14 @@ def make_store(settings: Settings) -> DecisionStore:
                 settings.redis_url,
                 prefix=settings.redis_prefix,
                 idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+                keep_models=settings.model_keep,
             ),
         )
     from service.store.sqlite_store import SQLiteStore
 
     store: DecisionStore = SQLiteStore(
-        settings.sqlite_path, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
+        settings.sqlite_path,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        keep_models=settings.model_keep,
     )
     return store

@@ -14,7 +14,7 @@ replies, so a method that returned is on disk (see ``docker-compose.yml``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -286,7 +286,7 @@ class RedisStore:
         k = self.keys
         pipe = self.client.pipeline(transaction=True)
         self._scripts.save_model(
-            keys=[k.model(snapshot.version), k.model_index, k.model_latest],
+            keys=[k.model(snapshot.version), k.model_index, k.model_latest, k.control],
             args=[
                 snapshot.version,
                 snapshot.data,
@@ -315,6 +315,33 @@ class RedisStore:
         """Version of the newest snapshot without fetching its data (cheap polling)."""
         raw: Any = self.client.get(self.keys.model_latest)
         return None if raw is None else _text(raw)
+
+    def get_model(self, version: str) -> ModelSnapshot | None:
+        """The kept snapshot ``version``, or ``None``."""
+        reply: Any = self.client.hmget(self.keys.model(version), "version", "data", "created_at")
+        if not reply or reply[0] is None:
+            return None
+        return ModelSnapshot(_text(reply[0]), bytes(reply[1]), float(reply[2]))
+
+    def model_versions(self) -> list[tuple[str, float]]:
+        """``(version, created_at)`` of every kept snapshot, newest first."""
+        rows: Any = self.client.zrevrange(self.keys.model_index, 0, -1, withscores=True)
+        return [(_text(v), float(t)) for v, t in rows]
+
+    def get_control(self) -> dict[str, str]:
+        """The lifecycle control values (approved version, mode, kill switch)."""
+        raw: Any = self.client.hgetall(self.keys.control)
+        return {_text(n): _text(v) for n, v in raw.items()}
+
+    def set_control(self, values: Mapping[str, str | None]) -> None:
+        """Set (or, for ``None``, remove) control values in one transaction."""
+        pipe = self.client.pipeline(transaction=True)
+        for name, value in values.items():
+            if value is None:
+                pipe.hdel(self.keys.control, name)
+            else:
+                pipe.hset(self.keys.control, name, value)
+        pipe.execute()
 
     # ------------------------------------------------------------------ single-writer lease
 

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS models (
     version TEXT NOT NULL UNIQUE,
     data BLOB NOT NULL,
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS control (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 
@@ -508,9 +512,10 @@ class SQLiteStore:
                 "INSERT INTO models (version, data, created_at) VALUES (?, ?, ?)",
                 (snapshot.version, sqlite3.Binary(snapshot.data), snapshot.created_at),
             )
-            cur.execute(
+            cur.execute(  # the approved version is kept however old (service/lifecycle.py)
                 "DELETE FROM models WHERE seq NOT IN "
-                "(SELECT seq FROM models ORDER BY seq DESC LIMIT ?)",
+                "(SELECT seq FROM models ORDER BY seq DESC LIMIT ?) "
+                "AND version NOT IN (SELECT value FROM control WHERE name = 'approved')",
                 (self.keep_models,),
             )
             cur.executemany(
@@ -530,6 +535,33 @@ class SQLiteStore:
         """Version of the newest snapshot without fetching its data (cheap polling)."""
         rows = self._query("SELECT version FROM models ORDER BY seq DESC LIMIT 1")
         return None if not rows else str(rows[0][0])
+
+    def get_model(self, version: str) -> ModelSnapshot | None:
+        """The kept snapshot ``version``, or ``None``."""
+        rows = self._query(
+            "SELECT version, data, created_at FROM models WHERE version = ?", (version,)
+        )
+        return None if not rows else ModelSnapshot(rows[0][0], bytes(rows[0][1]), rows[0][2])
+
+    def model_versions(self) -> list[tuple[str, float]]:
+        """``(version, created_at)`` of every kept snapshot, newest first."""
+        rows = self._query("SELECT version, created_at FROM models ORDER BY seq DESC")
+        return [(str(v), float(t)) for v, t in rows]
+
+    def get_control(self) -> dict[str, str]:
+        """The lifecycle control values (approved version, mode, kill switch)."""
+        return {str(n): str(v) for n, v in self._query("SELECT name, value FROM control")}
+
+    def set_control(self, values: Mapping[str, str | None]) -> None:
+        """Set (or, for ``None``, remove) control values in one transaction."""
+        with self._write() as cur:
+            for name, value in values.items():
+                if value is None:
+                    cur.execute("DELETE FROM control WHERE name = ?", (name,))
+                else:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO control (name, value) VALUES (?, ?)", (name, value)
+                    )
 
     # ------------------------------------------------------------------ internals
 

@@ -28,6 +28,7 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "NBI_REDIS_URL": redis_url,
         "NBI_REDIS_PREFIX": prefix,
         "NBI_LEARNING": "worker",
+        "NBI_MODEL_APPROVAL": "auto",  # every snapshot serves at once (no approval step)
         **extra,
     }
 

@@ -90,6 +90,10 @@ def settings(tmp_path: Path) -> Any:
         model_poll_seconds=3600.0,  # reloads happen only when a test asks for them
         snapshot_every=1,
         sweep_interval_seconds=3600.0,
+        # These tests are about decisions and learning, not about the approval gate: every
+        # snapshot is approved at once (as before the lifecycle). The gate itself, shadow
+        # mode and the kill switch are tested in test_model_lifecycle.py with "manual".
+        model_approval="auto",
     )
 
 

@@ -29,6 +29,7 @@ def test_driver_against_app(tmp_path: Path) -> None:
         sqlite_path=tmp_path / "nbi.sqlite3",
         model_dir=tmp_path / "models",
         simulated_time=True,  # outcomes of simulated weeks arrive seconds after the decision
+        model_approval="auto",  # the simulation follows recommendations from the first one
     )
     with TestClient(create_app(settings), headers=CASE) as client:
         replay = HttpReplay(client, SimulationConfig(scale=0.02), weeks=30, seed=4)
@@ -72,6 +73,7 @@ def test_cli_url_against_real_service_process(tmp_path: Path) -> None:
         "NBI_MODEL_DIR": str(tmp_path / "models"),
         "NBI_POLICY": "uniform",
         "NBI_SIMULATED_TIME": "true",
+        "NBI_MODEL_APPROVAL": "auto",  # the simulation follows recommendations at once
     }
     log = tmp_path / "serve.log"
     with log.open("ab") as fh:

@@ -1,0 +1,207 @@
+"""``nbi models ...``: list, compare, approve and roll back model versions; mode and kill switch.
+
+The commands act on the configured store (``NBI_STORE``, ``NBI_SQLITE_PATH`` /
+``NBI_REDIS_URL``, or the options), exactly as the admin endpoints do: every running replica
+follows within one ``NBI_MODEL_POLL_SECONDS``. A refused or impossible action prints one
+``error:`` line and exits 1 (bad usage: 2); the store is left as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from bandit.catalog import Catalog
+    from service.config import Settings
+    from service.lifecycle import LifecycleStore
+
+StoreOpt = typer.Option(None, "--store", help="Store backend: sqlite or redis (NBI_STORE).")
+SqliteOpt = typer.Option(None, "--sqlite-path", help="SQLite file (NBI_SQLITE_PATH).")
+RedisOpt = typer.Option(None, "--redis-url", help="Redis URL (NBI_REDIS_URL).")
+PrefixOpt = typer.Option(None, "--redis-prefix", help="Redis key prefix (NBI_REDIS_PREFIX).")
+PlotOpt = typer.Option(None, "--plot", help="Also write a PNG plot to this file.")
+
+
+@contextmanager
+def _opened(
+    store: str | None, sqlite_path: str | None, redis_url: str | None, redis_prefix: str | None
+) -> Iterator[tuple[LifecycleStore, Settings, Catalog]]:
+    """Settings, store and catalog; domain errors become one ``error:`` line, exit 1."""
+    from bandit.errors import BanditError
+    from service.cli_common import load_settings
+    from service.runtime import build_catalog
+    from service.store.factory import make_store
+
+    settings = load_settings(
+        store=store, sqlite_path=sqlite_path, redis_url=redis_url, redis_prefix=redis_prefix
+    )
+    backend: Any = make_store(settings)
+    try:
+        yield backend, settings, build_catalog(settings)
+    except (BanditError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        backend.close()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per command)
+    """Add the ``nbi models`` group to the root app."""
+    models = typer.Typer(
+        name="models",
+        help="Model lifecycle: candidates, approval, rollback, mode and kill switch.",
+        no_args_is_help=True,
+    )
+    app.add_typer(models)
+
+    def run(
+        action: Callable[[LifecycleStore, Settings, Catalog], None],
+        store: str | None,
+        sqlite_path: str | None,
+        redis_url: str | None,
+        redis_prefix: str | None,
+    ) -> None:
+        with _opened(store, sqlite_path, redis_url, redis_prefix) as (backend, settings, catalog):
+            action(backend, settings, catalog)
+
+    @models.command("list")
+    def list_models(
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Kept versions (newest first), which one is approved, the mode and the kill switch."""
+        from service.lifecycle import read_state
+
+        def action(backend: LifecycleStore, settings: Settings, _c: Catalog) -> None:
+            state = read_state(backend)
+            serving = state.serving_mode(settings.model_approval)
+            typer.echo(
+                f"approval: {settings.model_approval}  mode: {state.mode}  "
+                f"kill switch: {state.kill or 'off'}  serving: {serving}"
+            )
+            typer.echo(f"approved: {state.approved or 'none (cold start)'}")
+            for version, created in backend.model_versions():
+                mark = "approved " if version == state.approved else "candidate"
+                typer.echo(f"{mark}  {version}  {_when(created)}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("approve")
+    def approve_cmd(
+        version: str = typer.Argument(..., help="A kept version (see nbi models list)."),
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Approve a candidate (every replica serves it within one poll interval)."""
+        from service.lifecycle import approve
+
+        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            result = approve(backend, settings, catalog, version)
+            change = "" if result.max_change is None else f" (max change {result.max_change:.3f})"
+            typer.echo(f"approved {version}{change}; was {result.previous or 'none'}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("rollback")
+    def rollback_cmd(
+        version: str = typer.Argument(..., help="A kept earlier version."),
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Serve a kept earlier version again (learning continues on the newest candidate)."""
+        from service.lifecycle import rollback
+
+        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            result = rollback(backend, settings, catalog, version)
+            typer.echo(f"rolled back to {version}; was {result.previous or 'none'}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("mode")
+    def mode_cmd(
+        mode: str = typer.Argument(..., help="live or shadow."),
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Serve live (suggestions shown) or shadow (logged, not shown)."""
+        from service.lifecycle import set_mode
+
+        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+            set_mode(backend, mode)
+            typer.echo(f"mode {mode}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("kill")
+    def kill_cmd(
+        serve: str = typer.Option("practice", help="What to serve: practice or shadow."),
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Kill switch: practice as usual (or shadow) on every replica until released."""
+        from service.lifecycle import engage_kill_switch
+
+        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+            engage_kill_switch(backend, serve)
+            typer.echo(f"kill switch on: serving {serve}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("release")
+    def release_cmd(
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Release the kill switch."""
+        from service.lifecycle import release_kill_switch
+
+        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+            release_kill_switch(backend)
+            typer.echo("kill switch off")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
+
+    @models.command("compare")
+    def compare_cmd(
+        candidate: str = typer.Option(None, help="Version to evaluate (default: the newest)."),
+        plot: Path = PlotOpt,
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Candidate vs live model vs practice as usual on recent logged decisions (SNIPS and
+        DR with 95 % intervals, effective sample size)."""
+        from service.model_compare import compare, format_table, plot_compare
+
+        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            report = compare(backend, settings, catalog, candidate)
+            for line in format_table(report):
+                typer.echo(line)
+            if plot is not None:
+                plot_compare(report, plot)
+                typer.echo(f"plot written to {plot}")
+
+        run(action, store, sqlite_path, redis_url, redis_prefix)
