@@ -54,9 +54,32 @@ CATALOG_COLUMNS = (
     "max_age",
     "sector",
     "provider",
+    "cost_dkk",
 )
 """Columns of a catalog file. ``capacity`` may be empty (unlimited); ``target_groups`` is a
-``;``-separated list; ``max_weeks_unemployed`` may be empty."""
+``;``-separated list; ``max_weeks_unemployed`` may be empty; ``cost_dkk`` (the programme's cost
+per participant in DKK) may be empty or absent: the family default of
+:data:`DEFAULT_WEEKLY_COST_DKK` times ``length_weeks``."""
+
+DEFAULT_WEEKLY_COST_DKK: dict[Family, float] = {
+    Family.STANDARD_CONTACT: 0.0,
+    Family.INDIVIDUAL_MEETINGS: 300.0,
+    Family.GROUP_MEETINGS: 250.0,
+    Family.JOB_SEARCH_COURSE: 1500.0,
+    Family.PRIVATE_INTERNSHIP: 500.0,
+    Family.PUBLIC_INTERNSHIP: 500.0,
+    Family.PRIVATE_WAGE_SUBSIDY: 3200.0,
+    Family.PUBLIC_WAGE_SUBSIDY: 5000.0,
+    Family.SIX_WEEK_COURSE: 4000.0,
+    Family.CLASSROOM_TRAINING: 3000.0,
+    Family.MENTOR: 1000.0,
+}
+"""Default programme cost per participant-week in DKK, by family: all **[assumption]**
+(shared/domain.md 5.3 says programme costs come "from municipal price lists [to obtain]"; it
+gives no figures). Standard contact is the no-programme baseline (0). Meetings: caseworker
+time; internships: the caseworker's set-up and follow-up; wage subsidies: the subsidy paid to
+the employer; courses: the provider's fee; mentor: a few mentor hours a week. See
+docs/cost_benefit.md. Replace them with the municipality's price list via ``cost_dkk``."""
 
 _REQUIRED = ("id", "name", "family", "length_weeks")
 MAX_LENGTH_WEEKS = 104
@@ -86,6 +109,9 @@ class Intervention:
         Age window.
     sector, provider
         Descriptive action features.
+    cost_dkk
+        Programme cost per participant in DKK, or ``None`` for the family default
+        (:data:`DEFAULT_WEEKLY_COST_DKK` times ``length_weeks``); see :attr:`programme_cost_dkk`.
     """
 
     id: str
@@ -100,6 +126,20 @@ class Intervention:
     max_age: int = 70
     sector: str = "any"
     provider: str = "jobcenter"
+    cost_dkk: float | None = None
+
+    @property
+    def programme_cost_dkk(self) -> float:
+        """Programme cost per participant in DKK: ``cost_dkk`` or the family default.
+
+        Examples
+        --------
+        >>> Intervention("M1", "Mentor", Family.MENTOR, length_weeks=4).programme_cost_dkk
+        4000.0
+        """
+        if self.cost_dkk is not None:
+            return self.cost_dkk
+        return DEFAULT_WEEKLY_COST_DKK[self.family] * self.length_weeks
 
     def features(self) -> dict[str, FeatureValue]:
         """Action features used by the models."""
@@ -206,6 +246,11 @@ def _check_intervention(item: Intervention, *, row: int) -> None:
     if not item.target_groups:
         msg = f"Catalog {where}: target_groups is empty"
         raise CatalogError(msg)
+    if item.cost_dkk is not None and not (math.isfinite(item.cost_dkk) and item.cost_dkk >= 0):
+        msg = (
+            f"Catalog {where}: cost_dkk must be a finite number >= 0 or empty, got {item.cost_dkk}"
+        )
+        raise CatalogError(msg)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -228,6 +273,20 @@ def _parse_int(value: Any, column: str, row: int, *, optional: bool = False) -> 
         msg = f"Catalog row {row}: `{column}` must be an integer, got {value!r}"
         raise CatalogError(msg)
     return int(number)
+
+
+def _parse_cost(value: Any, row: int) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        msg = f"Catalog row {row}: `cost_dkk` must be a number of DKK, got {value!r}"
+        raise CatalogError(msg) from None
+    if not math.isfinite(number) or number < 0:
+        msg = f"Catalog row {row}: `cost_dkk` must be a finite number >= 0, got {value!r}"
+        raise CatalogError(msg)
+    return number
 
 
 def _parse_target_groups(value: Any, row: int) -> frozenset[TargetGroup]:
@@ -284,6 +343,7 @@ def intervention_from_mapping(data: Mapping[str, Any], *, row: int) -> Intervent
         max_age=opt_int("max_age", 70) or 70,
         sector=str(data.get("sector") or "any").strip(),
         provider=str(data.get("provider") or "jobcenter").strip(),
+        cost_dkk=_parse_cost(data.get("cost_dkk"), row),
     )
 
 
@@ -343,6 +403,7 @@ def catalog_to_csv(catalog: Catalog) -> str:
                 "max_age": item.max_age,
                 "sector": item.sector,
                 "provider": item.provider,
+                "cost_dkk": "" if item.cost_dkk is None else f"{item.cost_dkk:g}",
             }
         )
     return buffer.getvalue()
@@ -455,6 +516,7 @@ def generate_default_catalog(seed: int = 2019) -> Catalog:
                     max_age=70,
                     sector=sector,
                     provider=provider,
+                    cost_dkk=DEFAULT_WEEKLY_COST_DKK[family] * length,
                 )
             )
     return Catalog(items)

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PositiveFloat, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES: tuple[str, ...] = ("case", "researcher", "admin", "metrics")
@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     )
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     horizon_weeks: int = Field(default=26, ge=1, le=520)
+    benefit_dkk_per_day: dict[Literal["dagpenge", "kontanthjaelp"], PositiveFloat] = Field(
+        default={"dagpenge": 360.0, "kontanthjaelp": 320.0},
+        description="Benefit cost per day by target group in DKK (domain.md: 360 dagpenge, "
+        "320 kontanthjaelp), for the benefit days saved and net value shown per option (JSON)",
+    )
     simulated_time: bool = Field(
         default=False,
         description="A simulation drives the service with weeks that pass in seconds: outcomes "

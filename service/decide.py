@@ -19,13 +19,16 @@ from datetime import UTC, date, datetime
 from functools import partial
 
 from bandit.catalog import Catalog
+from bandit.context import TargetGroup
 from bandit.control import Group, Unit
+from bandit.costs import CostBenefit, option_costs
 from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
 from bandit.errors import ConflictError, UnknownActionError
 from bandit.explain import OptionExplanation, explain, feature_effects
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise, pseudonymise_cluster
 from bandit.records import DecisionRecord
+from bandit.rewards import BENEFIT_DKK_PER_DAY
 from bandit.types import Action, Decision, FeatureValue
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
@@ -135,6 +138,15 @@ def build_options(
     )
     with runtime.policy_lock:
         effects = [feature_effects(partial(_estimate, policy, a), features) for a in actions]
+        costs = option_costs(
+            policy,
+            runtime.catalog,
+            features,
+            actions,
+            estimates,
+            horizon_weeks=runtime.settings.horizon_weeks,
+            daily_rate_dkk=_daily_rate(runtime, features),
+        )
     explained = explain(
         shortlist,
         estimates,
@@ -157,10 +169,45 @@ def build_options(
             observations=option.evidence_n,
             lock_in_weeks=option.lock_in_weeks,
             drivers=list(option.drivers),
-            explanation=option_text(option),
+            explanation=option_text(option) + _cost_text(cost),
+            **_cost_fields(cost),
         )
-        for option in explained
+        for option, cost in zip(explained, costs, strict=True)
     ]
+
+
+def _daily_rate(runtime: Runtime, features: Mapping[str, FeatureValue]) -> float:
+    """Benefit per day of the citizen's target group (configured, else the domain default)."""
+    group = TargetGroup(str(features["target_group"]))
+    rates = runtime.settings.benefit_dkk_per_day
+    return float(rates.get(group.value, BENEFIT_DKK_PER_DAY[group]))
+
+
+def _cost_fields(cost: CostBenefit | None) -> dict[str, float]:
+    """The cost-benefit fields of :class:`OptionOut` (none when there is no baseline)."""
+    if cost is None:
+        return {}
+    return {
+        "benefit_days_saved": round(cost.benefit_days_saved, 2),
+        "benefit_days_saved_low": round(cost.benefit_days_saved_low, 2),
+        "benefit_days_saved_high": round(cost.benefit_days_saved_high, 2),
+        "programme_cost_dkk": round(cost.programme_cost_dkk, 2),
+        "net_value_dkk": round(cost.net_value_dkk, 2),
+        "net_value_dkk_low": round(cost.net_value_dkk_low, 2),
+        "net_value_dkk_high": round(cost.net_value_dkk_high, 2),
+    }
+
+
+def _cost_text(cost: CostBenefit | None) -> str:
+    if cost is None:
+        return ""
+    return (
+        f" Versus standard contact: about {cost.benefit_days_saved:.1f} benefit days saved "
+        f"within the horizon ({cost.benefit_days_saved_low:.1f} to "
+        f"{cost.benefit_days_saved_high:.1f}); net value {cost.net_value_dkk:,.0f} DKK "
+        f"({cost.net_value_dkk_low:,.0f} to {cost.net_value_dkk_high:,.0f}) after a programme "
+        f"cost of {cost.programme_cost_dkk:,.0f} DKK."
+    )
 
 
 _TIE_PRIME = 1_000_003

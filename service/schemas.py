@@ -88,6 +88,30 @@ class OptionOut(BaseModel):
     ci_high: Ratio
     observations: int = Field(description="Rewards the model has learned for this option.")
     lock_in_weeks: float = Field(description="Job-search weeks the programme is expected to cost.")
+    benefit_days_saved: float | None = Field(
+        default=None,
+        description="Expected benefit days within the horizon saved versus standard contact "
+        "(no programme), from the employment chance under a constant hazard (docs/cost_benefit.md).",
+    )
+    benefit_days_saved_low: float | None = Field(
+        default=None, description="95 % interval of benefit_days_saved (from ci_low)."
+    )
+    benefit_days_saved_high: float | None = Field(
+        default=None, description="95 % interval of benefit_days_saved (from ci_high)."
+    )
+    programme_cost_dkk: float | None = Field(
+        default=None, description="The offer's programme cost per participant in DKK."
+    )
+    net_value_dkk: float | None = Field(
+        default=None,
+        description="benefit_days_saved x the target group's benefit per day - programme_cost_dkk.",
+    )
+    net_value_dkk_low: float | None = Field(
+        default=None, description="95 % interval of net_value_dkk (from ci_low)."
+    )
+    net_value_dkk_high: float | None = Field(
+        default=None, description="95 % interval of net_value_dkk (from ci_high)."
+    )
     drivers: list[str] = Field(description="Main reasons in case terms (never protected traits).")
     explanation: str
 
