@@ -345,8 +345,13 @@ def _build_report(
         for label, path in (("log", logs), ("trial", rct), ("fairness audit", audit_file))
         if path is not None
     ]
+    net_value = _net_value(rct, spec.group_col) if rct else None
     doc = render_html(
-        evaluations=evaluations, experiment=experiment, fairness=fair, sources=sources
+        evaluations=evaluations,
+        experiment=experiment,
+        fairness=fair,
+        cost_benefit=net_value,
+        sources=sources,
     )
     out.write_text(doc, encoding="utf-8")
     return {
@@ -354,7 +359,16 @@ def _build_report(
         "evaluations": [e.to_dict() for e in evaluations],
         "experiment": None if experiment is None else experiment.to_dict(),
         "fairness": None if fair is None else fair.to_dict(),
+        "cost_benefit": None if net_value is None else net_value.to_dict(),
     }
+
+
+def _net_value(rct: Path, group_col: str) -> Any:
+    """The trial's net value in DKK when the file has benefit columns (else ``None``)."""
+    from offline_eval.cost_benefit import trial_net_value
+    from offline_eval.logs import read_frame
+
+    return trial_net_value(read_frame(rct), group_col)
 
 
 def _present_attributes(path: Path) -> list[str]:

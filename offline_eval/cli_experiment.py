@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from offline_eval.cost_benefit import TrialNetValue
     from offline_eval.experiment import ExperimentResult, ExperimentSpec
 
 
@@ -78,6 +79,7 @@ def register_experiment(app: typer.Typer) -> None:
     ) -> None:
         """RCT analysis: ITT, Lin-adjusted effect, compliance/IV, SRM, MDE, Kaplan-Meier, log-rank."""
         from offline_eval.cli import bad_input_exits, emit_json
+        from offline_eval.cost_benefit import net_value_lines
 
         with bad_input_exits():
             from offline_eval.experiment import ExperimentSpec
@@ -98,10 +100,22 @@ def register_experiment(app: typer.Typer) -> None:
                 cluster_col=cluster_col,
             )
             result = load_experiment(rct_file, spec)
+            nv = _net_value(rct_file, spec)
             if as_json:
-                emit_json(result.to_dict())
+                emit_json({**result.to_dict(), "net_value": None if nv is None else nv.to_dict()})
                 return
-            typer.echo("\n".join(experiment_lines(result)))
+            lines = experiment_lines(result) + ([] if nv is None else net_value_lines(nv))
+            typer.echo("\n".join(lines))
+
+
+def _net_value(rct_file: Path, spec: ExperimentSpec) -> TrialNetValue | None:
+    """The trial's net value in DKK when the file has ``benefit_dkk`` (else ``None``)."""
+    from offline_eval.cost_benefit import trial_net_value
+    from offline_eval.logs import read_frame
+
+    return trial_net_value(
+        read_frame(rct_file), spec.group_col, spec.treatment_label, spec.control_label
+    )
 
 
 def _row(label: str, value: str) -> str:

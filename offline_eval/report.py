@@ -25,6 +25,7 @@ import numpy as np
 
 from offline_eval import formatting as fmt
 from offline_eval import report_plots
+from offline_eval.cost_benefit import TrialNetValue, net_value_section
 from offline_eval.evaluation import PolicyEvaluation
 from offline_eval.experiment import ExperimentResult, Survival
 from offline_eval.fairness import FairnessReport
@@ -730,12 +731,14 @@ def render_html(
     evaluations: Sequence[PolicyEvaluation] = (),
     experiment: ExperimentResult | None = None,
     fairness: FairnessReport | None = None,
+    cost_benefit: TrialNetValue | None = None,
     title: str = "nbi evaluation report",
     sources: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole report as one HTML string (no external resources).
 
-    ``sources`` are ``(label, file name)`` pairs listed under the title.
+    ``sources`` are ``(label, file name)`` pairs listed under the title; ``cost_benefit``
+    (:func:`offline_eval.cost_benefit.trial_net_value`) adds the cost-benefit section.
     """
     cards: list[str] = []
     body: list[str] = []
@@ -749,6 +752,8 @@ def render_html(
     if fairness is not None:
         cards.append(_fairness_card(fairness))
         body += _fairness_section(fairness)
+    if cost_benefit is not None:
+        body += net_value_section(cost_benefit)
     meta = " · ".join(f"{_e(label)}: {_code(name)}" for label, name in sources)
     parts = [
         "<!doctype html>",

@@ -112,7 +112,8 @@ class ReplayResult:
     for the recommendation, treatment only), ``regret`` (oracle minus recommendation, treatment
     only), ``employed`` (realised within H), ``job_week`` (-1 for none), ``weeks_to_job`` (the
     same week, empty when no job) and ``follow_up_weeks`` (H) in the trial-file convention of
-    :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``; the observable case
+    :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``, ``programme_cost_dkk``
+    (the catalog cost of the assigned offer, for the net value); the observable case
     facts of :data:`CASE_FACT_COLUMNS`;
     ``p_obs_recommended`` (the observable truth E[P(job within H) | case facts] of the
     recommendation) and, with ``references``, ``v_<name>`` for every reference policy of
@@ -443,6 +444,8 @@ class Replay:
         data["follow_up_weeks"].extend([cfg.horizon_weeks] * n)
         data["benefit_weeks"].extend(realised.benefit_weeks.tolist())
         data["benefit_dkk"].extend((realised.benefit_weeks * weekly_dkk).tolist())
+        costs = np.array([item.programme_cost_dkk for item in self.catalog])
+        data["programme_cost_dkk"].extend(costs[assigned].tolist())
 
     def _report_of(self, event_id: str, employed: bool, job_week: int) -> tuple[OutcomeReport, int]:
         """What the register reports (misclassification included) and how many weeks later."""

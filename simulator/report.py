@@ -274,3 +274,39 @@ def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
         "calibration_after_year_1": calibration(result, from_week=52),
         "shown_options_after_year_1": shown_calibration(result, from_week=52),
     }
+
+
+def net_value_by_quarter(result: ReplayResult, weeks_per_quarter: int = 13) -> pd.DataFrame:
+    """Net value of the served policy per quarter of decisions, in the simulator's truth.
+
+    One row per quarter: treatment and control mean cost per citizen (realised benefit DKK
+    within the horizon + the assigned programme's catalog cost) and the net value per citizen
+    (control minus treatment cost, positive = the recommender saves money) with its 95 %
+    Neyman interval (:func:`offline_eval.cost_benefit.trial_net_value`); quarters with fewer
+    than 2 citizens in an arm are left out.
+    """
+    from offline_eval.cost_benefit import trial_net_value
+
+    d = result.decisions
+    rows = []
+    for quarter, part in d.groupby(d["week"] // weeks_per_quarter, sort=True):
+        counts = part["group"].value_counts()
+        if counts.get("treatment", 0) < 2 or counts.get("control", 0) < 2:  # noqa: PLR2004
+            continue
+        nv = trial_net_value(part)
+        if nv is None:
+            continue
+        net = nv.net_value_per_citizen
+        rows.append(
+            {
+                "quarter": int(str(quarter)),
+                "n_treatment": nv.n_treatment,
+                "n_control": nv.n_control,
+                "cost_treatment": nv.cost_treatment,
+                "cost_control": nv.cost_control,
+                "net_value": net.estimate,
+                "net_value_low": net.ci_low,
+                "net_value_high": net.ci_high,
+            }
+        )
+    return pd.DataFrame(rows)
