@@ -32,6 +32,7 @@ from service.learning import InProcessLearning
 from service.lifecycle import LifecycleWatcher, start_serving
 from service.metrics import ServiceMetrics
 from service.model_watcher import PolicyRef
+from service.monitor import EquityMonitor
 from service.persistence import PersistenceCheck
 from service.runtime import Runtime, build_catalog, build_experiment, initial_policy
 from service.settle import Sweeper
@@ -136,6 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = LifecycleWatcher(runtime)
         watcher.start()
         sweeper.start()
+        monitor = EquityMonitor(runtime)  # parity and drift gauges (service/monitor.py)
+        app.state.monitor = monitor
+        monitor.start()
         logger.info(
             "service started",
             extra={
@@ -147,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            monitor.stop()
             sweeper.stop()
             watcher.stop()
             if learning is not None:

@@ -22,6 +22,8 @@ from typing import Any, Literal, Self
 from pydantic import Field, PositiveFloat, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bandit.catalog import Family
+
 ROLES: tuple[str, ...] = ("case", "researcher", "admin", "metrics")
 """API roles: the case system, researchers, administrators and the metrics scraper."""
 
@@ -198,6 +200,28 @@ class Settings(BaseSettings):
         "unset: keep",
     )
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    # -- parity and drift monitoring (service/monitor.py) ---------------------------------
+    monitor_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between runs of the parity and drift monitor"
+    )
+    monitor_window_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Monitoring window (days); drift compares it to the one before",
+    )
+    monitor_min_group_size: int = Field(
+        default=200,
+        ge=1,
+        description="Decisions a group (or window) needs before its rate enters a parity ratio, "
+        "a calibration error or a PSI (else NaN: no alert)",
+    )
+    monitor_max_records: int = Field(default=50_000, ge=1, description="Records used per window")
+    monitor_scarce_families: list[Family] = Field(
+        default=[Family.PRIVATE_WAGE_SUBSIDY, Family.PRIVATE_INTERNSHIP],
+        description="Families whose recommendation and receipt parity is monitored (JSON list)",
+    )
+    drift_bins: int = Field(default=10, ge=2, le=50, description="Quantile bins of numeric PSI")
 
     # -- HTTP -----------------------------------------------------------------------------
     api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)

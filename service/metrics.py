@@ -24,6 +24,7 @@ from prometheus_client import (
 from bandit.catalog import Family
 from bandit.control import Group
 from bandit.rewards import OutcomeStatus
+from service.monitor_metrics import MonitorMetrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """Set by ``nbi serve --workers N`` (N > 1): metrics are shared through files there."""
@@ -222,6 +223,7 @@ class ServiceMetrics:
             ("type",),
             registry=r,
         )
+        self.monitor = MonitorMetrics(r)  # parity and drift (service/monitor.py)
         self._lock = Lock()
         self._request_series: dict[tuple[str, str, str], tuple[Histogram, Counter]] = {}
         self._decisions = 0

@@ -27,6 +27,14 @@ ALERTS = {
     "NbiLearnerStalled",
     "NbiDeadLetters",
     "NbiLearnerFailing",
+    # parity and drift (cases in test_equity_monitor.py)
+    "NbiRecommendationParity",
+    "NbiReceiptParity",
+    "NbiOutcomeParity",
+    "NbiCalibrationParity",
+    "NbiFeatureDrift",
+    "NbiCalibrationDrift",
+    "NbiMonitorStale",
 }
 
 
