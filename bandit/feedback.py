@@ -41,7 +41,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from bandit.errors import InvalidInputError
 from bandit.policies.base import Policy
-from bandit.rewards import EmployedWithinHorizon, Outcome, OutcomeStatus, RewardFunction
+from bandit.rewards import (
+    EmployedWithinHorizon,
+    Outcome,
+    OutcomeStatus,
+    RewardFunction,
+    reward_of,
+)
 from bandit.types import Action, Decision, Features
 
 WEEK_SECONDS = 7 * 24 * 3600.0
@@ -174,6 +180,9 @@ class FeedbackLearner:
         self.policy = policy
         self.horizon_weeks = horizon_weeks
         self.lag_weeks = lag_weeks
+        if self.strategy is DelayStrategy.HAZARD and getattr(reward, "uses_decision", False):
+            msg = "Delay strategy 'hazard' learns job hazards; a net-savings reward needs 'horizon'"
+            raise InvalidInputError(msg)
         self.reward = reward or EmployedWithinHorizon(horizon_weeks)
         self.resolve = resolve
         self._open: dict[str, OpenEvent] = {}
@@ -275,8 +284,8 @@ class FeedbackLearner:
 
     def _learn_reward(self, event: OpenEvent, outcome: Outcome) -> int:
         self._open.pop(event.event_id, None)
-        value = self.reward(outcome)
         decision = self._decision(event)
+        value = reward_of(self.reward, outcome, decision)
         if value.value is None or decision is None:
             return 0
         self.policy.learn(decision, value.value, propensity=decision.propensity)
@@ -309,7 +318,7 @@ class FeedbackLearner:
 
     def _learn_hazard_outcome(self, event: OpenEvent, outcome: Outcome) -> int:
         decision = self._decision(event)
-        value = self.reward(outcome)
+        value = reward_of(self.reward, outcome, decision)
         if decision is not None and value.value is not None:
             # the model's estimate at decision time (else now, before it learns how this ended)
             predicted = event.predicted

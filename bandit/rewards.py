@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from bandit.context import TargetGroup
 from bandit.errors import InvalidInputError
+from bandit.types import Decision
 
 DEFAULT_HORIZON_WEEKS = 26
 BENEFIT_DKK_PER_DAY = {TargetGroup.DAGPENGE: 360.0, TargetGroup.KONTANTHJAELP: 320.0}
@@ -160,3 +161,56 @@ class BenefitCostSaved:
             return share
         weekly = BENEFIT_DKK_PER_DAY[self.target_group] * BENEFIT_DAYS_PER_WEEK
         return RewardValue(share.value * self.horizon_weeks * weekly)
+
+
+@dataclass(frozen=True, slots=True)
+class NetSavings:
+    """Optional reward (off by default): net public savings of the decision, scaled.
+
+    ``(benefit DKK saved within the horizon - the offer's programme cost) / scale_dkk``, where
+    the benefit saved is :class:`WeeksToEmployment`'s employed share of the horizon times the
+    horizon's benefit at the citizen's daily rate (``target_group`` in the decision's context)
+    and the cost is ``costs[action id]`` (0 when absent). ``scale_dkk`` (default: 26 weeks of
+    dagpenge, 46,800 DKK) keeps the reward near [-1, 1] for the learner. It needs the decision,
+    so :class:`~bandit.feedback.FeedbackLearner` passes it (``uses_decision``); the learner's
+    estimates are then scaled net savings, not employment chances, and the hazard strategy
+    (which learns job hazards) refuses it. See docs/cost_benefit.md.
+
+    Examples
+    --------
+    >>> r = NetSavings({"M1": 4000.0}, horizon_weeks=26)
+    >>> from bandit.types import Action, Decision
+    >>> d = Decision(event_id="e", context={"target_group": "dagpenge"},
+    ...              actions=(Action("M1", {}),), pmf=(1.0,), chosen=0, propensity=1.0,
+    ...              expected_rewards=(0.0,), model_version="v", policy="p")
+    >>> r(Outcome(OutcomeStatus.EMPLOYED, weeks_to_job=13), d).value  # (23400 - 4000) / 46800
+    0.4145299145299145
+    """
+
+    costs: Mapping[str, float]
+    horizon_weeks: float = DEFAULT_HORIZON_WEEKS
+    benefit_dkk_per_day: Mapping[str, float] | None = None
+    scale_dkk: float = 360.0 * BENEFIT_DAYS_PER_WEEK * DEFAULT_HORIZON_WEEKS
+    uses_decision: ClassVar[bool] = True
+
+    def __call__(self, outcome: Outcome, decision: Decision | None = None) -> RewardValue:
+        """Return the scaled net savings of ``outcome`` for ``decision`` (required)."""
+        if decision is None:
+            msg = "NetSavings needs the decision (its offer's cost and the citizen's target group)"
+            raise InvalidInputError(msg)
+        share = WeeksToEmployment(self.horizon_weeks)(outcome)
+        if share.value is None:
+            return share
+        group = TargetGroup(str(decision.context.get("target_group", TargetGroup.DAGPENGE)))
+        rates = self.benefit_dkk_per_day or {}
+        daily = float(rates.get(group.value, BENEFIT_DKK_PER_DAY[group]))
+        saved = share.value * self.horizon_weeks * BENEFIT_DAYS_PER_WEEK * daily
+        cost = float(self.costs.get(decision.chosen_action.id, 0.0))
+        return RewardValue((saved - cost) / self.scale_dkk)
+
+
+def reward_of(reward: RewardFunction, outcome: Outcome, decision: Decision | None) -> RewardValue:
+    """``reward(outcome)``, with the decision for a reward that ``uses_decision``."""
+    if getattr(reward, "uses_decision", False):
+        return reward(outcome, decision)  # type: ignore[call-arg]
+    return reward(outcome)
