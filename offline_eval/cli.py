@@ -346,11 +346,13 @@ def _build_report(
         if path is not None
     ]
     net_value = _net_value(rct, spec.group_col) if rct else None
+    monitoring = _monitoring(fair_path, logs, spec)
     doc = render_html(
         evaluations=evaluations,
         experiment=experiment,
         fairness=fair,
         cost_benefit=net_value,
+        monitoring=monitoring,
         sources=sources,
     )
     out.write_text(doc, encoding="utf-8")
@@ -361,6 +363,19 @@ def _build_report(
         "fairness": None if fair is None else fair.to_dict(),
         "cost_benefit": None if net_value is None else net_value.to_dict(),
     }
+
+
+def _monitoring(audit: Path | None, logs: Path | None, spec: Any) -> Any:
+    """The parity-of-scarce-seats and drift section's figures (``None``: nothing to show)."""
+    from offline_eval.logs import read_frame
+    from offline_eval.report_monitoring import summarise
+
+    return summarise(
+        read_frame(audit) if audit else None,
+        read_frame(logs) if logs else None,
+        spec.group_col,
+        spec.outcome_col,
+    )
 
 
 def _net_value(rct: Path, group_col: str) -> Any:

@@ -29,6 +29,7 @@ from offline_eval.cost_benefit import TrialNetValue, net_value_section
 from offline_eval.evaluation import PolicyEvaluation
 from offline_eval.experiment import ExperimentResult, Survival
 from offline_eval.fairness import FairnessReport
+from offline_eval.report_monitoring import MonitoringSummary, monitoring_section
 from offline_eval.stats import Effect
 
 PRIMARY_ESTIMATORS = ("dr", "sndr", "snips", "ips")
@@ -732,6 +733,7 @@ def render_html(
     experiment: ExperimentResult | None = None,
     fairness: FairnessReport | None = None,
     cost_benefit: TrialNetValue | None = None,
+    monitoring: MonitoringSummary | None = None,
     title: str = "nbi evaluation report",
     sources: Sequence[tuple[str, str]] = (),
 ) -> str:
@@ -754,6 +756,8 @@ def render_html(
         body += _fairness_section(fairness)
     if cost_benefit is not None:
         body += net_value_section(cost_benefit)
+    if monitoring is not None:
+        body += monitoring_section(monitoring)  # parity of scarce seats, drift
     meta = " · ".join(f"{_e(label)}: {_code(name)}" for label, name in sources)
     parts = [
         "<!doctype html>",

@@ -1,5 +1,5 @@
 """The parity and drift monitor: every ``monitor_interval_seconds`` it reads the store's records,
-computes parity (:mod:`service.parity`) and drift (:mod:`service.drift`) over the monitoring
+computes parity (:mod:`service.parity`) and drift (:mod:`offline_eval.drift`) over the monitoring
 window (``monitor_window_days``, a month by default) and sets the gauges of
 :class:`service.monitor_metrics.MonitorMetrics`; the alert rules of the ``nbi-equity`` group
 (``service/prometheus/alerts.yml``) watch them.
@@ -32,7 +32,7 @@ from bandit.control import Group
 from bandit.errors import UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.types import Action, FeatureValue
-from service.drift import Calibration, calibration, feature_psi
+from offline_eval.drift import Calibration, calibration, feature_psi
 from service.parity import MonitoredDecision, ParityReport, long_term_group, parity_report
 from service.periodic import PeriodicThread
 from service.store.base import employed_within_horizon

@@ -2,7 +2,7 @@
 
 Registered by :class:`service.metrics.ServiceMetrics` on its registry. Labels come from fixed
 lists only (:data:`service.parity.DIMENSIONS`, :data:`service.parity.MEASURES`,
-:data:`service.drift.FEATURES`, the two windows): never an id. Values that cannot be computed
+:data:`offline_eval.drift.FEATURES`, the two windows): never an id. Values that cannot be computed
 (too few decisions in a group or window) are NaN, which no alert threshold matches. Under
 several workers each process computes the same figures from the shared store
 (``mostrecent``).
@@ -14,7 +14,7 @@ import math
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from service.drift import FEATURES, Calibration
+from offline_eval.drift import FEATURES, Calibration
 from service.parity import DIMENSIONS, MEASURES, ParityReport
 
 WINDOWS = ("reference", "current")

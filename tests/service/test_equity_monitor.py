@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bandit.context import CitizenContext
 from bandit.control import Group
 from bandit.records import DecisionRecord
-from service.drift import calibration, feature_psi, psi_numeric
+from offline_eval.drift import calibration, feature_psi, psi_numeric
 from service.parity import MonitoredDecision, need_quartiles, parity_report
 from tests.helpers.api import CASE, METRICS, context
 from tests.helpers.promtool import check_metrics

@@ -12,6 +12,9 @@ Calibration: the mean of the model's expected employment against the observed em
 over settled outcomes known at the analysis date (a window shifted back by horizon + report
 lag, as in :mod:`service.summary`).
 
+Used by the service's monitor (:mod:`service.monitor`, as metrics) and by ``nbi report`` (the
+parity and drift section, :mod:`offline_eval.report_monitoring`).
+
 References
 ----------
 Siddiqi, N. (2006). Credit Risk Scorecards. Wiley, 136-138.
@@ -22,12 +25,11 @@ Western Michigan University.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from bandit.types import FeatureValue
 
 NUMERIC_FEATURES = ("age", "weeks_unemployed", "benefit_history_weeks", "labour_demand_index")
 CATEGORICAL_FEATURES = (
@@ -92,8 +94,8 @@ def psi_categorical(reference: Sequence[str], current: Sequence[str]) -> float:
 
 
 def feature_psi(
-    reference: Sequence[Mapping[str, FeatureValue]],
-    current: Sequence[Mapping[str, FeatureValue]],
+    reference: Sequence[Mapping[str, object]],
+    current: Sequence[Mapping[str, object]],
     *,
     bins: int,
     min_decisions: int,
@@ -107,8 +109,8 @@ def feature_psi(
         return dict.fromkeys(FEATURES, math.nan)
     out: dict[str, float] = {}
     for name in NUMERIC_FEATURES:
-        ref = [float(v) for c in reference if isinstance(v := c.get(name), int | float)]
-        cur = [float(v) for c in current if isinstance(v := c.get(name), int | float)]
+        ref = _numbers(reference, name)
+        cur = _numbers(current, name)
         out[name] = psi_numeric(ref, cur, bins) if ref and cur else math.nan
     for name in CATEGORICAL_FEATURES:
         out[name] = psi_categorical(
@@ -116,6 +118,16 @@ def feature_psi(
             [str(c.get(name, "missing")) for c in current],
         )
     return out
+
+
+def _numbers(rows: Sequence[Mapping[str, object]], name: str) -> list[float]:
+    """The finite numeric values of ``name`` (numpy scalars included; missing/NaN left out)."""
+    values = (r.get(name) for r in rows)
+    return [
+        float(v)
+        for v in values
+        if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    ]
 
 
 @dataclass(frozen=True, slots=True)
