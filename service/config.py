@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     model_approval: Literal["manual", "guardrail", "auto"] = Field(
         default="manual",
         description="Which new snapshots serve (service/lifecycle.py): only those an admin "
-        "approves (manual), also those passing the off-policy guardrail (guardrail), or every "
-        "one at once (auto: development and simulations)",
+        "approves (manual; the default outside dev), also those passing the off-policy "
+        "guardrail (guardrail), or every one at once (auto; the default when "
+        "environment=dev, so a development service learns and shows it at once)",
     )
     model_keep: int = Field(default=20, ge=2, description="Model snapshots kept for rollback")
     guardrail_margin: float = Field(
@@ -303,6 +304,14 @@ class Settings(BaseSettings):
 
         key = self.pseudonym_key_bytes()
         return tuple(pseudonymise_cluster(c, key, self.control_unit) for c in self.control_clusters)
+
+    @model_validator(mode="after")
+    def _approval_default_follows_environment(self) -> Self:
+        # dev (make run, simulations, evaluation): every snapshot serves at once, so learning is
+        # visible; any deployment (test/prod) is governed: only approved snapshots serve.
+        if "model_approval" not in self.model_fields_set and self.environment == "dev":
+            object.__setattr__(self, "model_approval", "auto")
+        return self
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:

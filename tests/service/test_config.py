@@ -70,3 +70,25 @@ def test_prod_with_own_secrets_is_accepted_and_secrets_are_hidden():
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValidationError):
         Settings(**bad)
+
+
+def test_model_approval_default_follows_the_environment():
+    """dev shows learning at once; a deployment is governed; an explicit setting wins."""
+    assert Settings(_env_file=None).model_approval == "auto"
+    prod = {
+        "environment": "prod",
+        "pseudonym_key": STRONG,
+        "experiment_salt": STRONG,
+        "api_keys": {"case": [hash_api_key(STRONG)]},
+    }
+    assert Settings(_env_file=None, **prod).model_approval == "manual"
+    assert (
+        Settings(
+            _env_file=None,
+            environment="test",
+            **{k: v for k, v in prod.items() if k != "environment"},
+        ).model_approval
+        == "manual"
+    )
+    assert Settings(_env_file=None, model_approval="manual").model_approval == "manual"
+    assert Settings(_env_file=None, **prod, model_approval="auto").model_approval == "auto"
