@@ -113,7 +113,9 @@ class ReplayResult:
     only), ``employed`` (realised within H), ``job_week`` (-1 for none), ``weeks_to_job`` (the
     same week, empty when no job) and ``follow_up_weeks`` (H) in the trial-file convention of
     :mod:`offline_eval.trial_data`, ``benefit_weeks``, ``benefit_dkk``, ``programme_cost_dkk``
-    (the catalog cost of the assigned offer, for the net value); the observable case
+    (the catalog cost of the assigned offer), ``true_cost_dkk`` (TRUE expected benefit DKK within
+    H + programme cost of the assignment; ``cost_<name>`` the same for each reference policy's
+    choice, with ``references``); the observable case
     facts of :data:`CASE_FACT_COLUMNS`;
     ``p_obs_recommended`` (the observable truth E[P(job within H) | case facts] of the
     recommendation) and, with ``references``, ``v_<name>`` for every reference policy of
@@ -356,8 +358,15 @@ class Replay:
                 self.best_noncontextual_order(),
                 eligible=legal,
             )
+            weekly = benefit_dkk_per_week(prepared.cohort)
+            rows = np.arange(len(weekly))
             for name in REFERENCE_POLICIES:
                 self._data[f"v_{name}"].extend(refs[name].value.tolist())
+                ref_k = refs[name].choice
+                true_cost = (
+                    prepared.benefit_weeks[rows, ref_k] * weekly + self._programme_costs()[ref_k]
+                )
+                self._data[f"cost_{name}"].extend(true_cost.tolist())
         for i, rank, k, mean, low, high in self._week_shown:
             self._shown["week"].append(week)
             self._shown["event_id"].append(f"sim{self.seed}-w{week}-{int(cohort.serial[i])}")
@@ -444,8 +453,14 @@ class Replay:
         data["follow_up_weeks"].extend([cfg.horizon_weeks] * n)
         data["benefit_weeks"].extend(realised.benefit_weeks.tolist())
         data["benefit_dkk"].extend((realised.benefit_weeks * weekly_dkk).tolist())
-        costs = np.array([item.programme_cost_dkk for item in self.catalog])
+        costs = self._programme_costs()
         data["programme_cost_dkk"].extend(costs[assigned].tolist())
+        true_cost = prepared.benefit_weeks[rows, assigned] * weekly_dkk + costs[assigned]
+        data["true_cost_dkk"].extend(true_cost.tolist())
+
+    def _programme_costs(self) -> np.ndarray:
+        """The catalog's programme cost per participant of each action index (DKK)."""
+        return np.array([item.programme_cost_dkk for item in self.catalog])
 
     def _report_of(self, event_id: str, employed: bool, job_week: int) -> tuple[OutcomeReport, int]:
         """What the register reports (misclassification included) and how many weeks later."""

@@ -257,7 +257,10 @@ def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
     """Everything as one JSON-ready document.
 
     ``rct`` is the trial in information time (:func:`rct_summary` with the register lag
-    ``lag_weeks``); ``rct_all_outcomes`` the same contrast with every simulated outcome.
+    ``lag_weeks``); ``rct_all_outcomes`` the same contrast with every simulated outcome;
+    ``net_value_by_quarter`` the trial's realised net value in DKK and
+    ``true_net_value_by_quarter`` the TRUE net value versus practice of the served policy and
+    the references (:func:`net_value_by_quarter`, :func:`true_net_value_by_quarter`).
     """
     return {
         "policy": result.policy,
@@ -271,6 +274,8 @@ def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
         "n_learned": len(result.learn_log),
         "delay": result.delay,
         "quarterly_values": quarterly_values(result).to_dict(orient="records"),
+        "net_value_by_quarter": net_value_by_quarter(result).to_dict(orient="records"),
+        "true_net_value_by_quarter": true_net_value_by_quarter(result).to_dict(orient="records"),
         "calibration_after_year_1": calibration(result, from_week=52),
         "shown_options_after_year_1": shown_calibration(result, from_week=52),
     }
@@ -309,4 +314,40 @@ def net_value_by_quarter(result: ReplayResult, weeks_per_quarter: int = 13) -> p
                 "net_value_high": net.ci_high,
             }
         )
+    return pd.DataFrame(rows)
+
+
+def true_net_value_by_quarter(result: ReplayResult, weeks_per_quarter: int = 13) -> pd.DataFrame:
+    """TRUE net value per citizen versus practice as usual, per quarter and policy.
+
+    For the served policy (``served``: the treatment arm's assignments, non-compliance
+    included) and each reference policy (every citizen of the quarter): the mean of
+    ``cost_practice - cost_policy``, the TRUE expected benefit DKK within the horizon plus the
+    programme cost (``true_cost_dkk``, ``cost_<name>``), with a 95 % normal interval of the
+    paired difference. Positive: the policy saves money against practice. Needs a replay run
+    with ``references``; returns an empty table otherwise.
+    """
+    d = result.decisions
+    if "cost_practice" not in d.columns:
+        return pd.DataFrame()
+    refs = sorted(c.removeprefix("cost_") for c in d.columns if c.startswith("cost_"))
+    rows = []
+    for quarter, part in d.groupby(d["week"] // weeks_per_quarter, sort=True):
+        treated = part[part["group"] == "treatment"]
+        diffs = {"served": treated["cost_practice"] - treated["true_cost_dkk"]}
+        diffs.update({n: part["cost_practice"] - part[f"cost_{n}"] for n in refs})
+        for name, diff in diffs.items():
+            if len(diff) < 2:  # noqa: PLR2004
+                continue
+            mean, se = float(diff.mean()), float(diff.std(ddof=1)) / math.sqrt(len(diff))
+            rows.append(
+                {
+                    "quarter": int(str(quarter)),
+                    "policy": name,
+                    "n": len(diff),
+                    "net_value": mean,
+                    "net_value_low": mean - Z95 * se,
+                    "net_value_high": mean + Z95 * se,
+                }
+            )
     return pd.DataFrame(rows)

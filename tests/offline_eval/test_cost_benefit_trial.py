@@ -14,7 +14,7 @@ from service.cli import build_app
 from simulator.config import SimulationConfig
 from simulator.policies import build_policy
 from simulator.replay import Replay
-from simulator.report import net_value_by_quarter
+from simulator.report import net_value_by_quarter, summary, true_net_value_by_quarter
 
 Z95 = 1.959963984540054
 
@@ -86,3 +86,13 @@ def test_simulator_net_value_per_quarter_is_the_trial_formula_on_each_quarter() 
     row = table.iloc[0]
     assert row["net_value"] == pytest.approx(net)
     assert row["net_value_low"] == pytest.approx(net - Z95 * se)
+    # TRUE net value versus practice: the served policy (treatment) and every reference
+    truth = true_net_value_by_quarter(result)
+    assert {"served", "practice", "oracle", "uniform"} <= set(truth["policy"])
+    assert (truth.loc[truth["policy"] == "practice", "net_value"] == 0).all()
+    t0 = q0[q0["group"] == "treatment"]
+    served = (t0["cost_practice"] - t0["true_cost_dkk"]).mean()
+    got = truth[(truth["quarter"] == 0) & (truth["policy"] == "served")]["net_value"]
+    assert got.iloc[0] == pytest.approx(served)
+    doc = summary(result)
+    assert len(doc["net_value_by_quarter"]) == 2 and doc["true_net_value_by_quarter"]  # noqa: PLR2004
