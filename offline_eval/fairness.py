@@ -49,6 +49,8 @@ class FairnessReport:
     @property
     def flagged(self) -> list[str]:
         """``"attribute=level"`` of every group flagged as harmed."""
+        if "harm_flag" not in self.groups.columns:  # no protected-attribute column in the file
+            return []
         rows = self.groups[self.groups["harm_flag"]]
         return [f"{a}={v}" for a, v in zip(rows["attribute"], rows["level"], strict=True)]
 

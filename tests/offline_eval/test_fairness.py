@@ -73,3 +73,20 @@ def test_missing_attribute_column():
         ExperimentDataError, match=r"Missing column\(s\) for the fairness audit: religion"
     ):
         audit(_frame(n=100), attributes=["religion"])
+
+
+def test_a_file_without_protected_attributes_flags_nobody(tmp_path):
+    """`nbi report --rct` on a trial file with no protected column used to exit with 'harm_flag'."""
+    from typer.testing import CliRunner
+
+    from service.cli import build_app
+
+    frame = _frame(n=200)[["group", "employed"]]
+    report = audit(frame, attributes=[])
+    assert report.flagged == []
+    path = tmp_path / "trial.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(build_app(), ["report", "--rct", str(path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Fairness" in out.read_text()
