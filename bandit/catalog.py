@@ -81,6 +81,27 @@ time; internships: the caseworker's set-up and follow-up; wage subsidies: the su
 the employer; courses: the provider's fee; mentor: a few mentor hours a week. See
 docs/cost_benefit.md. Replace them with the municipality's price list via ``cost_dkk``."""
 
+CAPACITY_TIMEZONE = "Europe/Copenhagen"
+"""The clock of the capacity week: seats reset at Monday 00:00 local time of the job centres."""
+
+
+def capacity_week(when: float) -> str:
+    """The capacity week of Unix time ``when``: ``YYYY-Www`` (ISO week in
+    :data:`CAPACITY_TIMEZONE`). ``capacity`` counts seats per such week; every replica derives
+    the same week from the time, whatever its own time zone.
+
+    Examples
+    --------
+    >>> capacity_week(1_780_264_799.0), capacity_week(1_780_264_800.0)  # Sunday/Monday 00:00 CEST
+    ('2026-W22', '2026-W23')
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    iso = datetime.fromtimestamp(when, ZoneInfo(CAPACITY_TIMEZONE)).isocalendar()
+    return f"{iso.year:04d}-W{iso.week:02d}"
+
+
 _REQUIRED = ("id", "name", "family", "length_weeks")
 MAX_LENGTH_WEEKS = 104
 
@@ -100,7 +121,8 @@ class Intervention:
     length_weeks
         Planned length in weeks (>= 1).
     capacity
-        Seats per week, or ``None`` for no limit.
+        Seats per capacity week (:func:`capacity_week`: ISO weeks of
+        :data:`CAPACITY_TIMEZONE`, reset Monday 00:00), or ``None`` for no limit.
     target_groups
         Benefit schemes the offer is open to.
     min_weeks_unemployed, max_weeks_unemployed

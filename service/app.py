@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import build_router
-from service.capacity import CapacityTracker
+from service.capacity import CapacityTracker, open_seat_ledger
 from service.config import Settings, get_settings
 from service.docs import install_docs
 from service.errors import install_error_handlers
@@ -90,7 +90,7 @@ def _open_runtime(settings: Settings) -> Runtime:
             experiment=build_experiment(settings),
             policy=PolicyRef(policy),
             metrics=metrics,
-            capacity=CapacityTracker(catalog),
+            capacity=CapacityTracker(catalog, open_seat_ledger(settings)),
         )
     except BaseException:
         store.close()
@@ -157,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if learning is not None:
                 learning.stop()
             governance.stop()
+            runtime.capacity.close()
             runtime.store.close()
             logger.info("service stopped")
 

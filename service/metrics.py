@@ -121,6 +121,12 @@ class ServiceMetrics:
             ("status",),
             registry=r,
         )
+        self.assignments_flagged = Counter(
+            "nbi_assignments_flagged",
+            "Assignments accepted with a warning, by reason (over_capacity, ineligible).",
+            ("reason",),
+            registry=r,
+        )
         self.outcomes_settled = Counter(
             "nbi_outcomes_settled",
             "Decisions settled, by result and source (api report or horizon sweep).",
@@ -233,6 +239,8 @@ class ServiceMetrics:
         self._preinitialise()
 
     def _preinitialise(self) -> None:
+        for reason in ("over_capacity", "ineligible"):
+            self.assignments_flagged.labels(reason)
         for group in Group:
             self.online_reward.labels(group.value)
             self.recommendations.labels(NO_FAMILY, group.value)

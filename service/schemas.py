@@ -143,14 +143,29 @@ class AssignmentRequest(_Request):
     )
 
 
+class AssignmentWarningCode(StrEnum):
+    """Why an accepted assignment is flagged (the caseworker decides; the service warns)."""
+
+    OVER_CAPACITY = "over_capacity"
+    INELIGIBLE = "ineligible"
+
+
+class AssignmentWarning(BaseModel):
+    """One flag on an accepted assignment (``detail`` never names the offer or the citizen)."""
+
+    code: AssignmentWarningCode
+    detail: str
+
+
 class AssignmentResponse(BaseModel):
-    """The stored assignment."""
+    """The stored assignment, with warnings when it is over capacity or not legally eligible."""
 
     event_id: str
     assigned_action_id: str
     reason_code: str | None
     complied: bool | None
     changed: bool
+    warnings: list[AssignmentWarning] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- outcomes

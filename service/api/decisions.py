@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from bandit.engine import actions_by_id
 from bandit.errors import InvalidInputError, UnknownActionError
+from service.assignment_checks import assignment_warnings
 from service.audit import audit_request
 from service.deps import CaseRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
@@ -41,7 +42,11 @@ def record_assignment(
     _role: CaseRole,
     request: Request,
 ) -> AssignmentResponse:
-    """Record what the caseworker assigned; a reason code is required when it differs."""
+    """Record what the caseworker assigned; a reason code is required when it differs.
+
+    An assignment beyond the offer's seats this capacity week, or to an offer the citizen was
+    not legally eligible for, is stored and comes back with ``warnings``.
+    """
     record = runtime.store.get_decision(event_id)
     assigned = body.assigned_action_id
     if assigned not in actions_by_id(runtime.catalog):  # the detail never echoes the id
@@ -55,15 +60,16 @@ def record_assignment(
         raise InvalidInputError(msg)
     reason = None if body.reason_code is None else body.reason_code.value
     result = runtime.store.record_assignment(event_id, assigned, reason)
-    if result.changed:
-        runtime.capacity.take(assigned)
     stored = result.record
-    audit_request(request, "assignment", event_id, {"changed": result.changed})
     assert stored.assigned is not None  # noqa: S101 (just stored)
+    # accepted in any case (the caseworker decides); over capacity or ineligible is flagged
+    warnings = assignment_warnings(runtime, stored, stored.assigned, new=result.changed)
+    audit_request(request, "assignment", event_id, {"changed": result.changed})
     return AssignmentResponse(
         event_id=event_id,
         assigned_action_id=stored.assigned,
         reason_code=stored.assignment_reason,
         complied=stored.complied,
         changed=result.changed,
+        warnings=warnings,
     )

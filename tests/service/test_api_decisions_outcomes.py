@@ -39,6 +39,7 @@ def test_following_the_recommendation_needs_no_reason(client):
         "reason_code": None,
         "complied": True,
         "changed": True,
+        "warnings": [],
     }
     again = client.post(
         f"/v1/decisions/{event_id}/assignment", json={"assigned_action_id": rec}, headers=CASE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from bandit.engine import top_indices
 from service.capacity import CapacityTracker
 from service.guard import _has_non_finite
 from service.guard import body_headers as _body_headers
+from service.store.sqlite_capacity import SQLiteSeatLedger
 
 
 def _slow_has_non_finite(body: bytes) -> bool:
@@ -75,21 +77,22 @@ def test_top_indices_equals_sorting_everything() -> None:
         assert top_indices(pmf, ids, k) == slow, trial
 
 
-def test_capacity_seats_left_tracks_takes_and_returns_a_copy() -> None:
+def test_capacity_seats_left_tracks_takes_and_returns_a_copy(tmp_path: Path) -> None:
     catalog = default_catalog()
-    cap = CapacityTracker(catalog)
+    cap = CapacityTracker(catalog, SQLiteSeatLedger(tmp_path / "seats.sqlite3"))
     limited = [i for i in catalog if i.capacity is not None]
     assert limited
     expected = {i.id: i.capacity for i in limited}
     assert cap.seats_left() == expected
     first, second = limited[0].id, limited[-1].id
-    for _ in range(3):
-        cap.take(first)
-    cap.take(second)
-    cap.take("not-a-capacity-offer")
+    for k in range(3):
+        cap.take(f"e{k}", first)
+    cap.take("e3", second)
+    cap.take("e4", "not-a-capacity-offer")
     expected[first] = (expected[first] or 0) - 3
     expected[second] = (expected[second] or 0) - 1
     snapshot = cap.seats_left()
     assert snapshot == expected
     snapshot[first] = 1000  # the caller's copy, not the tracker's state
     assert cap.seats_left()[first] == expected[first]
+    cap.close()
