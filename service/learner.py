@@ -18,6 +18,15 @@ Delivery semantics (no loss, no double learning across crashes and restarts):
    acknowledges exactly the messages it contains, in one atomic step when the store offers
    ``commit_learning`` (the Redis store does).
 
+Single writer, fenced: only the holder of the store's learner lease learns (others are hot
+standbys). Every new holding gets a larger fencing token, and with a :class:`FencedLease` store
+(Redis: one Lua script; SQLite: one transaction) the snapshot write and the acknowledgements
+(step 4, and the immediate ones of skipped messages) happen only while the worker's token is
+current. A holder paused past its lease (GC, SIGSTOP) that wakes mid-step is refused: it
+publishes and acknowledges nothing, drops its in-memory updates and stands by; its learned
+messages stay pending and the current holder claims and learns them (no loss, no double
+learning).
+
 A crash before step 4 loses the in-memory updates *and* leaves their messages pending, so the
 restarted worker (same consumer name) re-learns them on top of the last snapshot; a crash after
 step 4 finds them acknowledged. Messages that are not learnable are acknowledged at once.
@@ -74,6 +83,27 @@ class SingleWriterLease(Protocol):
 
     def release_lease(self, name: str, owner: str) -> None:
         """Give the lease up if ``owner`` holds it."""
+
+
+@runtime_checkable
+class FencedLease(Protocol):
+    """A lease with a fencing token, and a commit conditional on it (Redis and SQLite stores).
+
+    A holder paused past its lease (GC, SIGSTOP, a slow disk) may wake up believing it still
+    holds it; its writes carry its token and are refused once a newer holding exists.
+    """
+
+    def acquire_fenced_lease(self, name: str, owner: str, ttl_ms: int) -> int:
+        """Take or renew the lease; its fencing token, or 0 while someone else holds it."""
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+
+    def commit_fenced(
+        self, name: str, token: int, snapshot: ModelSnapshot | None, message_ids: Sequence[str]
+    ) -> bool:
+        """Publish ``snapshot`` (if any) and acknowledge ``message_ids`` in one atomic step,
+        only while ``token`` is current; ``False`` (nothing written) otherwise."""
 
 
 LEASE_NAME = "learner"
@@ -138,6 +168,7 @@ class LearnerStats:
     dead_lettered: int = 0
     redelivered: int = 0
     standby_steps: int = 0
+    fenced_out: int = 0
     snapshots: int = 0
     last_version: str | None = None
 
@@ -224,6 +255,7 @@ class Learner:
     _last_commit: float = field(default_factory=time.monotonic, init=False)
     _owner: str = field(default="", init=False)
     _has_lease: bool = field(default=False, init=False)
+    _token: int = field(default=0, init=False)
 
     def load(self) -> Policy:
         """Start from the newest snapshot (and its open events), or from a fresh policy.
@@ -289,15 +321,9 @@ class Learner:
         if self.policy is None:
             self.load()
         messages = self.store.read_learning(self.config.consumer, self.config.batch_size, block)
-        redelivered = False
-        for message in messages:
-            if message.message_id in self._uncommitted:
-                # Learned, but idle long enough to be handed out again: never learn it twice,
-                # and publish now so the acknowledgement stops the re-delivery.
-                redelivered = True
-                self.stats.redelivered += 1
-                continue
-            self._handle(message)
+        redelivered = self._handle_batch(messages)
+        if not self._has_lease:
+            return len(messages)
         assert self.feedback is not None  # noqa: S101 (load() ran)
         advanced = self.feedback.advance(self.clock())
         self._unpublished_updates += advanced
@@ -328,7 +354,7 @@ class Learner:
                 break
         if self._has_lease:
             self.commit()
-            if isinstance(self.store, SingleWriterLease):
+            if isinstance(self.store, (FencedLease, SingleWriterLease)):
                 self.store.release_lease(LEASE_NAME, self._owner)
             self._has_lease = False
         return self.stats
@@ -346,7 +372,11 @@ class Learner:
         snapshot = ModelSnapshot(self.policy.model_version, self.policy.to_bytes(), time.time())
         self._unpublished_updates = 0
         message_ids = list(self._uncommitted)
-        if isinstance(self.store, AtomicLearningCommit):
+        if isinstance(self.store, FencedLease):
+            if not self.store.commit_fenced(LEASE_NAME, self._token, snapshot, message_ids):
+                self._fenced_out("publish")
+                return None
+        elif isinstance(self.store, AtomicLearningCommit):
             self.store.commit_learning(snapshot, message_ids)
         else:
             self.store.save_model(snapshot)
@@ -369,6 +399,8 @@ class Learner:
     # ------------------------------------------------------------------ internals
 
     def _hold_lease(self) -> bool:
+        if isinstance(self.store, FencedLease):
+            return self._hold_fenced_lease(self.store)
         if not isinstance(self.store, SingleWriterLease):
             self._has_lease = True  # a store without leases: the operator runs one worker
             return True
@@ -384,6 +416,62 @@ class Learner:
             self._uncommitted.clear()  # still pending in the store: re-delivered to the holder
         self._has_lease = held
         return held
+
+    def _handle_batch(self, messages: Sequence[LearningMessage]) -> bool:
+        """Handle a batch; ``True`` if a message learned but not yet published came back."""
+        redelivered = False
+        for message in messages:
+            if not self._has_lease:
+                break  # fenced out mid-batch: the rest stays pending for the current holder
+            if message.message_id in self._uncommitted:
+                # Learned, but idle long enough to be handed out again: never learn it twice,
+                # and publish now so the acknowledgement stops the re-delivery.
+                redelivered = True
+                self.stats.redelivered += 1
+                continue
+            self._handle(message)
+        return redelivered
+
+    def _hold_fenced_lease(self, store: FencedLease) -> bool:
+        if not self._owner:
+            self._owner = f"{self.config.consumer}/{uuid.uuid4().hex[:12]}"
+        token = store.acquire_fenced_lease(LEASE_NAME, self._owner, self.config.lease_ms)
+        if token and token != self._token:
+            if self._has_lease:  # it lapsed and came back: someone may have published since
+                logger.warning(
+                    "learner lease of %s lapsed; dropping unpublished updates", self._owner
+                )
+            logger.info("learner lease acquired by %s (fencing token %d)", self._owner, token)
+            self._drop_unpublished()  # start from the newest snapshot, whoever published it
+        elif not token and self._has_lease:
+            logger.warning("learner lease lost by %s; dropping unpublished updates", self._owner)
+            self._drop_unpublished()
+        self._token = token
+        self._has_lease = token > 0
+        return self._has_lease
+
+    def _drop_unpublished(self) -> None:
+        """Forget the in-memory model; its messages are still pending in the store and are
+        re-delivered (claimed after the store's idle time) to the current holder."""
+        self.policy = None
+        self.feedback = None
+        self._uncommitted.clear()
+        self._unpublished_updates = 0
+
+    def _fenced_out(self, what: str) -> None:
+        """A newer lease holding exists: our write was refused; stand by from now on."""
+        logger.warning(
+            "learner %s (fencing token %d) is stale: %s refused, %d learned messages left "
+            "pending for the current holder",
+            self._owner,
+            self._token,
+            what,
+            len(self._uncommitted),
+        )
+        self.stats.fenced_out += 1
+        self._drop_unpublished()
+        self._has_lease = False
+        self._token = 0
 
     def _maybe_commit(self) -> None:
         pending = len(self._uncommitted) + self._unpublished_updates
@@ -455,7 +543,12 @@ class Learner:
 
     def _skip(self, message: LearningMessage, reason: str) -> None:
         """Acknowledge a message that teaches nothing (now) and count why."""
-        self.store.ack_learning(message.message_id)
+        if isinstance(self.store, FencedLease):
+            if not self.store.commit_fenced(LEASE_NAME, self._token, None, [message.message_id]):
+                self._fenced_out("acknowledgement")
+                return
+        else:
+            self.store.ack_learning(message.message_id)
         self.stats.skipped += 1
         if self.metrics is not None:
             self.metrics.learner_skipped.labels(reason).inc()

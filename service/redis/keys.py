@@ -59,6 +59,10 @@ class RedisKeys:
         """String naming the current holder of a single-writer lease (e.g. the learner)."""
         return f"{self.prefix}lease:{name}"
 
+    def lease_fence(self, name: str) -> str:
+        """Counter of the holdings of a lease: the fencing token (never expires)."""
+        return f"{self.prefix}lease:{name}:fence"
+
     def group_counts(self, group: str) -> str:
         """Hash of the experiment counters of one RCT arm."""
         return f"{self.prefix}counts:{group}"

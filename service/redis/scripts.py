@@ -166,17 +166,53 @@ return redis.call('HMGET', ARGV[1] .. v, 'version', 'data', 'created_at')
 """
 
 ACQUIRE_LEASE = """
--- KEYS: lease; ARGV: owner, ttl_ms. Renew if we hold it, take it if free, else refuse.
+-- KEYS: lease, fence; ARGV: owner, ttl_ms. Renew if we hold it, take it if free, else refuse.
+-- Reply: the fencing token of this holding, 0 when someone else holds the lease. Every new
+-- holding increments the token (the fence key never expires), so a holder that was paused past
+-- its lease finds its token stale and FENCED_COMMIT refuses its writes.
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  local token = redis.call('GET', KEYS[2])
+  if not token then token = redis.call('INCR', KEYS[2]) end
+  return tonumber(token)
 end
 if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return redis.call('INCR', KEYS[2])
 end
 return 0
+"""
+
+FENCED_COMMIT = """
+-- The learner's commit, conditional on its fencing token (one atomic step).
+-- KEYS: fence, model_key, model_index, model_latest, control, learn
+-- ARGV: token, group, has_snapshot, version, data, created_at, keep, model_key_prefix,
+--       message ids...
+-- Reply: 0 (stale token: nothing written, the messages stay pending) or 1.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], 'data', ARGV[5], 'created_at', ARGV[6], 'version', ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[4])
+  local n = redis.call('ZCARD', KEYS[3])
+  local keep = tonumber(ARGV[7])
+  if n > keep then
+    local approved = redis.call('HGET', KEYS[5], 'approved')
+    local old = redis.call('ZRANGE', KEYS[3], 0, n - keep - 1)
+    for _, v in ipairs(old) do
+      if v ~= ARGV[4] and v ~= approved then
+        redis.call('DEL', ARGV[8] .. v)
+        redis.call('ZREM', KEYS[3], v)
+      end
+    end
+  end
+end
+for i = 9, #ARGV do
+  redis.call('XACK', KEYS[6], ARGV[2], ARGV[i])
+  redis.call('XDEL', KEYS[6], ARGV[i])
+end
+return 1
 """
 
 RELEASE_LEASE = """
@@ -196,6 +232,7 @@ class StoreScripts:
     latest_model: Script
     acquire_lease: Script
     release_lease: Script
+    fenced_commit: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> StoreScripts:
@@ -207,4 +244,5 @@ class StoreScripts:
             latest_model=client.register_script(LATEST_MODEL),
             acquire_lease=client.register_script(ACQUIRE_LEASE),
             release_lease=client.register_script(RELEASE_LEASE),
+            fenced_commit=client.register_script(FENCED_COMMIT),
         )

@@ -24,7 +24,7 @@ from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.rewards import Outcome
 from service.redis.client import make_client
-from service.redis.keys import RedisKeys
+from service.redis.keys import LEARNING_GROUP, RedisKeys
 from service.redis.scripts import StoreScripts
 from service.redis.streams import LearningStream
 from service.store.base import (
@@ -348,7 +348,50 @@ class RedisStore:
     def acquire_lease(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Take or renew the lease ``name`` for ``owner`` for ``ttl_ms``; ``False`` if held
         by someone else (e.g. a second learner stays a hot standby)."""
-        reply: Any = self._scripts.acquire_lease(keys=[self.keys.lease(name)], args=[owner, ttl_ms])
+        return self.acquire_fenced_lease(name, owner, ttl_ms) > 0
+
+    def acquire_fenced_lease(self, name: str, owner: str, ttl_ms: int) -> int:
+        """Like :meth:`acquire_lease`, returning the holding's fencing token (0: not held).
+
+        Each new holding gets a larger token; a renewal keeps it.
+        """
+        k = self.keys
+        reply: Any = self._scripts.acquire_lease(
+            keys=[k.lease(name), k.lease_fence(name)], args=[owner, ttl_ms]
+        )
+        return int(reply)
+
+    def commit_fenced(
+        self, name: str, token: int, snapshot: ModelSnapshot | None, message_ids: Sequence[str]
+    ) -> bool:
+        """Publish ``snapshot`` (if any) and acknowledge ``message_ids`` in one Lua script,
+        only while ``token`` is the current fencing token of lease ``name``.
+
+        ``False``: a newer holding exists; nothing was written and the messages stay pending.
+        """
+        k = self.keys
+        version = snapshot.version if snapshot is not None else ""
+        reply: Any = self._scripts.fenced_commit(
+            keys=[
+                k.lease_fence(name),
+                k.model(version),
+                k.model_index,
+                k.model_latest,
+                k.control,
+                k.learning_stream,
+            ],
+            args=[
+                token,
+                LEARNING_GROUP,
+                "1" if snapshot is not None else "0",
+                version,
+                snapshot.data if snapshot is not None else b"",
+                repr(snapshot.created_at) if snapshot is not None else "0",
+                self.keep_models,
+                k.model(""),
+                *message_ids,
+            ],
+        )
         return int(reply) == 1
 
     def release_lease(self, name: str, owner: str) -> None:

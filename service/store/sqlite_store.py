@@ -27,6 +27,7 @@ from bandit.context import ProtectedAttributes
 from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.rewards import Outcome
+from service.store import sqlite_lease
 from service.store.base import (
     REUSED_REQUEST_ID,
     GroupCounts,
@@ -165,6 +166,7 @@ class SQLiteStore:
         # freed content is zeroed, so an erased record leaves no old version behind
         self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
+        self._conn.executescript(sqlite_lease.LEASE_SCHEMA)
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -507,6 +509,39 @@ class SQLiteStore:
     def commit_learning(self, snapshot: ModelSnapshot, message_ids: Sequence[str]) -> None:
         """Publish ``snapshot`` and acknowledge the messages it has learned, atomically."""
         with self._write() as cur:
+            self._publish(cur, snapshot, message_ids)
+
+    # ------------------------------------------------------------------ fenced learner lease
+
+    def acquire_lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Take or renew the lease ``name`` for ``owner``; ``False`` while another holds it."""
+        return self.acquire_fenced_lease(name, owner, ttl_ms) > 0
+
+    def acquire_fenced_lease(self, name: str, owner: str, ttl_ms: int) -> int:
+        """Like :meth:`acquire_lease`, returning the holding's fencing token (0: not held)."""
+        with self._write() as cur:
+            return sqlite_lease.acquire(cur, name, owner, ttl_ms, now=time.time())
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+        with self._write() as cur:
+            sqlite_lease.release(cur, name, owner)
+
+    def commit_fenced(
+        self, name: str, token: int, snapshot: ModelSnapshot | None, message_ids: Sequence[str]
+    ) -> bool:
+        """Publish ``snapshot`` (if any) and acknowledge ``message_ids`` in one transaction,
+        only while ``token`` is the current fencing token of lease ``name``."""
+        with self._write() as cur:
+            if not sqlite_lease.is_current(cur, name, token):
+                return False
+            self._publish(cur, snapshot, message_ids)
+        return True
+
+    def _publish(
+        self, cur: sqlite3.Cursor, snapshot: ModelSnapshot | None, message_ids: Sequence[str]
+    ) -> None:
+        if snapshot is not None:
             cur.execute("DELETE FROM models WHERE version = ?", (snapshot.version,))
             cur.execute(
                 "INSERT INTO models (version, data, created_at) VALUES (?, ?, ?)",
@@ -518,10 +553,10 @@ class SQLiteStore:
                 "AND version NOT IN (SELECT value FROM control WHERE name = 'approved')",
                 (self.keep_models,),
             )
-            cur.executemany(
-                "DELETE FROM learning WHERE message_id = ?",
-                [(_message_int(m),) for m in message_ids],
-            )
+        cur.executemany(
+            "DELETE FROM learning WHERE message_id = ?",
+            [(_message_int(m),) for m in message_ids],
+        )
 
     def latest_model(self) -> ModelSnapshot | None:
         """The newest snapshot, or ``None``."""
