@@ -319,7 +319,7 @@ class FeedbackLearner:
     def _learn_hazard_outcome(self, event: OpenEvent, outcome: Outcome) -> int:
         decision = self._decision(event)
         value = reward_of(self.reward, outcome, decision)
-        if decision is not None and value.value is not None:
+        if decision is not None and value.value is not None and self.policy.tracks_errors:
             # the model's estimate at decision time (else now, before it learns how this ended)
             predicted = event.predicted
             if predicted is None:

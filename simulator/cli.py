@@ -160,6 +160,11 @@ def _run(
             bar.update(1)
 
         result = _guard(lambda: _run_replay(replay, tick))
+    if result.decisions.empty:
+        _fail(
+            f"the run made no decisions ({weeks} weeks at scale {config.scale:g}); "
+            "raise --scale or --weeks"
+        )
     doc = summary(result, lag_weeks=lag)
     if out is not None:
         from simulator.plots import write_plots

@@ -40,6 +40,7 @@ class OraclePolicy(StaticPolicy):
     """
 
     name = "oracle"
+    tracks_errors = False  # its "estimates" are the truth of the current decision only
 
     def __init__(self, *, floor: float = 0.0, seed: int = 0) -> None:
         super().__init__(floor=floor, seed=seed)

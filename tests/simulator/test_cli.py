@@ -75,6 +75,10 @@ def test_run_table_output() -> None:
         (["calibrate", "--n", "5"], "--n must be at least 100"),
         (["logs", "--out", "x.txt"], "--out must end in .parquet or .csv"),
         (["logs", "--out", "x.csv", "--logging", "vw"], "unknown logging policy"),
+        (
+            ["run", "--weeks", "2", "--scale", "0.0005", "--no-progress"],
+            "the run made no decisions",
+        ),
     ],
 )
 def test_bad_input_one_clear_line(args: list[str], message: str) -> None:
@@ -108,3 +112,9 @@ def test_run_options_reach_the_simulation() -> None:
     assert lagged["totals"] == default["totals"]  # the lag changes learning, not outcomes
     capped = json.loads(invoke(*base, "--no-progress", "--capacity-scale", "0.05").stdout)
     assert capped["totals"] != default["totals"]
+
+
+def test_oracle_runs_past_the_horizon() -> None:
+    """Outcomes learned after week 26 asked the oracle for a truth it only has per decision."""
+    res = invoke("run", "--policy", "oracle", "--weeks", "28", "--scale", "0.01", "--json")
+    assert res.exit_code == 0, res.output
