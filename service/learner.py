@@ -352,12 +352,17 @@ class Learner:
             idle = 0 if handled else idle + 1
             if max_idle_steps is not None and idle >= max_idle_steps:
                 break
+        self.finish()
+        return self.stats
+
+    def finish(self) -> None:
+        """Publish what is pending (if this worker holds the lease) and give the lease up,
+        so a standby (or this process restarted) takes over at once."""
         if self._has_lease:
             self.commit()
-            if isinstance(self.store, (FencedLease, SingleWriterLease)):
-                self.store.release_lease(LEASE_NAME, self._owner)
-            self._has_lease = False
-        return self.stats
+        if self._has_lease and isinstance(self.store, (FencedLease, SingleWriterLease)):
+            self.store.release_lease(LEASE_NAME, self._owner)
+        self._has_lease = False
 
     def commit(self) -> ModelSnapshot | None:
         """Publish a snapshot of the policy and acknowledge the messages it contains."""

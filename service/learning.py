@@ -89,6 +89,6 @@ class InProcessLearning:
             self._thread.join(timeout)
             self._thread = None
         try:
-            self.learner.commit()
+            self.learner.finish()  # publish if it holds the lease, then release the lease
         except Exception:  # noqa: BLE001 (shutdown must go on; messages stay pending)
             logger.exception("final learning commit failed")

@@ -35,6 +35,7 @@ from service.store.redis_store import RedisStore
 from service.store.sqlite_store import SQLiteStore
 from tests.helpers.redis_server import RedisServer, redis_server_fixture
 
+pytestmark = pytest.mark.integration
 redis_server = redis_server_fixture(scope="module")
 AnyStore = RedisStore | SQLiteStore
 CATALOG = default_catalog()
@@ -206,3 +207,22 @@ def test_a_stale_fencing_token_writes_nothing(backend: tuple[AnyStore, list[str]
     assert store.latest_model() is None and store.learning_lag() == 2
     assert store.commit_fenced("learner", new, snapshot, ids) is True
     assert store.latest_model_version() == "stale" and store.learning_lag() == 0
+
+
+def test_finish_publishes_and_hands_the_lease_over_at_once(
+    backend: tuple[AnyStore, list[str]],
+) -> None:
+    """A clean stop (``nbi learner`` on SIGTERM, the in-process learner on shutdown) releases
+    the lease: a standby or the restarted process need not wait for it to lapse."""
+    from bandit.policies import make_policy
+    from service.learner import Learner, LearnerConfig
+
+    store, _ = backend
+    add_event(store)
+    config = LearnerConfig(consumer="a", block_ms=0, lease_ms=60_000, delay_strategy="at_once")
+    learner = Learner(store, CATALOG, lambda: make_policy("uniform", seed=1), config)
+    learner.step()
+    assert store.acquire_fenced_lease("learner", "b", 60_000) == 0
+    learner.finish()
+    assert n_updates(store) == 1 and store.learning_lag() == 0
+    assert store.acquire_fenced_lease("learner", "b", 60_000) > 0
