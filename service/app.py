@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     --------
     >>> app = create_app(Settings(policy="uniform"))
     >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))[:2]
-    ['/v1/decisions/{event_id}/assignment', '/v1/experiment/summary']
+    ['/v1/citizens/erase', '/v1/decisions/{event_id}/assignment']
     """
     cfg = settings if settings is not None else get_settings()
 

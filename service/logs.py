@@ -22,6 +22,7 @@ class JsonFormatter(logging.Formatter):
 
     Examples
     --------
+    >>> import json
     >>> rec = logging.makeLogRecord({"msg": "decision %s", "args": ("e1",), "group": "control"})
     >>> json.loads(JsonFormatter().format(rec))["group"]
     'control'

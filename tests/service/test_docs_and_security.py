@@ -23,8 +23,10 @@ def test_docs_page_loads_only_local_assets(client):
         assert f"{STATIC_URL}/{asset}" in urls
         got = client.get(f"{STATIC_URL}/{asset}")
         assert got.status_code == 200 and len(got.content) > 500, asset
-    assert client.get(f"{STATIC_URL}/swagger-ui-bundle.js").headers["content-type"].startswith(
-        ("application/javascript", "text/javascript")
+    assert (
+        client.get(f"{STATIC_URL}/swagger-ui-bundle.js")
+        .headers["content-type"]
+        .startswith(("application/javascript", "text/javascript"))
     )
     assert client.get("/redoc").status_code == 404  # ReDoc has no offline bundle: off
 
@@ -58,7 +60,9 @@ def test_every_protected_operation_lists_the_api_key_schemes(client):
 
 def test_the_security_schemes_do_not_change_what_is_allowed(client):
     # a bearer token with a valid key works like X-API-Key; nothing else does
-    ok = client.get("/v1/experiment/summary", headers={"Authorization": "Bearer dev-researcher-key"})
+    ok = client.get(
+        "/v1/experiment/summary", headers={"Authorization": "Bearer dev-researcher-key"}
+    )
     assert ok.status_code == 200
     assert client.get("/v1/experiment/summary").status_code == 401
     basic = client.get("/v1/experiment/summary", headers={"Authorization": "Basic eDp5"})
