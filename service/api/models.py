@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from service import lifecycle
+from service.audit import audit_request
 from service.deps import AdminRole, ModelReaderRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.model_compare import compare
@@ -174,33 +175,51 @@ def _approval(runtime: Runtime, result: lifecycle.ApprovalResult) -> ApprovalOut
 
 
 @router.post("/{version}/approve", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
-def approve_model(version: VersionPath, runtime: RuntimeDep, _role: AdminRole) -> ApprovalOut:
+def approve_model(
+    version: VersionPath, request: Request, runtime: RuntimeDep, _role: AdminRole
+) -> ApprovalOut:
     """Approve a kept candidate: it serves on every replica within one poll interval.
     Refused (409) when it would move an action's probability on the reference contexts by
-    more than ``NBI_CHANGE_CAP``. Role: admin."""
+    more than ``NBI_CHANGE_CAP``. Role: admin. Audited."""
     store = lifecycle.lifecycle_store(runtime)
     result = lifecycle.approve(store, runtime.settings, runtime.catalog, version)
+    audit_request(request, "approve", version, _approval_detail(result))
     return _approval(runtime, result)
 
 
+def _approval_detail(result: lifecycle.ApprovalResult) -> dict[str, str]:
+    detail = {"previous": result.previous or "none"}
+    if result.max_change is not None:
+        detail["max_change"] = f"{result.max_change:.4f}"
+    return detail
+
+
 @router.post("/{version}/rollback", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
-def rollback_model(version: VersionPath, runtime: RuntimeDep, _role: AdminRole) -> ApprovalOut:
-    """Serve a kept earlier version again (not subject to the change cap). Role: admin."""
+def rollback_model(
+    version: VersionPath, request: Request, runtime: RuntimeDep, _role: AdminRole
+) -> ApprovalOut:
+    """Serve a kept earlier version again (not subject to the change cap). Role: admin.
+    Audited."""
     store = lifecycle.lifecycle_store(runtime)
     result = lifecycle.rollback(store, runtime.settings, runtime.catalog, version)
+    audit_request(request, "rollback", version, _approval_detail(result))
     return _approval(runtime, result)
 
 
 @router.post("/reload", response_model=ReloadResponse, responses=_APPROVAL_PROBLEMS)
 def reload_model(
-    runtime: RuntimeDep, _role: AdminRole, body: Annotated[ReloadIn | None, Body()] = None
+    request: Request,
+    runtime: RuntimeDep,
+    _role: AdminRole,
+    body: Annotated[ReloadIn | None, Body()] = None,
 ) -> ReloadResponse:
     """Apply the stored approved version now on this replica; with ``{"version": ...}`` roll
     back to that kept version first (as ``POST /v1/models/{version}/rollback``). A candidate
     never serves through a reload. Role: admin."""
     if body is not None and body.version is not None:
         store = lifecycle.lifecycle_store(runtime)
-        lifecycle.rollback(store, runtime.settings, runtime.catalog, body.version)
+        result = lifecycle.rollback(store, runtime.settings, runtime.catalog, body.version)
+        audit_request(request, "rollback", body.version, _approval_detail(result))
     changed = lifecycle.sync(runtime)
     return ReloadResponse(
         reloaded=changed, model_version=runtime.policy.version or runtime.policy.get().model_version
@@ -208,31 +227,37 @@ def reload_model(
 
 
 @router.put("/mode", response_model=LifecycleOut, responses=_problems((422, "Unknown mode")))
-def set_mode(body: ModeIn, runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
+def set_mode(body: ModeIn, request: Request, runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
     """Serve ``live`` (suggestions shown) or ``shadow`` (the policy decides and its pmf is
     logged; no suggestion in the response). Every replica follows within one poll interval.
     Role: admin."""
     lifecycle.set_mode(lifecycle.lifecycle_store(runtime), body.mode)
+    audit_request(request, "mode", body.mode)
     lifecycle.sync(runtime)
     return _state(runtime)
 
 
 @router.post("/kill", response_model=LifecycleOut, responses=_problems((422, "Unknown mode")))
 def kill_switch(
-    runtime: RuntimeDep, _role: AdminRole, body: Annotated[KillIn | None, Body()] = None
+    request: Request,
+    runtime: RuntimeDep,
+    _role: AdminRole,
+    body: Annotated[KillIn | None, Body()] = None,
 ) -> LifecycleOut:
     """Kill switch: serve practice as usual (default; the model is not asked) or shadow on
     every replica within one poll interval, until released. Role: admin."""
     serve = "practice" if body is None else body.serve
     lifecycle.engage_kill_switch(lifecycle.lifecycle_store(runtime), serve)
+    audit_request(request, "kill_switch", "deployment", {"serve": serve})
     lifecycle.sync(runtime)
     return _state(runtime)
 
 
 @router.delete("/kill", response_model=LifecycleOut, responses=_PROBLEMS)
-def release_kill_switch(runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
+def release_kill_switch(request: Request, runtime: RuntimeDep, _role: AdminRole) -> LifecycleOut:
     """Release the kill switch: the stored mode and approved version serve again. Role: admin."""
     lifecycle.release_kill_switch(lifecycle.lifecycle_store(runtime))
+    audit_request(request, "kill_switch_release", "deployment")
     lifecycle.sync(runtime)
     return _state(runtime)
 

@@ -413,3 +413,34 @@ def test_store_keeps_the_approved_version_beyond_model_keep(
         assert [v for v, _ in store.model_versions()] == ["v6", "v5"]  # v2 no longer protected
     finally:
         store.close()
+
+
+def test_admin_actions_are_in_the_audit_trail_with_the_key_id(
+    workers: Workers, base_settings: Settings
+) -> None:
+    from service.audit import AuditTrail, open_audit_log
+    from service.config import hash_api_key
+
+    (a,) = workers(1)
+    v1 = publish(a, 10)
+    assert a.post(f"/v1/models/{v1}/approve", headers=ADMIN).status_code == 200
+    v2 = publish(a, 20)
+    assert a.post(f"/v1/models/{v2}/approve", headers=ADMIN).status_code == 200
+    assert a.post(f"/v1/models/{v1}/rollback", headers=ADMIN).status_code == 200
+    assert a.put("/v1/models/mode", json={"mode": "shadow"}, headers=ADMIN).status_code == 200
+    assert a.post("/v1/models/kill", headers=ADMIN).status_code == 200
+    assert a.delete("/v1/models/kill", headers=ADMIN).status_code == 200
+    trail = AuditTrail(open_audit_log(base_settings))
+    admin = [e for e in trail.entries() if e.role == "admin"]
+    trail.close()
+    assert [(e.action, e.target) for e in admin] == [
+        ("approve", v1),
+        ("approve", v2),
+        ("rollback", v1),
+        ("mode", "shadow"),
+        ("kill_switch", "deployment"),
+        ("kill_switch_release", "deployment"),
+    ]
+    key_id = "k_" + hash_api_key(ADMIN["X-API-Key"])[:12]
+    assert {e.actor for e in admin} == {key_id}
+    assert admin[1].detail["previous"] == v1 and admin[2].detail["previous"] == v2
