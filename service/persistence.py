@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from service.redis.client import as_text
+
 logger = logging.getLogger("nbi.persistence")
 
 REQUIRED_FSYNC = "always"
@@ -65,17 +67,13 @@ def _redis_durability(client: Any) -> Durability | None:
             return Durability(False, "redis: AOF on, appendfsync unknown (CONFIG disabled)")
     except redis.exceptions.RedisError:
         return None
-    aof = _text(config.get("appendonly", b"no")) == "yes"
-    fsync = _text(config.get("appendfsync", b""))
+    aof = as_text(config.get("appendonly", b"no")) == "yes"
+    fsync = as_text(config.get("appendfsync", b""))
     if not aof:
         return Durability(False, "redis: appendonly is off")
     if fsync != REQUIRED_FSYNC:
         return Durability(False, f"redis: appendfsync is {fsync}, not {REQUIRED_FSYNC}")
     return Durability(True, "redis: appendonly yes, appendfsync always")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class PersistenceCheck:

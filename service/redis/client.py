@@ -17,6 +17,17 @@ RETRIED_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeou
 """The only errors the client retries."""
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply value as text (replies are bytes unless the client decodes them).
+
+    Examples
+    --------
+    >>> as_text(b"yes"), as_text("no")
+    ('yes', 'no')
+    """
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def make_retry(retries: int = 6, *, base: float = 0.05, cap: float = 2.0) -> Retry:
     """A :class:`~redis.retry.Retry` with exponential backoff on connection/timeout errors only.
 

@@ -136,27 +136,39 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return {found, protected, h[2] and 1 or 0, #(h[4] or '') > 0 and 1 or 0}
 """
 
-SAVE_MODEL = """
--- KEYS: model_key, model_index, model_latest, control
--- ARGV: version, data, created_at, keep, model_key_prefix
--- The approved version (control hash field 'approved') is kept however old.
-redis.call('HSET', KEYS[1], 'data', ARGV[2], 'created_at', ARGV[3], 'version', ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[1])
-local n = redis.call('ZCARD', KEYS[2])
-local keep = tonumber(ARGV[4])
-if n > keep then
-  local approved = redis.call('HGET', KEYS[4], 'approved')
-  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
-  for _, v in ipairs(old) do
-    if v ~= ARGV[1] and v ~= approved then
-      redis.call('DEL', ARGV[5] .. v)
-      redis.call('ZREM', KEYS[2], v)
+_SAVE_SNAPSHOT = """
+-- Store a snapshot, make it the latest, drop all but the newest `keep` (never the approved
+-- version, control hash field 'approved'). Shared by SAVE_MODEL and FENCED_COMMIT.
+local function save_snapshot(model_key, index, latest, control, version, data, created_at,
+                             keep, prefix)
+  redis.call('HSET', model_key, 'data', data, 'created_at', created_at, 'version', version)
+  redis.call('ZADD', index, created_at, version)
+  redis.call('SET', latest, version)
+  local n = redis.call('ZCARD', index)
+  keep = tonumber(keep)
+  if n > keep then
+    local approved = redis.call('HGET', control, 'approved')
+    local old = redis.call('ZRANGE', index, 0, n - keep - 1)
+    for _, v in ipairs(old) do
+      if v ~= version and v ~= approved then
+        redis.call('DEL', prefix .. v)
+        redis.call('ZREM', index, v)
+      end
     end
   end
+  return n
 end
-return n
 """
+
+SAVE_MODEL = (
+    _SAVE_SNAPSHOT
+    + """
+-- KEYS: model_key, model_index, model_latest, control
+-- ARGV: version, data, created_at, keep, model_key_prefix
+return save_snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+                     ARGV[5])
+"""
+)
 
 LATEST_MODEL = """
 -- KEYS: model_latest; ARGV: model_key_prefix
@@ -184,7 +196,9 @@ end
 return 0
 """
 
-FENCED_COMMIT = """
+FENCED_COMMIT = (
+    _SAVE_SNAPSHOT
+    + """
 -- The learner's commit, conditional on its fencing token (one atomic step).
 -- KEYS: fence, model_key, model_index, model_latest, control, learn
 -- ARGV: token, group, has_snapshot, version, data, created_at, keep, model_key_prefix,
@@ -192,21 +206,7 @@ FENCED_COMMIT = """
 -- Reply: 0 (stale token: nothing written, the messages stay pending) or 1.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[2], 'data', ARGV[5], 'created_at', ARGV[6], 'version', ARGV[4])
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
-  redis.call('SET', KEYS[4], ARGV[4])
-  local n = redis.call('ZCARD', KEYS[3])
-  local keep = tonumber(ARGV[7])
-  if n > keep then
-    local approved = redis.call('HGET', KEYS[5], 'approved')
-    local old = redis.call('ZRANGE', KEYS[3], 0, n - keep - 1)
-    for _, v in ipairs(old) do
-      if v ~= ARGV[4] and v ~= approved then
-        redis.call('DEL', ARGV[8] .. v)
-        redis.call('ZREM', KEYS[3], v)
-      end
-    end
-  end
+  save_snapshot(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 end
 for i = 9, #ARGV do
   redis.call('XACK', KEYS[6], ARGV[2], ARGV[i])
@@ -214,6 +214,7 @@ for i = 9, #ARGV do
 end
 return 1
 """
+)
 
 RELEASE_LEASE = """
 -- KEYS: lease; ARGV: owner. Delete only our own lease.

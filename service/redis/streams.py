@@ -17,14 +17,11 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
+from service.redis.client import as_text
 from service.redis.keys import LEARNING_GROUP, RedisKeys
 from service.store.base import LearningMessage
 
 DEAD_LETTER_MAXLEN = 100_000
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str = LEARNING_GROUP) -> bool:
@@ -123,7 +120,7 @@ class LearningStream:
     def dead_letters(self) -> list[dict[str, str]]:
         """Entries of the dead-letter stream (oldest first), for operators and tests."""
         entries: Any = self.client.xrange(self.keys.dead_letter_stream)
-        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
+        return [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in entries]
 
     # ------------------------------------------------------------------ internals
 
@@ -138,7 +135,7 @@ class LearningStream:
         if len(entries) < count:
             self._history_cursor[consumer] = "done"
         elif entries:
-            self._history_cursor[consumer] = _text(entries[-1][0])
+            self._history_cursor[consumer] = as_text(entries[-1][0])
         return [m for m in self._messages(reply, consumer, fresh=False) if m is not None]
 
     def _claim_idle(self, consumer: str, count: int) -> list[LearningMessage]:
@@ -154,12 +151,12 @@ class LearningStream:
         out: list[LearningMessage | None] = []
         stale: list[str] = []
         for raw_id, fields in entries:
-            message_id = _text(raw_id)
+            message_id = as_text(raw_id)
             if not fields:  # deleted while pending
                 stale.append(message_id)
                 continue
-            event_id = _text(fields.get(b"event_id") or fields.get("event_id") or b"")
-            kind = _text(fields.get(b"kind") or fields.get("kind") or b"outcome")
+            event_id = as_text(fields.get(b"event_id") or fields.get("event_id") or b"")
+            kind = as_text(fields.get(b"kind") or fields.get("kind") or b"outcome")
             deliveries = 1 if fresh else self._deliveries(message_id)
             out.append(LearningMessage(message_id, event_id, deliveries, kind))
         if stale:

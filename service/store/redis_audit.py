@@ -13,14 +13,10 @@ from typing import Any
 import redis
 
 from service.audit import GENESIS, AuditEntry
-from service.redis.client import make_client
+from service.redis.client import as_text, make_client
 
 _PAGE = 1000
 _ATTEMPTS = 100
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisAuditLog:
@@ -44,7 +40,7 @@ class RedisAuditLog:
                 try:
                     pipe.watch(self.head_key)  # type: ignore[no-untyped-call]
                     raw: Any = pipe.get(self.head_key)
-                    seq, prev = (0, GENESIS) if raw is None else _parse_head(_text(raw))
+                    seq, prev = (0, GENESIS) if raw is None else _parse_head(as_text(raw))
                     entry = make(seq + 1, prev)
                     pipe.multi()
                     pipe.rpush(self.list_key, entry.to_json())
@@ -64,13 +60,13 @@ class RedisAuditLog:
             if not page:
                 return
             for text in page:
-                yield _text(text)
+                yield as_text(text)
             start += len(page)
 
     def head(self) -> tuple[int, str] | None:
         """The head, or ``None`` before the first append."""
         raw: Any = self.client.get(self.head_key)
-        return None if raw is None else _parse_head(_text(raw))
+        return None if raw is None else _parse_head(as_text(raw))
 
     def close(self) -> None:
         """Release the connection pool."""

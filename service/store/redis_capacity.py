@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from service.capacity import KEEP_WEEKS, SeatTake, seat_token
-from service.redis.client import make_client
+from service.redis.client import as_text, make_client
 
 TAKE_SEAT = """
 -- KEYS: the week's seat hash, the assignment's seat key
@@ -32,10 +32,6 @@ return {1, n, n > tonumber(ARGV[2]) and 1 or 0}
 """
 
 _TTL_SECONDS = KEEP_WEEKS * 7 * 86400
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisSeatLedger:
@@ -58,7 +54,7 @@ class RedisSeatLedger:
     def taken(self, week: str) -> dict[str, int]:
         """Seats taken in ``week`` per offer id (one ``HGETALL``)."""
         raw: Any = self.client.hgetall(self._week_key(week))
-        return {_text(k): int(v) for k, v in raw.items()}
+        return {as_text(k): int(v) for k, v in raw.items()}
 
     def take(self, event_id: str, action_id: str, week: str, capacity: int) -> SeatTake:
         """Count the seat of ``event_id`` once (one script)."""

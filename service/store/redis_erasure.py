@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from service.redis.client import as_text
 from service.redis.keys import LEARNING_GROUP
 from service.redis.scripts import ERASE_EVENT
 from service.store.redis_store import RedisStore
@@ -23,10 +24,6 @@ from service.store.sqlite_erasure import Erased
 
 _BATCH = 500
 _STREAM_PAGE = 1000
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisEraser:
@@ -41,7 +38,7 @@ class RedisEraser:
     def event_ids_of(self, pseudonym: str) -> list[str]:
         """Event ids of ``pseudonym`` (members of its set)."""
         members: Any = self.client.smembers(self.keys.citizen(pseudonym))
-        return sorted(_text(m) for m in members)
+        return sorted(as_text(m) for m in members)
 
     def erase_pseudonym(self, pseudonym: str) -> Erased:
         """Remove every event of ``pseudonym`` and its set."""
@@ -58,7 +55,7 @@ class RedisEraser:
             )
             if not ids:
                 return total
-            total = total + self._erase_events([_text(i) for i in ids])
+            total = total + self._erase_events([as_text(i) for i in ids])
 
     def rewrite_aof(self, timeout: float = 120.0) -> bool:
         """Rewrite the AOF (when enabled) and wait until the rewrite is done; ``False`` when AOF
@@ -120,12 +117,12 @@ class RedisEraser:
             if not page:
                 return dropped
             hits = [
-                _text(entry_id)
+                as_text(entry_id)
                 for entry_id, fields in page
-                if _text(fields.get(b"event_id", fields.get("event_id", b""))) in wanted
+                if as_text(fields.get(b"event_id", fields.get("event_id", b""))) in wanted
             ]
             if hits:
                 dropped += int(self.client.xdel(stream, *hits))
             if len(page) < _STREAM_PAGE:
                 return dropped
-            start = "(" + _text(page[-1][0])
+            start = "(" + as_text(page[-1][0])

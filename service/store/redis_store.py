@@ -23,7 +23,7 @@ from bandit.context import ProtectedAttributes
 from bandit.errors import ConflictError, UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.rewards import Outcome
-from service.redis.client import make_client
+from service.redis.client import as_text, make_client
 from service.redis.keys import LEARNING_GROUP, RedisKeys
 from service.redis.scripts import StoreScripts
 from service.redis.streams import LearningStream
@@ -46,10 +46,6 @@ _PAGE = 500
 
 def _dumps(record: DecisionRecord) -> str:
     return json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisStore:
@@ -146,7 +142,7 @@ class RedisStore:
                 request_fingerprint or "",
             ],
         )
-        status, event_id = int(reply[0]), _text(reply[1])
+        status, event_id = int(reply[0]), as_text(reply[1])
         if status == -2:  # noqa: PLR2004
             raise ConflictError(REUSED_REQUEST_ID)
         if status == -1:
@@ -216,12 +212,12 @@ class RedisStore:
     def corrections(self) -> list[dict[str, str]]:
         """Audit entries of late reports that replaced ``not_reported`` (oldest first)."""
         entries: Any = self.client.xrange(self.keys.corrections_stream)
-        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
+        return [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in entries]
 
     def expired_pending(self, now: float, limit: int = 1000) -> list[DecisionRecord]:
         """Unsettled records whose horizon is at or before ``now`` (earliest first)."""
         ids: Any = self.client.zrangebyscore(self.keys.pending, "-inf", now, start=0, num=limit)
-        return self._fetch([_text(i) for i in ids])
+        return self._fetch([as_text(i) for i in ids])
 
     def pending_count(self) -> int:
         """Number of unsettled records."""
@@ -234,7 +230,7 @@ class RedisStore:
             ids: Any = self.client.zrange(self.keys.record_index, start, start + _PAGE - 1)
             if not ids:
                 return
-            yield from self._fetch([_text(i) for i in ids])
+            yield from self._fetch([as_text(i) for i in ids])
             start += len(ids)
 
     def group_counts(self) -> dict[str, GroupCounts]:
@@ -244,7 +240,7 @@ class RedisStore:
             pipe.hgetall(self.keys.group_counts(group))
         out = {}
         for group, raw in zip(_GROUPS, pipe.execute(), strict=True):
-            data = {_text(k): int(v) for k, v in raw.items()}
+            data = {as_text(k): int(v) for k, v in raw.items()}
             out[group] = GroupCounts(
                 decisions=data.get("decisions", 0),
                 settled=data.get("settled", 0),
@@ -308,30 +304,30 @@ class RedisStore:
         if not reply or reply[0] is None:
             return None
         return ModelSnapshot(
-            version=_text(reply[0]), data=bytes(reply[1]), created_at=float(reply[2])
+            version=as_text(reply[0]), data=bytes(reply[1]), created_at=float(reply[2])
         )
 
     def latest_model_version(self) -> str | None:
         """Version of the newest snapshot without fetching its data (cheap polling)."""
         raw: Any = self.client.get(self.keys.model_latest)
-        return None if raw is None else _text(raw)
+        return None if raw is None else as_text(raw)
 
     def get_model(self, version: str) -> ModelSnapshot | None:
         """The kept snapshot ``version``, or ``None``."""
         reply: Any = self.client.hmget(self.keys.model(version), "version", "data", "created_at")
         if not reply or reply[0] is None:
             return None
-        return ModelSnapshot(_text(reply[0]), bytes(reply[1]), float(reply[2]))
+        return ModelSnapshot(as_text(reply[0]), bytes(reply[1]), float(reply[2]))
 
     def model_versions(self) -> list[tuple[str, float]]:
         """``(version, created_at)`` of every kept snapshot, newest first."""
         rows: Any = self.client.zrevrange(self.keys.model_index, 0, -1, withscores=True)
-        return [(_text(v), float(t)) for v, t in rows]
+        return [(as_text(v), float(t)) for v, t in rows]
 
     def get_control(self) -> dict[str, str]:
         """The lifecycle control values (approved version, mode, kill switch)."""
         raw: Any = self.client.hgetall(self.keys.control)
-        return {_text(n): _text(v) for n, v in raw.items()}
+        return {as_text(n): as_text(v) for n, v in raw.items()}
 
     def set_control(self, values: Mapping[str, str | None]) -> None:
         """Set (or, for ``None``, remove) control values in one transaction."""
