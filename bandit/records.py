@@ -51,6 +51,11 @@ class DecisionRecord:
     cluster_key
         Pseudonym of the randomisation cluster (caseworker or job centre) when the control arm
         is assigned by cluster; ``None`` for per-citizen randomisation.
+    caseworker_key, jobcentre_key
+        Pseudonyms of the caseworker and the job centre of the request when it named them
+        (:func:`bandit.privacy.pseudonymise_cluster`, whatever the randomisation unit), for the
+        human-oversight monitor (override rates); ``None`` when not sent (and in records written
+        before these fields existed).
     excluded
         Why each non-eligible action was filtered out (action id -> reason).
     assigned, assignment_reason
@@ -86,6 +91,8 @@ class DecisionRecord:
     """How the decision was served (``service/lifecycle.py``): ``live`` (the suggestion was
     shown), ``shadow`` (the policy decided and its pmf is logged, nothing was shown) or
     ``practice`` (kill switch: practice as usual, the policy was not asked; empty pmf)."""
+    caseworker_key: str | None = None
+    jobcentre_key: str | None = None
 
     @property
     def complied(self) -> bool | None:
@@ -137,6 +144,8 @@ class DecisionRecord:
             "reward": self.reward,
             "censored": self.censored,
             "mode": self.mode,
+            "caseworker_key": self.caseworker_key,
+            "jobcentre_key": self.jobcentre_key,
         }
 
     @classmethod
@@ -166,6 +175,8 @@ class DecisionRecord:
                 reward=None if data.get("reward") is None else float(data["reward"]),
                 censored=bool(data.get("censored", False)),
                 mode=str(data.get("mode", "live")),
+                caseworker_key=_optional_text(data.get("caseworker_key")),
+                jobcentre_key=_optional_text(data.get("jobcentre_key")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"Malformed decision record: {exc}"
@@ -177,3 +188,7 @@ class DecisionRecord:
             msg = "Malformed decision record: pmf must match eligible and sum to 1"
             raise InvalidInputError(msg)
         return record
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -284,6 +284,9 @@ def _register_report(app: typer.Typer) -> None:
         follow_up_col: str | None = typer.Option(None, help=COLS["follow_up"]),
         cluster_col: str | None = typer.Option(None, help=COLS["cluster"]),
         horizon: float = typer.Option(26.0, help="Follow-up of the Kaplan-Meier curves in weeks."),
+        oversight: Path | None = typer.Option(  # noqa: B008
+            None, "--oversight", help="Override rates: the JSON of GET /v1/oversight (admin)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Also print one JSON document."),
     ) -> None:
         """Write a self-contained HTML report: the answer first (trial effect, power and
@@ -306,7 +309,9 @@ def _register_report(app: typer.Typer) -> None:
                 horizon=horizon,
                 hc=hc.upper(),  # type: ignore[arg-type]  # checked by ExperimentSpec
             )
-            doc = _build_report(out, logs, policy, target_probs, rct, audit_file, spec)
+            doc = _build_report(
+                out, logs, policy, target_probs, rct, audit_file, spec, oversight=oversight
+            )
             if as_json:
                 emit_json(doc)
             else:
@@ -321,6 +326,7 @@ def _build_report(
     rct: Path | None,
     audit_file: Path | None,
     spec: Any,
+    oversight: Path | None = None,
 ) -> dict[str, Any]:
     from offline_eval.cli_experiment import load_experiment
     from offline_eval.report import render_html
@@ -346,7 +352,7 @@ def _build_report(
         if path is not None
     ]
     net_value = _net_value(rct, spec.group_col) if rct else None
-    monitoring = _monitoring(fair_path, logs, spec)
+    monitoring = _monitoring(fair_path, logs, spec, oversight)
     doc = render_html(
         evaluations=evaluations,
         experiment=experiment,
@@ -365,16 +371,21 @@ def _build_report(
     }
 
 
-def _monitoring(audit: Path | None, logs: Path | None, spec: Any) -> Any:
-    """The parity-of-scarce-seats and drift section's figures (``None``: nothing to show)."""
+def _monitoring(
+    audit: Path | None, logs: Path | None, spec: Any, oversight: Path | None = None
+) -> Any:
+    """The parity-of-scarce-seats, drift and oversight section's figures (``None``: nothing
+    to show)."""
     from offline_eval.logs import read_frame
     from offline_eval.report_monitoring import summarise
+    from offline_eval.report_oversight import read_oversight
 
     return summarise(
         read_frame(audit) if audit else None,
         read_frame(logs) if logs else None,
         spec.group_col,
         spec.outcome_col,
+        oversight=read_oversight(oversight) if oversight else None,
     )
 
 

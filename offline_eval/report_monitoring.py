@@ -15,17 +15,25 @@ population stability index of each context feature, the later half of the period
 earlier half (:mod:`offline_eval.drift`; above 0.25 is a major shift). The model's calibration
 is monitored by the service (``nbi_drift_calibration_*``): the exported files carry no
 predictions.
+
+Human oversight: the parity table's ``overridden`` column is the share of each group's
+recorded assignments that differ from the suggestion (the files' ``followed``); with ``nbi
+report --oversight FILE`` (the service's ``GET /v1/oversight``) the section adds the override
+rates per caseworker (pseudonymised) and job centre (:mod:`offline_eval.report_oversight`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from offline_eval import formatting as fmt
 from offline_eval.drift import FEATURES, feature_psi
+from offline_eval.report_oversight import oversight_section
 
 SCARCE_FAMILIES = ("private_wage_subsidy", "private_internship")
 FOUR_FIFTHS = 0.8
@@ -33,6 +41,8 @@ MAJOR_SHIFT = 0.25
 MODERATE_SHIFT = 0.1
 LONG_TERM_WEEKS = 52
 _ATTRIBUTES = ("gender", "origin", "age_band", "target_group", "long_term_unemployed")
+NO_RATIO = frozenset({"overridden"})
+"""Measures shown per group without a four-fifths ratio (not an allocation)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class MonitoringSummary:
     ratios: dict[tuple[str, str], float]
     psi: dict[str, float]
     min_group: int
+    oversight: Mapping[str, Any] | None = None
+    """The JSON of the service's ``GET /v1/oversight`` (:mod:`offline_eval.report_oversight`)."""
 
 
 def _treated(frame: pd.DataFrame, group_col: str) -> pd.DataFrame:
@@ -82,6 +94,9 @@ def parity_table(
             measures["received"] = (scarce & followed).astype(float)
     if outcome_col in rows.columns:
         measures["employed"] = pd.to_numeric(rows[outcome_col], errors="coerce")
+    if "followed" in rows.columns:  # human oversight: share of assignments not as suggested
+        followed = rows["followed"]
+        measures["overridden"] = (1.0 - followed.astype(float)).where(followed.notna())
     out = []
     ratios: dict[tuple[str, str], float] = {}
     for attribute in (a for a in _ATTRIBUTES if a in rows.columns):
@@ -95,7 +110,7 @@ def parity_table(
                 | {m: float(r[m]) for m in measures}
             )
         big = summary[summary["n"] >= min_group]
-        for m in measures:
+        for m in (m for m in measures if m not in NO_RATIO):
             values = big[m].dropna()
             enough = len(values) >= 2 and values.max() > 0  # noqa: PLR2004
             ratios[(attribute, m)] = float(values.min() / values.max()) if enough else math.nan
@@ -149,11 +164,15 @@ def monitoring_section(summary: MonitoringSummary) -> list[str]:
         "<p>Recommender arm. Scarce families: private wage subsidies and internships. "
         "Ratio = smallest over largest group rate among groups with at least "
         f"{fmt.count(summary.min_group)} citizens; ⚠ below 0.8 (four-fifths rule, as the "
-        "service's alerts).</p>",
+        "service's alerts). <i>overridden</i>: share of the recorded assignments that differ "
+        "from the suggestion (human oversight; per caseworker and job centre: "
+        "<code>GET /v1/oversight</code>, <code>nbi report --oversight</code>).</p>",
     ]
     p = summary.parity
     if not p.empty:
-        measures = [m for m in ("recommended", "received", "employed") if m in p.columns]
+        measures = [
+            m for m in ("recommended", "received", "employed", "overridden") if m in p.columns
+        ]
         head = "".join(f"<th>{_e(h)}</th>" for h in ("Group", "Citizens", *measures))
         body = []
         for attribute, rows in p.groupby("attribute", sort=False):
@@ -162,7 +181,10 @@ def monitoring_section(summary: MonitoringSummary) -> list[str]:
                 cells += [fmt.pct(r[m]) for m in measures]
                 body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
             ratio = [
-                _ratio_cell(summary.ratios.get((str(attribute), m), math.nan)) for m in measures
+                ""
+                if m in NO_RATIO
+                else _ratio_cell(summary.ratios.get((str(attribute), m), math.nan))
+                for m in measures
             ]
             cells = [f"<b>{_e(attribute)}: ratio</b>", "", *ratio]
             body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -181,7 +203,9 @@ def monitoring_section(summary: MonitoringSummary) -> list[str]:
             "<table><thead><tr><th>Feature</th><th>PSI</th><th>Reading</th></tr></thead>"
             f"<tbody>{rows_html}</tbody></table>",
         ]
-    return parts if (not p.empty or summary.psi) else []
+    if summary.oversight is not None:
+        parts += oversight_section(summary.oversight)
+    return parts if (not p.empty or summary.psi or summary.oversight is not None) else []
 
 
 def summarise(
@@ -191,15 +215,17 @@ def summarise(
     outcome_col: str,
     *,
     min_group: int = 30,
+    oversight: Mapping[str, Any] | None = None,
 ) -> MonitoringSummary | None:
     """The section's figures from the audit file and the logged-bandit file (either may be
-    missing); ``None`` when neither gives anything."""
+    missing) and the service's override rates (``oversight``, optional); ``None`` when none
+    gives anything."""
     parity, ratios = (
         parity_table(audit, group_col, outcome_col, min_group=min_group)
         if audit is not None
         else (pd.DataFrame(), {})
     )
     psi = log_drift(logs) if logs is not None else {}
-    if parity.empty and not psi:
+    if parity.empty and not psi and oversight is None:
         return None
-    return MonitoringSummary(parity, ratios, psi, min_group)
+    return MonitoringSummary(parity, ratios, psi, min_group, oversight)

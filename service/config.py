@@ -223,6 +223,36 @@ class Settings(BaseSettings):
         description="Families whose recommendation and receipt parity is monitored (JSON list)",
     )
     drift_bins: int = Field(default=10, ge=2, le=50, description="Quantile bins of numeric PSI")
+    oversight_min_assignments: int = Field(
+        default=50,
+        ge=1,
+        description="Assignments after a shown suggestion a caseworker needs in the monitoring "
+        "window before their override rate is assessed (service/oversight.py)",
+    )
+    oversight_low_override_rate: float = Field(
+        default=0.02,
+        ge=0.0,
+        lt=1.0,
+        description="An assessed caseworker overriding at most this share of suggestions is "
+        "counted in nbi_oversight_caseworkers_low_override (possible rubber-stamping)",
+    )
+    oversight_max_jobcentres: int = Field(
+        default=200, ge=1, description="Job-centre label values of the oversight metrics"
+    )
+    citizen_review_contact_da: str = Field(
+        default="Kontakt dit jobcenter, hvis du vil have din sag vurderet af en medarbejder, "
+        "eller hvis du vil klage over afgørelsen.",
+        min_length=1,
+        max_length=500,
+        description="How a citizen asks for human review, Danish (citizen summary)",
+    )
+    citizen_review_contact_en: str = Field(
+        default="Contact your job centre if you want a member of staff to review your case or "
+        "want to complain about the decision.",
+        min_length=1,
+        max_length=500,
+        description="How a citizen asks for human review, English (citizen summary)",
+    )
 
     # -- HTTP -----------------------------------------------------------------------------
     api_keys: dict[str, list[str]] = Field(default_factory=_dev_api_key_hashes)

@@ -271,6 +271,16 @@ def _cluster_key(runtime: Runtime, request: RecommendationRequest, key: bytes) -
     return None if raw is None else pseudonymise_cluster(raw, key, unit.value)
 
 
+def _staff_keys(request: RecommendationRequest, key: bytes) -> tuple[str | None, str | None]:
+    """Pseudonyms of the request's caseworker and job centre (``None``: not named)."""
+    caseworker = request.caseworker_id
+    jobcentre = request.jobcentre_id
+    return (
+        None if caseworker is None else pseudonymise_cluster(caseworker, key, "caseworker"),
+        None if jobcentre is None else pseudonymise_cluster(jobcentre, key, "jobcentre"),
+    )
+
+
 def recommend(
     runtime: Runtime, request: RecommendationRequest, *, request_id: str | None
 ) -> RecommendationResponse:
@@ -289,6 +299,12 @@ def recommend(
     decided = _new_record(runtime, policy, request, features, citizen_key, asked, cluster_key)
     if mode != "live":
         decided = Decided(dataclasses.replace(decided.record, group=group, mode=mode), None)
+    caseworker, jobcentre = _staff_keys(request, key)
+    if caseworker or jobcentre:  # who decided, pseudonymised, for service/oversight.py
+        staffed = dataclasses.replace(
+            decided.record, caseworker_key=caseworker, jobcentre_key=jobcentre
+        )
+        decided = Decided(staffed, decided.decision)
     record = decided.record
     stored_key = None if request_id is None else request_key(request_id, key)
     result = runtime.store.put_decision(

@@ -1,5 +1,6 @@
 """The parity and drift monitor: every ``monitor_interval_seconds`` it reads the store's records,
-computes parity (:mod:`service.parity`) and drift (:mod:`offline_eval.drift`) over the monitoring
+computes parity (:mod:`service.parity`), drift (:mod:`offline_eval.drift`) and the caseworkers'
+override rates (:mod:`service.oversight`, over the current window) over the monitoring
 window (``monitor_window_days``, a month by default) and sets the gauges of
 :class:`service.monitor_metrics.MonitorMetrics`; the alert rules of the ``nbi-equity`` group
 (``service/prometheus/alerts.yml``) watch them.
@@ -33,6 +34,7 @@ from bandit.errors import UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.types import Action, FeatureValue
 from offline_eval.drift import Calibration, calibration, feature_psi
+from service.oversight import OversightReport, window_oversight
 from service.parity import MonitoredDecision, ParityReport, long_term_group, parity_report
 from service.periodic import PeriodicThread
 from service.store.base import employed_within_horizon
@@ -65,6 +67,7 @@ class MonitorResult:
     sizes: tuple[int, int]
     calibration: tuple[Calibration, Calibration]
     at: float
+    oversight: OversightReport
 
 
 def split_windows(
@@ -127,8 +130,10 @@ class EquityMonitor(PeriodicThread):
         metrics = self.runtime.metrics.monitor
         metrics.publish_parity(report)
         metrics.publish_drift(psi, sizes, cals, min_outcomes=settings.monitor_min_group_size)
+        oversight = window_oversight(self.runtime.store, windows.current, settings)
+        metrics.oversight.publish(oversight, max_jobcentres=settings.oversight_max_jobcentres)
         metrics.last_run.set(time.time())
-        return MonitorResult(report, psi, sizes, cals, at)
+        return MonitorResult(report, psi, sizes, cals, at, oversight)
 
     # ------------------------------------------------------------------ per record
 

@@ -15,6 +15,7 @@ import math
 from prometheus_client import CollectorRegistry, Gauge
 
 from offline_eval.drift import FEATURES, Calibration
+from service.oversight_metrics import OversightMetrics
 from service.parity import DIMENSIONS, MEASURES, ParityReport
 
 WINDOWS = ("reference", "current")
@@ -106,6 +107,7 @@ class MonitorMetrics:
             (),
             r,
         )
+        self.oversight = OversightMetrics(r)  # override rates (service/oversight.py)
         self._initialise()
 
     def _initialise(self) -> None:

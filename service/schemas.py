@@ -277,3 +277,75 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool] = Field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- human oversight
+
+
+class OverrideRow(BaseModel):
+    """Assignments after a shown suggestion and how many differ from it (``rate``: null
+    without assignments)."""
+
+    key: str = Field(
+        description="Short pseudonym (c_ + 12 hex) of the caseworker or job centre, "
+        "'unattributed' when the requests named none, or dimension:group."
+    )
+    assignments: int
+    overrides: int
+    rate: Ratio | None
+
+
+class CaseworkerOverrideRow(OverrideRow):
+    """One caseworker (pseudonymised: never the raw id)."""
+
+    low_override: bool = Field(
+        description="Assessed (enough assignments) and overriding at most the low rate."
+    )
+
+
+class GroupOverrideRow(OverrideRow):
+    """One group of a protected or need dimension."""
+
+    dimension: str
+    group: str
+
+
+class OversightOut(BaseModel):
+    """Override (non-compliance) rates over the monitoring window (service/oversight.py)."""
+
+    window_days: float
+    min_assignments: int
+    low_rate: float
+    overall: OverrideRow
+    caseworkers_assessed: int
+    caseworkers_low_override: int
+    caseworkers: list[CaseworkerOverrideRow]
+    jobcentres: list[OverrideRow]
+    groups: list[GroupOverrideRow]
+
+
+# ----------------------------------------------------------------------------- citizen information
+
+
+class CitizenSummary(BaseModel):
+    """Plain-language information for the citizen about one decision (GDPR art. 13/14, 22)."""
+
+    event_id: str
+    lang: Literal["da", "en"]
+    decided_on: date
+    situation: Literal["suggested", "control", "shadow", "practice"] = Field(
+        description="suggested: a suggestion was shown; control: the trial's comparison group; "
+        "shadow: computed but not shown; practice: the system was switched off."
+    )
+    suggestion_shown: bool
+    suggested: str | None = Field(description="The suggested offer, when one was shown.")
+    case_facts: list[str] = Field(
+        description="The main case facts behind the suggestion (never protected attributes)."
+    )
+    caseworker_decision: str
+    assigned: str | None = Field(description="What the caseworker chose, once recorded.")
+    human_review: str = Field(description="How to ask for a human review.")
+    text: str = Field(description="All of the above as one message.")
+    model_version: str | None = Field(
+        description="The model that made the suggestion (null when none was shown)."
+    )

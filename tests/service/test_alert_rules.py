@@ -35,6 +35,8 @@ ALERTS = {
     "NbiFeatureDrift",
     "NbiCalibrationDrift",
     "NbiMonitorStale",
+    # human oversight (cases in test_oversight.py)
+    "NbiCaseworkerRubberStamping",
 }
 
 

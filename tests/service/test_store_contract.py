@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -53,6 +54,29 @@ def test_put_then_get_round_trips_every_field(store: DecisionStore):
     assert result.changed and result.record == rec
     assert store.get_decision("e1") == rec
     assert store.ping()
+
+
+def test_caseworker_and_jobcentre_pseudonyms_round_trip_through_every_write(
+    store: DecisionStore,
+):
+    caseworker, jobcentre = "c_" + "a" * 64, "c_" + "b" * 64
+    rec = dataclasses.replace(record("e1"), caseworker_key=caseworker, jobcentre_key=jobcentre)
+    assert store.put_decision(rec, horizon_seconds=HORIZON).record == rec
+    assert store.get_decision("e1") == rec
+    assigned = store.record_assignment("e1", "B", "capacity").record
+    settled = store.record_outcome("e1", EMPLOYED, 1.0, censored=False).record
+    for stored in (assigned, settled, store.get_decision("e1"), *store.iter_records()):
+        assert (stored.caseworker_key, stored.jobcentre_key) == (caseworker, jobcentre)
+    assert store.get_decision("e1").complied is False
+
+
+def test_a_record_written_before_the_pseudonym_fields_reads_with_none(store: DecisionStore):
+    legacy = record("e1").to_dict()
+    del legacy["caseworker_key"], legacy["jobcentre_key"]
+    rec = DecisionRecord.from_dict(legacy)
+    assert (rec.caseworker_key, rec.jobcentre_key) == (None, None)
+    store.put_decision(rec, horizon_seconds=HORIZON)
+    assert store.get_decision("e1") == rec
 
 
 def test_replayed_request_id_stores_nothing_and_returns_the_first_record(store: DecisionStore):
