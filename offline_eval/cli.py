@@ -287,6 +287,9 @@ def _register_report(app: typer.Typer) -> None:
         oversight: Path | None = typer.Option(  # noqa: B008
             None, "--oversight", help="Override rates: the JSON of GET /v1/oversight (admin)."
         ),
+        importance: Path | None = typer.Option(  # noqa: B008
+            None, "--importance", help="Feature-importance file (nbi importance --out)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Also print one JSON document."),
     ) -> None:
         """Write a self-contained HTML report: the answer first (trial effect, power and
@@ -310,7 +313,15 @@ def _register_report(app: typer.Typer) -> None:
                 hc=hc.upper(),  # type: ignore[arg-type]  # checked by ExperimentSpec
             )
             doc = _build_report(
-                out, logs, policy, target_probs, rct, audit_file, spec, oversight=oversight
+                out,
+                logs,
+                policy,
+                target_probs,
+                rct,
+                audit_file,
+                spec,
+                importance=importance,
+                oversight=oversight,
             )
             if as_json:
                 emit_json(doc)
@@ -327,13 +338,17 @@ def _build_report(
     audit_file: Path | None,
     spec: Any,
     oversight: Path | None = None,
+    *,
+    importance: Path | None = None,
 ) -> dict[str, Any]:
     from offline_eval.cli_experiment import load_experiment
     from offline_eval.report import render_html
+    from offline_eval.report_importance import read_importance
 
-    if logs is None and rct is None and audit_file is None:
-        msg = "give at least one of --logs, --rct, --fairness"
+    if logs is None and rct is None and audit_file is None and importance is None:
+        msg = "give at least one of --logs, --rct, --fairness, --importance"
         raise ValueError(msg)
+    model_importance = read_importance(importance) if importance else None
     evaluations = (
         _run_evaluate(logs, policy, target_probs, 0.5, None, "robust", 1, 0, None) if logs else []
     )
@@ -348,7 +363,12 @@ def _build_report(
     )
     sources = [
         (label, path.name)
-        for label, path in (("log", logs), ("trial", rct), ("fairness audit", audit_file))
+        for label, path in (
+            ("log", logs),
+            ("trial", rct),
+            ("fairness audit", audit_file),
+            ("feature importance", importance),
+        )
         if path is not None
     ]
     net_value = _net_value(rct, spec.group_col) if rct else None
@@ -359,6 +379,7 @@ def _build_report(
         fairness=fair,
         cost_benefit=net_value,
         monitoring=monitoring,
+        importance=model_importance,
         sources=sources,
     )
     out.write_text(doc, encoding="utf-8")
@@ -368,6 +389,7 @@ def _build_report(
         "experiment": None if experiment is None else experiment.to_dict(),
         "fairness": None if fair is None else fair.to_dict(),
         "cost_benefit": None if net_value is None else net_value.to_dict(),
+        "importance": None if model_importance is None else model_importance.to_dict(),
     }
 
 

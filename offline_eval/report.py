@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from bandit.importance import ImportanceReport
 from offline_eval import formatting as fmt
 from offline_eval import report_plots
 from offline_eval.cost_benefit import TrialNetValue, net_value_section
 from offline_eval.evaluation import PolicyEvaluation
 from offline_eval.experiment import ExperimentResult, Survival
 from offline_eval.fairness import FairnessReport
+from offline_eval.report_importance import importance_section
 from offline_eval.report_monitoring import MonitoringSummary, monitoring_section
 from offline_eval.stats import Effect
 
@@ -734,13 +736,15 @@ def render_html(
     fairness: FairnessReport | None = None,
     cost_benefit: TrialNetValue | None = None,
     monitoring: MonitoringSummary | None = None,
+    importance: ImportanceReport | None = None,
     title: str = "nbi evaluation report",
     sources: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole report as one HTML string (no external resources).
 
     ``sources`` are ``(label, file name)`` pairs listed under the title; ``cost_benefit``
-    (:func:`offline_eval.cost_benefit.trial_net_value`) adds the cost-benefit section.
+    (:func:`offline_eval.cost_benefit.trial_net_value`) adds the cost-benefit section;
+    ``importance`` (``nbi importance --out``) the feature importance of a model version.
     """
     cards: list[str] = []
     body: list[str] = []
@@ -758,6 +762,8 @@ def render_html(
         body += net_value_section(cost_benefit)
     if monitoring is not None:
         body += monitoring_section(monitoring)  # parity of scarce seats, drift
+    if importance is not None:
+        body += importance_section(importance)
     meta = " · ".join(f"{_e(label)}: {_code(name)}" for label, name in sources)
     parts = [
         "<!doctype html>",

@@ -1,4 +1,5 @@
-"""``nbi models ...``: list, compare, approve and roll back model versions; mode and kill switch.
+"""``nbi models ...``: list, compare, approve and roll back model versions; mode and kill switch;
+model cards (``nbi models card``) and feature importance (``nbi importance``).
 
 The commands act on the configured store (``NBI_STORE``, ``NBI_SQLITE_PATH`` /
 ``NBI_REDIS_URL``, or the options), exactly as the admin endpoints do: every running replica
@@ -51,6 +52,17 @@ def _opened(
         backend.close()
 
 
+def _run(
+    action: Callable[[LifecycleStore, Settings, Catalog], None],
+    store: str | None,
+    sqlite_path: str | None,
+    redis_url: str | None,
+    redis_prefix: str | None,
+) -> None:
+    with _opened(store, sqlite_path, redis_url, redis_prefix) as (backend, settings, catalog):
+        action(backend, settings, catalog)
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -63,16 +75,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         no_args_is_help=True,
     )
     app.add_typer(models)
-
-    def run(
-        action: Callable[[LifecycleStore, Settings, Catalog], None],
-        store: str | None,
-        sqlite_path: str | None,
-        redis_url: str | None,
-        redis_prefix: str | None,
-    ) -> None:
-        with _opened(store, sqlite_path, redis_url, redis_prefix) as (backend, settings, catalog):
-            action(backend, settings, catalog)
+    _register_card(models)
+    _register_importance(app)
+    run = _run
 
     @models.command("list")
     def list_models(
@@ -205,3 +210,106 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
                 typer.echo(f"plot written to {plot}")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)
+
+
+RoundsOpt = typer.Option(200, "--rounds", min=2, max=5000, help="Recent decisions to use.")
+RepeatsOpt = typer.Option(5, "--repeats", min=1, max=50, help="Permutations per feature.")
+SeedOpt = typer.Option(0, "--seed", help="Seed of the permutations.")
+
+
+def _register_card(models: typer.Typer) -> None:
+    @models.command("card")
+    def card_cmd(  # noqa: PLR0913 (the card, its importance knobs and the store options)
+        version: str = typer.Argument(..., help="A kept version (see nbi models list)."),
+        out: Path = typer.Option(..., "--out", help="File to write: .md or .html."),  # noqa: B008
+        fmt: str = typer.Option(None, "--format", help="markdown or html (default: from --out)."),
+        rounds: int = RoundsOpt,
+        repeats: int = RepeatsOpt,
+        seed: int = SeedOpt,
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Model card of a version: data window, features with their importance, exploration,
+        off-policy comparison, fairness audit and known limits, as Markdown or HTML."""
+        from service.model_card import build_card
+        from service.model_card_render import card_format, write_card
+
+        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            card_format(out, fmt)  # a bad format fails before the work
+            card = build_card(
+                backend,  # type: ignore[arg-type]  # both stores keep protected attributes
+                settings,
+                catalog,
+                version,
+                rounds=rounds,
+                repeats=repeats,
+                seed=seed,
+            )
+            written = write_card(card, out, fmt)
+            typer.echo(f"wrote {out} ({written})")
+
+        _run(action, store, sqlite_path, redis_url, redis_prefix)
+
+
+def _chosen_version(backend: LifecycleStore, version: str | None) -> str:
+    """``version``, else the approved one, else the newest kept."""
+    from service.lifecycle import UnknownModelError, read_state
+
+    chosen = version or read_state(backend).approved
+    if chosen is None:
+        versions = backend.model_versions()
+        if not versions:
+            msg = "No model version is kept in the store yet"
+            raise UnknownModelError(msg)
+        chosen = versions[0][0]
+    return chosen
+
+
+ImportanceOutOpt = typer.Option(
+    None, "--out", help="Write the result as JSON (for nbi report --importance)."
+)
+
+
+def _register_importance(app: typer.Typer) -> None:
+    @app.command("importance")
+    def importance_cmd(  # noqa: PLR0913
+        version: str = typer.Argument(
+            None, help="A kept version (default: approved, else newest)."
+        ),
+        rounds: int = RoundsOpt,
+        repeats: int = RepeatsOpt,
+        seed: int = SeedOpt,
+        out: Path = ImportanceOutOpt,
+        plot: Path = PlotOpt,
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+        store: str = StoreOpt,
+        sqlite_path: str = SqliteOpt,
+        redis_url: str = RedisOpt,
+        redis_prefix: str = PrefixOpt,
+    ) -> None:
+        """Permutation importance of each case fact for a model version on the most recent
+        logged decisions (mean and sd over the permutations; deterministic for a seed)."""
+        import base64
+        import json
+
+        from service.importance import format_importance, model_importance
+
+        def action(backend: LifecycleStore, _s: Settings, catalog: Catalog) -> None:
+            chosen = _chosen_version(backend, version)
+            report = model_importance(
+                backend, catalog, chosen, rounds=rounds, repeats=repeats, seed=seed
+            )
+            doc = json.dumps(report.to_dict(), allow_nan=False)
+            if out is not None:
+                out.write_text(doc + "\n", encoding="utf-8")
+            if plot is not None:
+                from offline_eval.report_importance import plot_importance
+
+                plot.write_bytes(base64.b64decode(plot_importance(report)))
+            lines = [doc] if as_json else format_importance(report)
+            for line in lines:
+                typer.echo(line)
+
+        _run(action, store, sqlite_path, redis_url, redis_prefix)

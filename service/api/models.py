@@ -7,9 +7,10 @@ one ``model_poll_seconds`` (see :mod:`service.lifecycle`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -17,6 +18,7 @@ from service import lifecycle
 from service.audit import audit_request
 from service.deps import AdminRole, ModelReaderRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
+from service.importance import DEFAULT_REPEATS, DEFAULT_ROUNDS, MAX_REPEATS, MAX_ROUNDS
 from service.model_compare import compare
 from service.runtime import Runtime
 from service.schemas import ModelInfo, ReloadResponse
@@ -285,3 +287,100 @@ async def compare_models(
         logged_decisions=report.logged_decisions,
         note=report.note,
     )
+
+
+class FeatureImportanceOut(BaseModel):
+    """One feature's permutation importance (mean and sd over the permutations)."""
+
+    feature: str
+    reward_change: float = Field(
+        description="Mean absolute change of the expected reward of the logged offer"
+    )
+    reward_change_sd: float | None
+    pmf_change: float = Field(description="Mean total-variation change of the pmf")
+    pmf_change_sd: float | None
+    top_change: float = Field(description="Share of decisions whose top offer changes")
+    top_change_sd: float | None
+    present: float = Field(description="Share of the decisions in which the feature is present")
+
+
+class ImportanceOut(BaseModel):
+    """Permutation importance of a model version, most important feature first."""
+
+    version: str
+    policy: str
+    rounds: int
+    repeats: int
+    seed: int
+    features: list[FeatureImportanceOut]
+    note: str
+
+
+RoundsQuery = Annotated[
+    int, Query(ge=2, le=MAX_ROUNDS, description="Most recent logged decisions to use")
+]
+RepeatsQuery = Annotated[int, Query(ge=1, le=MAX_REPEATS, description="Permutations per feature")]
+SeedQuery = Annotated[int, Query(ge=0, le=2**31 - 1, description="Seed of the permutations")]
+_VERSION_PROBLEMS = _problems((404, "Version not kept in the store"), (422, "Invalid query"))
+
+
+@router.get("/{version}/importance", response_model=ImportanceOut, responses=_VERSION_PROBLEMS)
+async def model_importance(  # noqa: PLR0913 (path, dependencies and three knobs)
+    version: VersionPath,
+    runtime: RuntimeDep,
+    _role: AdminRole,
+    rounds: RoundsQuery = DEFAULT_ROUNDS,
+    repeats: RepeatsQuery = DEFAULT_REPEATS,
+    seed: SeedQuery = 0,
+) -> ImportanceOut:
+    """Permutation importance of each case fact for a kept version on the most recent logged
+    decisions: the mean absolute change of the model's expected reward for the logged offer,
+    the pmf's total-variation change and the share of changed top choices when the feature is
+    shuffled across the decisions, with the sd over ``repeats`` permutations (deterministic
+    for a seed). What the model relies on, not a causal effect. Role: admin."""
+    from service.importance import model_importance as compute
+
+    report = await run_in_threadpool(
+        compute,
+        lifecycle.lifecycle_store(runtime),
+        runtime.catalog,
+        version,
+        rounds=rounds,
+        repeats=repeats,
+        seed=seed,
+    )
+    return ImportanceOut.model_validate(report.to_dict())
+
+
+@router.get(
+    "/{version}/card",
+    response_class=Response,
+    responses={
+        **_VERSION_PROBLEMS,
+        200: {"content": {"text/markdown": {}, "text/html": {}}, "description": "The card"},
+    },
+)
+async def model_card(
+    version: VersionPath,
+    runtime: RuntimeDep,
+    _role: AdminRole,
+    format: Annotated[  # noqa: A002 (the query parameter's public name)
+        Literal["markdown", "html"], Query(description="markdown (default) or html")
+    ] = "markdown",
+) -> Response:
+    """Model card of a kept version (data window, features with their importance,
+    exploration, off-policy comparison, fairness audit, known limits) as Markdown or HTML,
+    as ``nbi models card`` writes it. Role: admin."""
+    from service.model_card import CardStore, build_card
+    from service.model_card_render import to_html, to_markdown
+
+    card = await run_in_threadpool(
+        build_card,
+        cast("CardStore", runtime.store),
+        runtime.settings,
+        runtime.catalog,
+        version,
+    )
+    if format == "html":
+        return HTMLResponse(to_html(card))
+    return PlainTextResponse(to_markdown(card), media_type="text/markdown; charset=utf-8")
