@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck install redis-bin promtool-bin chromium-bin clean
+.PHONY: run test faults bench lint typecheck install redis-bin promtool-bin chromium-bin clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ run: install
 
 test: install redis-bin promtool-bin chromium-bin
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
+
+# The fault suite alone (crashes, outages, overload with real processes), latency targets on.
+faults: install redis-bin
+	NBI_FAULTS_STRICT=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m faults -s $(PYTEST_ARGS)
 
 bench: install redis-bin
 	$(BIN)/python -m bench.run_all

@@ -5,15 +5,18 @@ the store, loads the catalog and the newest policy snapshot (or a fresh policy),
 metrics registry, starts the settlement sweep and either in-process learning or the model
 watcher (``learning="worker"``), and closes everything on shutdown.
 
-Two ASGI middlewares wrap every request: one times it per route template and status class
-(``nbi_http_request_duration_seconds``), the request guard (:mod:`service.guard`) refuses a
+Three ASGI middlewares wrap every request: one times it per route template and status class
+(``nbi_http_request_duration_seconds``), then the request guard (:mod:`service.guard`) refuses a
 body without a valid API key (401, before reading it), non-JSON (415), over ``max_body_bytes``
-(413), with ``NaN``/``Infinity`` (422) or nested too deeply (400) before FastAPI parses it.
+(413), with ``NaN``/``Infinity`` (422) or nested too deeply (400) before FastAPI parses it,
+then admission control (:mod:`service.admission`) bounds the requests at work and waiting and
+answers the excess, and every request while the store is down, with a fast 503.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.admission import AdmissionMiddleware
 from service.api import build_router
 from service.capacity import CapacityTracker, open_seat_ledger
 from service.config import Settings, get_settings
@@ -33,6 +37,7 @@ from service.lifecycle import LifecycleWatcher, start_serving
 from service.metrics import ServiceMetrics
 from service.model_watcher import PolicyRef
 from service.monitor import EquityMonitor
+from service.outage import StoreBreaker, store_probe
 from service.persistence import PersistenceCheck
 from service.runtime import Runtime, build_catalog, build_experiment, initial_policy
 from service.settle import Sweeper
@@ -120,9 +125,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Decisions run on pool threads; with CPython's default 5 ms GIL switch interval they
+        # starve the event loop (admission, fast 503s, /metrics) under load.
+        sys.setswitchinterval(cfg.gil_switch_interval_seconds)
         runtime = _open_runtime(cfg)
         app.state.runtime = runtime
         app.state.metrics = runtime.metrics
+        breaker = StoreBreaker(  # fast 503s while the store is unreachable
+            store_probe(runtime.store),
+            retry_after=cfg.store_retry_after_seconds,
+            probe_interval=min(0.5, cfg.store_retry_after_seconds),
+            gauge=runtime.metrics.store_up,
+        )
+        app.state.breaker = breaker
         governance = Governance.start(cfg, runtime, app)  # audit trail, erasure, retention
         app.state.persistence = PersistenceCheck(runtime.store, runtime.metrics.store_durable)
         app.state.persistence.current()  # checked (and a warning logged) at start-up
@@ -157,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if learning is not None:
                 learning.stop()
             governance.stop()
+            breaker.stop()
             runtime.capacity.close()
             runtime.store.close()
             logger.info("service stopped")
@@ -175,6 +191,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     install_error_handlers(app)
     app.include_router(build_router())
+    app.add_middleware(  # innermost: runs once the guard has read and checked the body
+        AdmissionMiddleware,
+        max_concurrent=cfg.max_concurrent_requests,
+        max_queued=cfg.max_queued_requests,
+        queue_timeout=cfg.queue_timeout_seconds,
+    )
     app.add_middleware(
         RequestGuardMiddleware, api_keys=cfg.api_keys, max_body_bytes=cfg.max_body_bytes
     )

@@ -117,8 +117,9 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        worker.load()
-        typer.echo(f"learner {consumer} started (model {worker.policy.model_version})", err=True)
+        loaded = worker.load_when_reachable(stop)  # waits out a store outage at start-up
+        version = "none" if loaded is None else loaded.model_version
+        typer.echo(f"learner {consumer} started (model {version})", err=True)
         try:
             stats = worker.run(stop, max_idle_steps=exit_when_idle or None)
         finally:

@@ -273,6 +273,41 @@ class Settings(BaseSettings):
         gt=0,
         description="Time from the last header to the last body byte; slower: 408, closed",
     )
+    max_concurrent_requests: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="API requests processed at once per worker process (admission control); "
+        "more wait in a bounded queue",
+    )
+    max_queued_requests: int = Field(
+        default=32,
+        ge=0,
+        le=10_000,
+        description="API requests that may wait for admission per worker; more are answered "
+        "503 with Retry-After at once",
+    )
+    queue_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=30,
+        description="Longest wait for admission (the request deadline before processing "
+        "begins); a request that waited longer is answered 503 without any work",
+    )
+    gil_switch_interval_seconds: float = Field(
+        default=0.001,
+        gt=0,
+        le=0.1,
+        description="CPython's thread switch interval in each API process (default 5 ms); "
+        "1 ms keeps the event loop responsive while pool threads compute decisions",
+    )
+    store_retry_after_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="Retry-After of the 503s answered while the store is unreachable; the "
+        "store is probed this often (at most every 0.5 s) until it answers",
+    )
     idempotency_ttl_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=0,

@@ -32,6 +32,7 @@ from bandit.errors import (
 from bandit.privacy import redact_cpr
 from service.lifecycle import ChangeCapError, UnknownModelError
 from service.metrics import ERROR_TYPES
+from service.outage import is_store_outage, outage_errors
 
 logger = logging.getLogger("nbi.errors")
 
@@ -245,7 +246,36 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+STORE_UNAVAILABLE_DETAIL = "The decision store cannot be reached; nothing was stored. Retry later."
+
+
+def store_unavailable_response(retry_after: str, instance: str | None) -> JSONResponse:
+    """The 503 answered while the store is unreachable (``service/outage.py``)."""
+    return problem_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "Store unavailable",
+        STORE_UNAVAILABLE_DETAIL,
+        instance=instance,
+        headers={"Retry-After": retry_after},
+    )
+
+
+async def _outage_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A store outage met by a request: trip the breaker, answer 503 with ``Retry-After``."""
+    count_error(request, "store_unavailable")
+    breaker = getattr(request.app.state, "breaker", None)
+    retry_after = "2"
+    if breaker is not None:
+        breaker.trip()
+        retry_after = breaker.retry_after_header()
+    logger.warning("store unreachable on %s (%s)", instance_of(request), type(exc).__name__)
+    return store_unavailable_response(retry_after, instance_of(request))
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    if is_store_outage(exc):
+        return await _outage_handler(request, exc)
     count_error(request, "internal")
     logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
     return problem_response(
@@ -264,4 +294,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BanditError, _domain_handler)
     app.add_exception_handler(InvalidInputError, _domain_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    for outage in outage_errors():
+        app.add_exception_handler(outage, _outage_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

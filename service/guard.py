@@ -30,6 +30,8 @@ from service.errors import problem_response, scrub
 from service.metrics import ServiceMetrics
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+CLIENT_RECEIVE = "nbi.client_receive"
+"""Scope key of the connection's own ``receive`` once the guard has read the whole body."""
 _BEARER = b"bearer "
 _MAX_BRACKETS = 256
 """Bodies with more brackets than this are parsed once to prove they are not too deep."""
@@ -91,7 +93,10 @@ class RequestGuardMiddleware:
             await self._reply(scope, receive, send, refusal, body_read=not head.has_body)
             return
         body = await self._read_body(receive)
-        if body is None:  # the client went away
+        if body is None:  # the client went away: nothing to do for it
+            metrics: ServiceMetrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                metrics.shed.labels("client_gone").inc()
             return
         if isinstance(body, _Refusal):
             await self._reply(scope, receive, send, body, body_read=False)
@@ -109,6 +114,7 @@ class RequestGuardMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        scope[CLIENT_RECEIVE] = receive  # admission control asks it whether the client left
         await self.app(scope, replay, send)
 
     def _check_head(self, head: _RequestHead) -> _Refusal | None:

@@ -57,6 +57,7 @@ from bandit.policies import Policy, policy_from_bytes
 from bandit.records import DecisionRecord
 from bandit.types import Decision
 from service.metrics import ServiceMetrics
+from service.outage import is_store_outage
 from service.runtime import model_differences
 from service.store.base import DecisionStore, LearningMessage, ModelSnapshot
 
@@ -129,6 +130,9 @@ class LearnerConfig:
         Deliveries after which a message is dead-lettered without being processed.
     retry_backoff_seconds
         Pause between attempts (doubles each time).
+    outage_backoff_seconds, outage_backoff_max_seconds
+        While the store is unreachable, :meth:`Learner.run` waits this long before the next
+        step, doubling up to the maximum, instead of exiting.
     delay_strategy, horizon_weeks, report_lag_weeks
         How outcomes reach the policy (:class:`bandit.feedback.FeedbackLearner`).
     lease_ms
@@ -145,6 +149,8 @@ class LearnerConfig:
     max_attempts: int = 3
     max_deliveries: int = 5
     retry_backoff_seconds: float = 0.05
+    outage_backoff_seconds: float = 0.5
+    outage_backoff_max_seconds: float = 30.0
     lease_ms: int = 15_000
     delay_strategy: str = DEFAULT_STRATEGY.value
     horizon_weeks: int = 26
@@ -341,12 +347,44 @@ class Learner:
             self.metrics.learner_lag.set(lag)
         return len(messages)
 
+    def load_when_reachable(self, stop: threading.Event) -> Policy | None:
+        """:meth:`load`, waiting out a store outage with the same backoff as :meth:`run`;
+        ``None`` if ``stop`` was set first."""
+        pause = self.config.outage_backoff_seconds
+        while not stop.is_set():
+            try:
+                return self.load()
+            except Exception as exc:
+                if not is_store_outage(exc):
+                    raise
+                logger.warning("store unreachable (%s); retrying in %.1f s", exc, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, self.config.outage_backoff_max_seconds)
+        return None
+
     def run(self, stop: threading.Event, *, max_idle_steps: int | None = None) -> LearnerStats:
         """Loop until ``stop`` is set (or ``max_idle_steps`` empty reads); commit on exit."""
         idle = 0
+        pause = self.config.outage_backoff_seconds
         while not stop.is_set():
             standby = self.stats.standby_steps
-            handled = self.step()
+            try:
+                handled = self.step()
+            except Exception as exc:
+                if not is_store_outage(exc):
+                    raise
+                # The store is unreachable: nothing was acknowledged, the messages stay
+                # pending. Wait (doubling, capped) and go on; the lease decides who resumes.
+                logger.warning("store unreachable (%s); retrying in %.1f s", exc, pause)
+                if self.metrics is not None:
+                    self.metrics.learner_failures.inc()
+                # a batch may have been cut short: its rest is pending at this consumer; read
+                # it again first (learned ones are recognised) instead of waiting for the claim
+                self.store.reread_own_learning(self.config.consumer)
+                stop.wait(pause)
+                pause = min(pause * 2, self.config.outage_backoff_max_seconds)
+                continue
+            pause = self.config.outage_backoff_seconds
             if self.stats.standby_steps != standby:
                 continue  # waiting for the lease is not idleness
             idle = 0 if handled else idle + 1
@@ -526,9 +564,11 @@ class Learner:
         if record.outcome is not None and record.event_id in self._settled:
             # The event's other message: its outcome is already learned (or waiting for its
             # release). Acknowledged at once like any skip: should the in-memory learning of
-            # the first message be lost, that message is still pending and comes back.
-            del self._settled[record.event_id]
+            # the first message be lost, that message is still pending and comes back. The
+            # mark goes only once the acknowledgement is written: if the store fails first
+            # (an outage), this message comes back and must still be recognised.
             self._skip(message, "already_learned")
+            self._settled.pop(record.event_id, None)
             return
         open_before = self.feedback.open_count
         self.feedback.on_followed(decision, timestamp=record.timestamp)

@@ -52,9 +52,13 @@ ERROR_TYPES = (
     "unsupported_media_type",
     "model_format",
     "unavailable",
+    "store_unavailable",
+    "overloaded",
     "internal",
     "other",
 )
+SHED_REASONS = ("overloaded", "queue_timeout", "store_unavailable", "client_gone")
+"""Why admission control refused a request (``nbi_requests_shed_total``)."""
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WEEK = 7 * 24 * 3600.0
 _JOIN_BUCKETS = tuple(w * _WEEK for w in (0.5, 1, 2, 4, 8, 13, 26, 39, 52))
@@ -223,6 +227,32 @@ class ServiceMetrics:
             multiprocess_mode="min",
             registry=r,
         )
+        self.store_up = Gauge(
+            "nbi_store_up",
+            "1 while the store answers, 0 while this process treats it as unreachable "
+            "(requests are answered 503 at once; service/outage.py).",
+            multiprocess_mode="min",
+            registry=r,
+        )
+        self.shed = Counter(
+            "nbi_requests_shed",
+            "Requests refused before any work by admission control (service/admission.py), "
+            "by reason: overloaded, queue_timeout, store_unavailable, client_gone.",
+            ("reason",),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "nbi_requests_in_flight",
+            "API requests being processed (admitted) by this process.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.queued = Gauge(
+            "nbi_requests_queued",
+            "API requests waiting for admission in this process.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.errors = Counter(
             "nbi_errors",
             "Error responses by problem type.",
@@ -253,6 +283,8 @@ class ServiceMetrics:
                 self.outcomes_settled.labels(result, source)
         for error in ERROR_TYPES:
             self.errors.labels(error)
+        for reason in SHED_REASONS:
+            self.shed.labels(reason)
         for reason in ("control", "not_complied", "censored", "unassigned", "late_correction"):
             self.learner_skipped.labels(reason)
 

@@ -15,6 +15,7 @@ pseudonymises them at its edge like any raw id.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -32,6 +33,18 @@ from simulator.population import GENDERS, ORIGINS
 from simulator.replay import SHOWN_OPTIONS, OutcomeReport, Replay
 
 _NO_ACTION = -1
+
+
+MAX_RETRIES_503 = 20
+"""Retries of a request answered 503 (as a case system would, after ``Retry-After``)."""
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Seconds to wait before retrying a 503 (``Retry-After``, capped at 5 s; default 1 s)."""
+    try:
+        return min(5.0, max(0.0, float(response.headers.get("Retry-After", "1"))))
+    except ValueError:
+        return 1.0
 
 
 class ServiceError(BanditError):
@@ -69,11 +82,18 @@ class HttpReplay(Replay):
         self._service_ids: dict[str, str] = {}
         self._outcomes: dict[int, list[dict[str, Any]]] = defaultdict(list)
         self.requests = 0
+        self.retried = 0
         self.outcomes_posted = 0
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self.requests += 1
         response = self.client.post(path, json=body)
+        for _ in range(MAX_RETRIES_503):  # shed (overload, store down): nothing was stored
+            if response.status_code != 503:  # noqa: PLR2004
+                break
+            self.retried += 1
+            time.sleep(_retry_after(response))
+            response = self.client.post(path, json=body)  # every body is idempotent
         if response.status_code >= 400:  # noqa: PLR2004
             detail = response.text[:300].replace("\n", " ")
             msg = f"POST {path} -> HTTP {response.status_code}: {detail}"

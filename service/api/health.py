@@ -8,7 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service.auth import authorize
 from service.deps import RuntimeDep
 from service.errors import ApiProblem
+from service.outage import is_store_outage
 from service.persistence import PersistenceCheck
+from service.runtime import Runtime
 from service.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -24,8 +26,15 @@ def healthz() -> Health:
 def readyz(request: Request, runtime: RuntimeDep) -> Health:
     """Readiness: the store answers, a policy is loaded and (in ``prod``) the store is durable
     (Redis with AOF and ``appendfsync always``; reported in every environment)."""
+    breaker = getattr(request.app.state, "breaker", None)
+    if breaker is None:
+        store_up = runtime.store.ping()
+    else:  # one quick unretried ping, never 5 s of client retries
+        store_up = not breaker.is_open() and breaker.probe()
+        if not store_up:
+            breaker.trip()
     checks = {
-        "store": runtime.store.ping(),
+        "store": store_up,
         "policy": runtime.policy.get() is not None,
         "persistence": _durable(request),
     }
@@ -43,9 +52,7 @@ def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus exposition (``metrics`` role unless ``metrics_public``)."""
     if not runtime.settings.metrics_public:
         authorize(request, runtime.settings.api_keys, ("metrics",))
-    _durable(request)  # refreshes nbi_store_durable (at most every 30 s)
-    runtime.metrics.pending.set(runtime.store.pending_count())
-    runtime.metrics.learner_lag.set(runtime.store.learning_lag())
+    _refresh_store_gauges(request, runtime)
     return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -53,3 +60,21 @@ def _durable(request: Request) -> bool:
     check: PersistenceCheck | None = getattr(request.app.state, "persistence", None)
     found = None if check is None else check.current()
     return found is not None and found.durable
+
+
+def _refresh_store_gauges(request: Request, runtime: Runtime) -> None:
+    """Refresh the gauges read from the store; during an outage keep their last values, so
+    ``/metrics`` answers at once (ops need it most then) and ``nbi_store_up`` says why."""
+    breaker = getattr(request.app.state, "breaker", None)
+    if breaker is not None and (breaker.is_open() or not breaker.probe()):
+        breaker.trip()  # a quick unretried ping first: a scrape never waits out retries
+        return
+    try:
+        _durable(request)  # refreshes nbi_store_durable (at most every 30 s)
+        runtime.metrics.pending.set(runtime.store.pending_count())
+        runtime.metrics.learner_lag.set(runtime.store.learning_lag())
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
+        if breaker is not None:
+            breaker.trip()

@@ -28,7 +28,7 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def make_retry(retries: int = 6, *, base: float = 0.05, cap: float = 2.0) -> Retry:
+def make_retry(retries: int = 4, *, base: float = 0.05, cap: float = 0.5) -> Retry:
     """A :class:`~redis.retry.Retry` with exponential backoff on connection/timeout errors only.
 
     Examples
@@ -42,7 +42,7 @@ def make_retry(retries: int = 6, *, base: float = 0.05, cap: float = 2.0) -> Ret
 def make_client(
     url: str,
     *,
-    retries: int = 6,
+    retries: int = 4,
     socket_timeout: float = 5.0,
     max_connections: int = 64,
 ) -> redis.Redis:
@@ -53,7 +53,9 @@ def make_client(
     url
         ``redis://host:port/db`` URL.
     retries
-        Retries of a command on connection or timeout errors (exponential backoff, 2 s cap).
+        Retries of a command on connection or timeout errors (exponential backoff 0.1, 0.2,
+        0.4, 0.5 s: a blip of about a second is ridden out; a longer outage trips the
+        service's breaker, ``service/outage.py``, which then answers 503 at once).
     socket_timeout
         Seconds before a socket read/write times out (blocking reads add their block time).
     max_connections

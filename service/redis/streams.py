@@ -83,6 +83,10 @@ class LearningStream:
             out += [m for m in self._messages(reply, consumer, fresh=True) if m is not None]
         return out
 
+    def reread_history(self, consumer: str) -> None:
+        """The next :meth:`read` of ``consumer`` starts again with its own pending entries."""
+        self._history_cursor.pop(consumer, None)
+
     def ack(self, message_ids: Sequence[str]) -> None:
         """Acknowledge and delete messages in one transaction (no-op for an empty list)."""
         if not message_ids:

@@ -187,6 +187,11 @@ class DecisionStore(Protocol):
         """New messages for ``consumer`` (consumer group semantics: each message to one
         consumer), plus messages idle too long at a dead consumer (re-delivered)."""
 
+    def reread_own_learning(self, consumer: str) -> None:
+        """Make the next :meth:`read_learning` of ``consumer`` start again with its own
+        unacknowledged messages (as after a restart), e.g. once a store outage interrupted a
+        batch; otherwise they would wait to be claimed as idle."""
+
     def ack_learning(self, message_id: str) -> None:
         """Mark a message as learned; it is never delivered again."""
 

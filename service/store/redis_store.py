@@ -255,6 +255,10 @@ class RedisStore:
         """Own unacknowledged messages first, then idle ones claimed, then new ones."""
         return self.learning.read(consumer, count, block_ms)
 
+    def reread_own_learning(self, consumer: str) -> None:
+        """Re-read ``consumer``'s own unacknowledged messages first at its next read."""
+        self.learning.reread_history(consumer)
+
     def ack_learning(self, message_id: str) -> None:
         """Acknowledge (and delete) one learning message."""
         self.learning.ack([message_id])

@@ -407,6 +407,10 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ learning queue
 
+    def reread_own_learning(self, consumer: str) -> None:
+        """Re-read ``consumer``'s own unacknowledged messages first at its next read."""
+        self._history_done.discard(consumer)
+
     def read_learning(self, consumer: str, count: int, block_ms: int = 0) -> list[LearningMessage]:
         """Own unacknowledged messages first (once per instance), then idle ones, then new."""
         deadline = time.monotonic() + block_ms / 1000.0

@@ -23,6 +23,8 @@ ALERTS = {
     "NbiHighErrorRate",
     "NbiHighLatency",
     "NbiStorePersistenceOff",
+    "NbiStoreUnreachable",
+    "NbiLoadShedding",
     "NbiLearnerLagHigh",
     "NbiLearnerStalled",
     "NbiDeadLetters",
@@ -126,7 +128,20 @@ def _errors(share_5xx: int) -> list[dict]:
     ]
 
 
+def _shedding(shed_per_minute: int) -> list[dict]:
+    labels = 'route="/v1/recommendations",method="POST"'
+    return [
+        _s(f'nbi_http_requests_total{{{labels},status_class="2xx"}}', "0+1000x30"),
+        _s('nbi_requests_shed_total{reason="overloaded"}', f"0+{shed_per_minute}x30"),
+        _s('nbi_requests_shed_total{reason="store_unavailable"}', "0+500x30"),
+    ]
+
+
 CASES = {
+    "store down": _case([_s("nbi_store_up", "1 0x10")], "3m", "NbiStoreUnreachable", True),
+    "store blip": _case([_s("nbi_store_up", "1 0 1x10")], "3m", "NbiStoreUnreachable", False),
+    "shedding 5%": _case(_shedding(50), "16m", "NbiLoadShedding", True),
+    "shedding 0.5%": _case(_shedding(5), "16m", "NbiLoadShedding", False),
     "persistence off": _case(
         [_s("nbi_store_durable", "0x10")], "6m", "NbiStorePersistenceOff", True
     ),

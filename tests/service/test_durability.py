@@ -19,7 +19,7 @@ from service.store.redis_store import RedisStore
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.service_process import call, recommendation_body, service_env, start_api
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 N = 25
 
 

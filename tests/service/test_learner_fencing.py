@@ -35,7 +35,7 @@ from service.store.redis_store import RedisStore
 from service.store.sqlite_store import SQLiteStore
 from tests.helpers.redis_server import RedisServer, redis_server_fixture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 redis_server = redis_server_fixture(scope="module")
 AnyStore = RedisStore | SQLiteStore
 CATALOG = default_catalog()
