@@ -18,6 +18,12 @@ from bandit.types import FeatureValue
 
 MAX_CV_TOKENS = 50
 MAX_TOKEN_LENGTH = 64
+MAX_PRIOR_SPELLS = 5
+"""Cap of the ``prior_spells`` feature (more earlier spells add nothing the model can use)."""
+MAX_WEEKS_SINCE_LAST_SPELL = 156
+"""Cap of the ``weeks_since_last_spell`` feature (three years, as ``benefit_history_weeks``)."""
+NO_FAMILY = "none"
+"""``last_family`` of a citizen whose earlier spell has no recorded assignment."""
 
 
 class TargetGroup(StrEnum):
@@ -123,6 +129,39 @@ class CitizenContext(BaseModel):
         description="Vacancies per unemployed in the CV occupation, local area",
     )
     cv_tokens: tuple[_Token, ...] = Field(default=(), max_length=MAX_CV_TOKENS)
+    # Spell history as the case system knows it (optional). When any of the three is sent, the
+    # case system's history is used as sent; otherwise the service derives it from its own
+    # records of the pseudonym (bandit/history.py). Not protected attributes: case facts.
+    prior_spells: int | None = Field(
+        default=None,
+        ge=0,
+        le=520,
+        strict=True,
+        description="Earlier unemployment spells of the citizen (capped at "
+        f"{MAX_PRIOR_SPELLS} as a feature); omit to let the service derive it",
+    )
+    weeks_since_last_spell: int | None = Field(
+        default=None,
+        ge=0,
+        le=520,
+        strict=True,
+        description="Weeks from the previous spell to the start of this one (capped at "
+        f"{MAX_WEEKS_SINCE_LAST_SPELL} as a feature)",
+    )
+    last_family: Annotated[str, Field(max_length=32, pattern=r"^[a-z_]+$")] | None = Field(
+        default=None,
+        description="Intervention family assigned in the previous spell, or `none`",
+    )
+
+    @field_validator("last_family")
+    @classmethod
+    def _known_family(cls, family: str | None) -> str | None:
+        from bandit.catalog import Family  # noqa: PLC0415 (bandit.catalog imports this module)
+
+        if family is not None and family != NO_FAMILY and family not in {f.value for f in Family}:
+            msg = f"Expected a catalog family or `{NO_FAMILY}`"
+            raise ValueError(msg)
+        return family
 
     @field_validator("cv_tokens")
     @classmethod
@@ -158,6 +197,14 @@ class CitizenContext(BaseModel):
         }
         for token in self.cv_tokens:
             out[f"cv_{token.lower()}"] = 1.0
+        if self.prior_spells is not None:
+            out["prior_spells"] = min(self.prior_spells, MAX_PRIOR_SPELLS)
+        if self.weeks_since_last_spell is not None:
+            out["weeks_since_last_spell"] = min(
+                self.weeks_since_last_spell, MAX_WEEKS_SINCE_LAST_SPELL
+            )
+        if self.last_family is not None:
+            out["last_family"] = self.last_family
         return out
 
     @property

@@ -24,6 +24,8 @@ NUMERIC_SCALES: Mapping[str, float] = {
     "benefit_history_weeks": 52.0,
     "labour_demand_index": 5.0,
     "length_weeks": 52.0,
+    "prior_spells": 5.0,
+    "weeks_since_last_spell": 52.0,
 }
 """Divisors of known numeric features (others are used as given)."""
 
@@ -33,9 +35,11 @@ BANDS: Mapping[str, tuple[float, ...]] = {
     "benefit_history_weeks": (26.0, 52.0),
     "age": (30.0, 50.0),
     "labour_demand_index": (1.0, 1.5),
+    "weeks_since_last_spell": (26.0, 52.0),
 }
 """Cut points of the bands added next to known numeric features (the legal and programme
-thresholds of domain.md: 13 and 26 weeks, long-term history, age 50, high demand)."""
+thresholds of domain.md: 13 and 26 weeks, long-term history, age 50, high demand, a return
+within a year)."""
 
 
 def band_of(name: str, value: FeatureValue) -> str | None:

@@ -30,6 +30,7 @@ from bandit.privacy import pseudonymise, pseudonymise_cluster
 from bandit.records import DecisionRecord
 from bandit.rewards import BENEFIT_DKK_PER_DAY
 from bandit.types import Action, Decision, FeatureValue
+from service.history import with_history
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
 from service.schemas import OptionOut, RecommendationRequest, RecommendationResponse
@@ -291,7 +292,7 @@ def recommend(
     cluster_key = _cluster_key(runtime, request, key)
     group = runtime.experiment.group_for(citizen_key, cluster_key)
     policy = runtime.policy.get()
-    features = request.context.features()
+    features = with_history(runtime, citizen_key, request.context.features())  # service/history.py
     # Lifecycle mode (service/lifecycle.py): practice as usual does not ask the model (decided
     # as for the control arm); shadow decides and logs the pmf but shows nothing.
     mode = runtime.serving_mode if group is Group.TREATMENT else "live"

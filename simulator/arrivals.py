@@ -9,6 +9,7 @@ started in weeks ``w - d``; the survivors are selected on their latent type, as 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -218,3 +219,85 @@ def prepare(
         week=week,
         log_effects=log_effects,
     )
+
+
+def concat_cohorts(parts: Sequence[Cohort]) -> Cohort:
+    """One cohort of several (e.g. the week's new spells and the returning citizens)."""
+    return _concat(list(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class ReturningSpells:
+    """Citizens who found a job, lost it again and started a new spell (domain.md 5.3).
+
+    Attributes
+    ----------
+    source
+        Index of each job-finder in the cohort it was drawn from.
+    job_start, spell_start
+        Calendar weeks the job started and the new spell started (``job_start + s`` with ``s``
+        geometric with the group's weekly job-separation hazard, ``s >= 1``).
+    meeting_week
+        Calendar week of the new spell's decision meeting, ``-1`` when the citizen left benefit
+        before it (survival drawn as for new spells in :func:`draw_decision_cohort`).
+    cohort
+        The citizens with a meeting (``meeting_week >= 0``), in ``source`` order: the same
+        serial (so the same pseudonym and RCT arm), latent type, frailty, caseworker and case
+        facts as before, with the new spell's ``entry_week`` and ``decision_spell_week``.
+    """
+
+    source: np.ndarray
+    job_start: np.ndarray
+    spell_start: np.ndarray
+    meeting_week: np.ndarray
+    cohort: Cohort
+
+
+def returning_spells(
+    config: SimulationConfig,
+    cohort: Cohort,
+    *,
+    week: int,
+    job_week: np.ndarray,
+    rng: np.random.Generator,
+) -> ReturningSpells:
+    """The next spell of every citizen of ``cohort`` (decided in calendar ``week``) who found a
+    job (``job_week >= 0``, weeks after the decision).
+
+    After re-employment the job ends with the weekly separation hazard of the target group
+    (:meth:`SimulationConfig.separation`: 0.01 for dagpenge, so ``1 - 0.99**52`` = 41 % are
+    back within a year, domain.md 5.3; 0.015 for kontanthjælp, 54 %); the new spell then has its
+    decision meeting at spell week ``d`` (drawn as for new spells) if the citizen is still on
+    benefit.
+
+    Examples
+    --------
+    >>> cfg = SimulationConfig()
+    >>> c = PopulationModel(cfg, seed=0).draw(np.random.default_rng(0), n_dagpenge=4,
+    ...                                       n_kontanthjaelp=0)
+    >>> r = returning_spells(cfg, c, week=10, job_week=np.array([2, -1, 0, 5]),
+    ...                      rng=np.random.default_rng(1))
+    >>> r.source.tolist(), bool((r.spell_start > r.job_start).all())
+    ([0, 2, 3], True)
+    """
+    source = np.flatnonzero(job_week >= 0)
+    found = cohort.subset(source)
+    sigma = np.array([config.separation(GROUPS[int(g)]) for g in found.group], dtype=float)
+    job_start = week + job_week[source]
+    spell_start = job_start + rng.geometric(np.clip(sigma, 1e-9, 1.0)) if len(source) else job_start
+    d = np.asarray(config.decision_weeks)[
+        rng.choice(len(config.decision_weeks), size=len(source), p=config.decision_week_probs)
+    ]
+    survive = np.ones(len(source), dtype=bool)
+    q = config.non_employment(found.group)
+    u = rng.random(len(source))
+    for i in np.flatnonzero(d > 0):
+        calendar = spell_start[i] + np.arange(d[i])
+        g = np.minimum(found.hazard[i] * seasonal_factor(config, calendar), 1.0)
+        survive[i] = u[i] < float(np.prod((1.0 - g) * (1.0 - q[i])))
+    meeting_week = np.where(survive, spell_start + d, -1)
+    back = found.subset(survive)
+    back = dataclasses.replace(
+        back, entry_week=spell_start[survive], decision_spell_week=d[survive]
+    )
+    return ReturningSpells(source, job_start, spell_start, meeting_week, back)

@@ -35,12 +35,19 @@ from bandit.feedback import (
     FeedbackLearner,
     resolve_delay,
 )
+from bandit.history import PastDecision, history_features, merge_history
 from bandit.policies import Policy
 from bandit.policies.practice import PracticeAsUsualPolicy
 from bandit.privacy import pseudonymise
 from bandit.rewards import Outcome, OutcomeStatus
-from bandit.types import Action, Decision
-from simulator.arrivals import PreparedCohort, draw_decision_cohort, prepare
+from bandit.types import Action, Decision, FeatureValue
+from simulator.arrivals import (
+    PreparedCohort,
+    concat_cohorts,
+    draw_decision_cohort,
+    prepare,
+    returning_spells,
+)
 from simulator.config import SimulationConfig
 from simulator.outcomes import (
     ArmEffects,
@@ -51,7 +58,7 @@ from simulator.outcomes import (
     weekly_seats,
 )
 from simulator.policies import OraclePolicy
-from simulator.population import GENDERS, ORIGINS, PopulationModel
+from simulator.population import GENDERS, GROUPS, ORIGINS, Cohort, PopulationModel
 from simulator.reference import (
     REFERENCE_POLICIES,
     best_noncontextual_order,
@@ -134,6 +141,11 @@ class ReplayResult:
     """The shortlist caseworkers were shown (treatment): ``week``, ``event_id``, ``rank``,
     ``action`` (index), ``mean``, ``low``, ``high`` (the policy's shown estimate and 95 %
     interval) and ``p_obs`` (the observable truth of that option for that citizen)."""
+    returns: pd.DataFrame | None = None
+    """With ``repeat_spells``: one row per job found (``event_id`` of the decision before it,
+    ``target_group``, calendar ``job_start``, ``spell_start`` of the next spell and its
+    ``meeting_week``, -1 when the citizen left benefit before the meeting). The decisions then
+    also have a ``prior_spells`` column (the history feature the policy saw, 0 for none)."""
 
 
 class Replay:
@@ -155,6 +167,12 @@ class Replay:
     delay
         How delayed outcomes reach the learner (:func:`bandit.feedback.resolve_delay`:
         ``hazard`` for a hazard learner, ``horizon`` for any other policy by default).
+    repeat_spells
+        Citizens who find a job lose it with the weekly separation hazard and come back for a
+        new spell (:func:`~simulator.arrivals.returning_spells`, domain.md 5.3: about 40 %
+        within a year); a returning citizen keeps the pseudonym, hence the RCT arm, and the
+        policy sees the history features of :mod:`bandit.history`, derived exactly as the
+        service derives them. Off by default (the calibrated volumes are new spells only).
 
     Examples
     --------
@@ -175,6 +193,7 @@ class Replay:
         catalog: Catalog | None = None,
         delay: DelayStrategy | str | None = None,
         references: bool = True,
+        repeat_spells: bool = False,
     ) -> None:
         self.policy = policy
         self.config = config or SimulationConfig()
@@ -212,6 +231,11 @@ class Replay:
         self.references = references
         self._order: np.ndarray | None = None
         self._ref_rng = np.random.default_rng(seed + 104_729)
+        self.repeat_spells = repeat_spells
+        self._spell_rng = np.random.default_rng(seed + 7_919)
+        self._returning: dict[int, list[Cohort]] = defaultdict(list)
+        self._past: dict[int, list[PastDecision]] = defaultdict(list)
+        self._returns: dict[str, list[object]] = defaultdict(list)
 
     def best_noncontextual_order(self) -> np.ndarray:
         """The fixed priority order of the ``best_noncontextual`` reference (computed once)."""
@@ -238,6 +262,7 @@ class Replay:
             seed=self.seed,
             delay=self.delay.value,
             shown=pd.DataFrame(self._shown),
+            returns=pd.DataFrame(self._returns) if self.repeat_spells else None,
         )
 
     # ------------------------------------------------------------------ hooks (HTTP driver)
@@ -265,6 +290,8 @@ class Replay:
         pseudonym = pseudonymise(f"sim-{self.seed}-{serial}", SIM_PSEUDONYM_KEY)
         group = self.experiment.group_of(pseudonym)
         features = prepared.features[i]
+        if self.repeat_spells:
+            features = merge_history(features, self._history(prepared, i))
         decided = decide(
             self.policy,
             self.catalog,
@@ -291,6 +318,16 @@ class Replay:
         shown = float(decision.expected_rewards[decision.chosen])
         return group, self._index[decision.chosen_action.id], decision, shown
 
+    def _history(self, prepared: PreparedCohort, i: int) -> dict[str, FeatureValue]:
+        """History features of citizen ``i`` of this week (:func:`bandit.history.history_features`
+        of the citizen's earlier decisions; empty for a first spell)."""
+        cohort = prepared.cohort
+        return history_features(
+            self._past.get(int(cohort.serial[i]), ()),
+            timestamp=self.week * WEEK_SECONDS,
+            weeks_unemployed=float(cohort.decision_spell_week[i]),
+        )
+
     def _assigned(
         self, event_id: str, recommended: int, assigned: int, decision: Decision | None
     ) -> None:
@@ -309,7 +346,7 @@ class Replay:
     # ------------------------------------------------------------------ internals
 
     def _decide_week(self, week: int) -> None:
-        cohort = draw_decision_cohort(self.config, self._population, week, self._rng)
+        cohort = self._week_cohort(week)
         if len(cohort) == 0:
             return
         cohort = cohort.subset(self._rng.permutation(len(cohort)))  # arrival order
@@ -349,6 +386,7 @@ class Replay:
             if self.actions[k].id in seats_left:
                 seats_left[self.actions[k].id] = int(seats[k])
             self._assigned(event_id, rec, k, decision)
+            self._remember(cohort, i, k)
         if self.references:
             refs = reference_choices(
                 prepared,
@@ -419,6 +457,8 @@ class Replay:
             )
             followed = recommended[i] != _NO_ACTION and recommended[i] == assigned[i]
             self._schedule(event_ids[i], report, known, bool(followed))
+        if self.repeat_spells:
+            self._schedule_returns(week, prepared, realised.job_week, event_ids)
         data = self._data
         data["week"].extend([week] * n)
         data["event_id"].extend(event_ids)
@@ -457,6 +497,45 @@ class Replay:
         data["programme_cost_dkk"].extend(costs[assigned].tolist())
         true_cost = prepared.benefit_weeks[rows, assigned] * weekly_dkk + costs[assigned]
         data["true_cost_dkk"].extend(true_cost.tolist())
+
+    def _week_cohort(self, week: int) -> Cohort:
+        """The week's decision cohort: new spells, and with ``repeat_spells`` the returners."""
+        cohort = draw_decision_cohort(self.config, self._population, week, self._rng)
+        if self.repeat_spells and week in self._returning:
+            cohort = concat_cohorts([cohort, *self._returning.pop(week)])
+        return cohort
+
+    def _remember(self, cohort: Cohort, i: int, assigned: int) -> None:
+        """Keep what :func:`bandit.history.past_decisions` reads from a stored record: time,
+        spell week and the assigned offer's family (``repeat_spells`` only)."""
+        if not self.repeat_spells:
+            return
+        family = self.catalog.get(self.actions[assigned].id).family.value
+        self._past[int(cohort.serial[i])].append(
+            PastDecision(self.week * WEEK_SECONDS, float(cohort.decision_spell_week[i]), family)
+        )
+
+    def _schedule_returns(
+        self, week: int, prepared: PreparedCohort, job_week: np.ndarray, event_ids: list[str]
+    ) -> None:
+        """Queue the next spell of every citizen who found a job (true, not as reported), and
+        write this week's ``prior_spells`` column."""
+        cohort = prepared.cohort
+        self._data["prior_spells"].extend(
+            int(self._history(prepared, i).get("prior_spells", 0)) for i in range(len(cohort))
+        )
+        back = returning_spells(
+            self.config, cohort, week=week, job_week=job_week, rng=self._spell_rng
+        )
+        met = back.meeting_week[back.meeting_week >= 0]
+        for j, meeting in enumerate(met.tolist()):
+            self._returning[int(meeting)].append(back.cohort.subset(np.array([j])))
+        rows = self._returns
+        rows["event_id"].extend(event_ids[i] for i in back.source)
+        rows["target_group"].extend(GROUPS[int(cohort.group[i])].value for i in back.source)
+        rows["job_start"].extend(back.job_start.tolist())
+        rows["spell_start"].extend(back.spell_start.tolist())
+        rows["meeting_week"].extend(back.meeting_week.tolist())
 
     def _programme_costs(self) -> np.ndarray:
         """The catalog's programme cost per participant of each action index (DKK)."""

@@ -102,6 +102,10 @@ REUSED_REQUEST_ID = (
 """The conflict message of a request id replayed with another body."""
 
 
+CITIZEN_HISTORY_LIMIT = 50
+"""Records of one pseudonym read for its history (the newest; earlier ones add nothing)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSnapshot:
     """A versioned, serialised policy (see :meth:`bandit.policies.Policy.to_bytes`)."""
@@ -177,6 +181,13 @@ class DecisionStore(Protocol):
 
     def iter_records(self) -> Iterator[DecisionRecord]:
         """Every record, oldest first (exports, audits)."""
+
+    def decisions_of(
+        self, citizen_key: str, limit: int = CITIZEN_HISTORY_LIMIT
+    ) -> list[DecisionRecord]:
+        """The newest ``limit`` records of one pseudonym, oldest first (empty when none), found
+        through the pseudonym index that erasure uses (no scan): a returning citizen's history
+        (:mod:`service.history`)."""
 
     def group_counts(self) -> dict[str, GroupCounts]:
         """Counters per group (``"treatment"``, ``"control"``)."""

@@ -28,6 +28,7 @@ from service.redis.keys import LEARNING_GROUP, RedisKeys
 from service.redis.scripts import StoreScripts
 from service.redis.streams import LearningStream
 from service.store.base import (
+    CITIZEN_HISTORY_LIMIT,
     REUSED_REQUEST_ID,
     GroupCounts,
     LearningMessage,
@@ -232,6 +233,26 @@ class RedisStore:
                 return
             yield from self._fetch([as_text(i) for i in ids])
             start += len(ids)
+
+    def decisions_of(
+        self, citizen_key: str, limit: int = CITIZEN_HISTORY_LIMIT
+    ) -> list[DecisionRecord]:
+        """The newest ``limit`` records of ``citizen_key``, oldest first: the pseudonym's set,
+        ordered by decision time then insertion (one pipelined round trip), then the records."""
+        members: Any = self.client.smembers(self.keys.citizen(citizen_key))
+        if not members:
+            return []
+        ids = [as_text(m) for m in members]
+        pipe = self.client.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.zscore(self.keys.record_times, event_id)
+            pipe.zscore(self.keys.record_index, event_id)
+        scores: Any = pipe.execute()
+        order = sorted(
+            range(len(ids)),
+            key=lambda i: (float(scores[2 * i] or 0.0), float(scores[2 * i + 1] or 0.0)),
+        )
+        return self._fetch([ids[i] for i in order[-limit:]] if limit > 0 else [])
 
     def group_counts(self) -> dict[str, GroupCounts]:
         """Counters per RCT arm (zeros for an arm without decisions)."""

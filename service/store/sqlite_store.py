@@ -29,6 +29,7 @@ from bandit.records import DecisionRecord
 from bandit.rewards import Outcome
 from service.store import sqlite_lease
 from service.store.base import (
+    CITIZEN_HISTORY_LIMIT,
     REUSED_REQUEST_ID,
     GroupCounts,
     LearningMessage,
@@ -184,6 +185,12 @@ class SQLiteStore:
                 self._conn.execute(f"ALTER TABLE request_ids ADD COLUMN {column}")
         self._conn.execute(
             "CREATE INDEX IF NOT EXISTS request_ids_expires ON request_ids (expires)"
+        )
+        # the pseudonym index of erasure (service/store/sqlite_erasure.py, same definition):
+        # a citizen's records without a scan, for erasure and for the spell history
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS decisions_citizen "
+            "ON decisions (json_extract(record, '$.citizen_key'))"
         )
 
     class _Tx:
@@ -391,6 +398,17 @@ class SQLiteStore:
             for seq, text in rows:
                 last = seq
                 yield _loads(text)
+
+    def decisions_of(
+        self, citizen_key: str, limit: int = CITIZEN_HISTORY_LIMIT
+    ) -> list[DecisionRecord]:
+        """The newest ``limit`` records of ``citizen_key``, oldest first (pseudonym index)."""
+        rows = self._query(
+            "SELECT record FROM decisions WHERE json_extract(record, '$.citizen_key') = ? "
+            "ORDER BY timestamp DESC, seq DESC LIMIT ?",
+            (citizen_key, limit),
+        )
+        return [_loads(r[0]) for r in reversed(rows)]
 
     def group_counts(self) -> dict[str, GroupCounts]:
         """Counters per RCT arm (zeros for an arm without decisions)."""

@@ -440,3 +440,24 @@ def test_data_survive_closing_and_reopening_the_store(store_factory: StoreFactor
     assert not second.put_decision(record("e9"), request_id="req", horizon_seconds=HORIZON).changed
     latest = second.latest_model()
     assert latest is not None and latest.version == "v1"
+
+
+# ---------------------------------------------------------------------------- spell history
+
+
+def test_decisions_of_reads_one_pseudonyms_records_oldest_first(store: DecisionStore):
+    citizen, other = "p_" + "a" * 64, "p_" + "b" * 64
+    # written out of time order: the store orders by decision time, not by insertion
+    for event_id, ts in (("e2", T0 + 200), ("e1", T0 + 100), ("e3", T0 + 300)):
+        rec = dataclasses.replace(record(event_id, timestamp=ts), citizen_key=citizen)
+        store.put_decision(rec, horizon_seconds=HORIZON)
+    store.put_decision(
+        dataclasses.replace(record("x1"), citizen_key=other), horizon_seconds=HORIZON
+    )
+    store.record_assignment("e1", "B", "capacity")
+    mine = store.decisions_of(citizen)
+    assert [r.event_id for r in mine] == ["e1", "e2", "e3"]
+    assert mine[0].assigned == "B"  # the current version of each record
+    assert [r.event_id for r in store.decisions_of(citizen, limit=2)] == ["e2", "e3"]
+    assert [r.event_id for r in store.decisions_of(other)] == ["x1"]
+    assert store.decisions_of("p_" + "c" * 64) == []
