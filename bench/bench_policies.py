@@ -1,18 +1,24 @@
-"""Learning policies: choose+learn throughput and choose latency vs bare VW / bare river.
+"""Learning policies: choose+learn cost against the bare model calls doing the same work.
 
-For 10, 50 and 300 eligible actions:
+For 10, 50 and 300 eligible actions, measured round by round INTERLEAVED (one round of ours,
+then one round of the reference, so load on the shared machine hits both alike):
 
-* ``VWPolicy`` (squarecb, the default) through the full policy API (validation, formatting with
-  the action-line cache, pmf, floor, deterministic sampling, Decision, learn bookkeeping)
-  against a bare ``vowpalwabbit.Workspace("--cb_explore_adf --squarecb -q ca")`` doing predict
-  + learn on PRE-BUILT example strings (no formatting at all) in the same run, twice: through
-  pyvw's public ``predict``/``learn`` and through pylibvw directly (the fastest way to drive
-  VW from Python, which our adapter uses);
-* ``RiverPolicy`` (epsilon: one model; thompson: 10 bootstrap members) against a bare river
-  ``LogisticRegression`` predicting every action and learning one, on PRE-BUILT feature dicts.
+* ``VWPolicy`` (squarecb, the default) through the full policy API (validation, formatting,
+  link, pmf, floor, deterministic sampling, Decision, learn bookkeeping) against bare pylibvw
+  on a workspace with the SAME options (``policy._scorer_args()``: ``--cb_adf --cb_type mtr``,
+  the same interactions, loss and learning rate), doing the same VW calls on the SAME example
+  text pre-built outside the timer: parse + ``predict_multi`` + action scores + finish on the
+  K-action example, then parse + ``learn_multi`` + finish on the one labelled line the policy
+  learns (the regression oracle's update);
+* ``RiverPolicy`` (epsilon: one model; thompson: 10 bootstrap members) against bare river
+  ``LogisticRegression`` models (as many as the policy has) doing the same calls on PRE-BUILT
+  feature dicts: ``predict_proba_one`` per action and member, then the same ``learn_one`` calls
+  with the same Poisson(1) weights (drawn outside the timer).
 
-Ratios are ours / reference per round (choose + learn) and for choose latency (p50, p99).
-``python -m bench.run_all policies [--quick]``.
+Times are the CPU time of the measuring thread (``time.thread_time_ns``: neither the other
+workers on the 2 shared cores nor preemption count; both sides run on this one thread). Ratios
+are ours / reference per round (choose + learn, means over the rounds) and for choose time
+(p50, p99). ``python -m bench.run_all policies [--quick]``.
 """
 
 from __future__ import annotations
@@ -25,13 +31,13 @@ import numpy as np
 
 from bandit.catalog import default_catalog
 from bandit.context import CitizenContext
-from bandit.policies.base import Policy
 from bandit.policies.river_policy import RiverPolicy
 from bandit.policies.vw_policy import VWPolicy
 from bandit.types import Action
-from bandit.vw.examples import ActionLineCache, build_example, format_shared
+from bandit.vw.examples import ActionLineCache, format_shared, labelled
+from bandit.vw.workspace import VWLearner
 
-SIZES = (10, 50, 330)
+SIZES = (10, 50, 300)
 WARMUP = 30
 
 
@@ -73,112 +79,99 @@ def _stats(choose_ns: list[int], round_ns: list[int]) -> dict[str, float]:
     }
 
 
-def _time_policy(
-    policy: Policy, ctxs: list[dict[str, Any]], actions: list[Action], n: int
-) -> dict[str, float]:
-    rewards = np.random.default_rng(1).random(n + WARMUP) < 0.3
-    choose_ns, round_ns = [], []
-    for t in range(n + WARMUP):
-        ctx = ctxs[t % len(ctxs)]
-        t0 = time.perf_counter_ns()
-        d = policy.choose(ctx, actions, event_id=f"b{t}")
-        t1 = time.perf_counter_ns()
-        policy.learn(d, float(rewards[t]))
-        t2 = time.perf_counter_ns()
-        if t >= WARMUP:
-            choose_ns.append(t1 - t0)
-            round_ns.append(t2 - t0)
-    return _stats(choose_ns, round_ns)
+class _Clock:
+    """Choose and round times of ours and of the reference, after the warm-up rounds."""
+
+    def __init__(self) -> None:
+        self.ours: tuple[list[int], list[int]] = ([], [])
+        self.ref: tuple[list[int], list[int]] = ([], [])
+
+    def add(self, t: int, ours: tuple[int, int, int], ref: tuple[int, int, int]) -> None:
+        if t < WARMUP:
+            return
+        for (choose, total), (a, b, c) in ((self.ours, ours), (self.ref, ref)):
+            choose.append(b - a)
+            total.append(c - a)
+
+    def result(self, rounds: int) -> dict[str, Any]:
+        ours, ref = _stats(*self.ours), _stats(*self.ref)
+        return {"rounds": rounds, "ours": ours, "reference": ref, **_ratio(ours, ref)}
 
 
-def _time_raw_vw(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> dict[str, float]:
-    """Bare VW through pyvw's public ``Workspace.predict``/``learn`` API."""
-    return _time_bare_vw(ctxs, actions, n, direct=False)
-
-
-def _time_raw_vw_direct(
-    ctxs: list[dict[str, Any]], actions: list[Action], n: int
-) -> dict[str, float]:
-    """Bare VW through pylibvw directly (parse, predict_multi/learn_multi, finish): the
-    fastest way to drive VW from Python, and the path our adapter uses."""
-    return _time_bare_vw(ctxs, actions, n, direct=True)
-
-
-def _time_bare_vw(
-    ctxs: list[dict[str, Any]], actions: list[Action], n: int, *, direct: bool
-) -> dict[str, float]:
+def _vw_vs_bare(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> dict[str, Any]:
     import pylibvw
-    from vowpalwabbit import Workspace
 
-    k = len(actions)
-    rng = np.random.default_rng(1)
-    rewards = rng.random(n + WARMUP) < 0.3
-    chosen = rng.integers(0, k, size=n + WARMUP)
-    cache = ActionLineCache()
-    lines = cache.lines(actions)
-    shared = [format_shared(c) for c in ctxs]
-    plain = [build_example(s, lines) for s in shared]
-    labelled = [
-        build_example(
-            shared[t % len(ctxs)], lines, label=(int(chosen[t]), float(rewards[t]), 1 / k)
-        )
-        for t in range(n + WARMUP)
-    ]
-    choose_ns, round_ns = [], []
+    policy = VWPolicy()
     lib = pylibvw.vw
-
-    def predict(ws: Any, ex: list[str]) -> None:
-        if not direct:
-            ws.predict(ex)
-            return
-        ecs = ws._parse("\n".join(ex))
-        lib.predict_multi(ws, ecs)
-        ecs[0].get_action_scores()
-        lib._finish_example_multi_ex(ws, ecs)
-
-    def learn(ws: Any, ex: list[str]) -> None:
-        if not direct:
-            ws.learn(ex)
-            return
-        ecs = ws._parse("\n".join(ex))
-        lib.learn_multi(ws, ecs)
-        lib._finish_example_multi_ex(ws, ecs)
-
-    with Workspace("--cb_explore_adf --squarecb --cb_type mtr -q ca --quiet") as ws:
+    rewards = np.random.default_rng(1).random(n + WARMUP) < 0.3
+    lines = ActionLineCache().lines(actions)
+    shared = [format_shared(c) for c in ctxs]
+    texts = ["\n".join([s, *lines]) for s in shared]  # the policy's example text
+    clock = _Clock()
+    clock_ns = time.thread_time_ns
+    with VWLearner(policy._scorer_args()) as bare:  # noqa: SLF001 (the same VW options)
+        ws = bare._ws  # noqa: SLF001
         for t in range(n + WARMUP):
-            t0 = time.perf_counter_ns()
-            predict(ws, plain[t % len(ctxs)])
-            t1 = time.perf_counter_ns()
-            learn(ws, labelled[t])
-            t2 = time.perf_counter_ns()
-            if t >= WARMUP:
-                choose_ns.append(t1 - t0)
-                round_ns.append(t2 - t0)
-    return _stats(choose_ns, round_ns)
+            i = t % len(ctxs)
+            reward = float(rewards[t])
+            t0 = clock_ns()
+            decision = policy.choose(ctxs[i], actions, event_id=f"b{t}")
+            t1 = clock_ns()
+            policy.learn(decision, reward)
+            t2 = clock_ns()
+            line = labelled(lines[decision.chosen], policy._label(reward), 1.0)  # noqa: SLF001
+            learn_text = f"{shared[i]}\n{line}"
+            r0 = clock_ns()
+            ecs = ws._parse(texts[i])  # noqa: SLF001
+            lib.predict_multi(ws, ecs)
+            ecs[0].get_action_scores()
+            lib._finish_example_multi_ex(ws, ecs)  # noqa: SLF001
+            r1 = clock_ns()
+            ecs = ws._parse(learn_text)  # noqa: SLF001
+            lib.learn_multi(ws, ecs)
+            lib._finish_example_multi_ex(ws, ecs)  # noqa: SLF001
+            r2 = clock_ns()
+            clock.add(t, (t0, t1, t2), (r0, r1, r2))
+    policy.close()
+    return clock.result(n)
 
 
-def _time_raw_river(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> dict[str, float]:
-    from river import linear_model, optim
+def _river_vs_bare(
+    exploration: str,
+) -> Callable[[list[dict[str, Any]], list[Action], int], dict[str, Any]]:
+    def run(ctxs: list[dict[str, Any]], actions: list[Action], n: int) -> dict[str, Any]:
+        policy = RiverPolicy(exploration=exploration)
+        models = [policy._new_model() for _ in range(policy._n_models)]  # noqa: SLF001
+        rows = [policy._rows_plain(c, actions) for c in ctxs]  # noqa: SLF001 (same dicts)
+        rewards = np.random.default_rng(1).random(n + WARMUP) < 0.3
+        clock = _Clock()
+        clock_ns = time.thread_time_ns
+        for t in range(n + WARMUP):
+            i = t % len(ctxs)
+            label = bool(rewards[t])
+            if exploration == "thompson":  # the policy's Poisson(1) weights for this update
+                draw = np.random.default_rng([policy.seed % 2**63, policy.n_updates])
+                weights = draw.poisson(1.0, size=len(models)).tolist()
+            else:
+                weights = [1]
+            t0 = clock_ns()
+            decision = policy.choose(ctxs[i], actions, event_id=f"b{t}")
+            t1 = clock_ns()
+            policy.learn(decision, float(label))
+            t2 = clock_ns()
+            xs = rows[i]
+            x = xs[decision.chosen]
+            r0 = clock_ns()
+            [[m.predict_proba_one(row)[True] for row in xs] for m in models]
+            r1 = clock_ns()
+            for m, w in zip(models, weights, strict=True):
+                if w > 0:
+                    m.learn_one(x, label, w=float(w))
+            r2 = clock_ns()
+            clock.add(t, (t0, t1, t2), (r0, r1, r2))
+        return clock.result(n)
 
-    k = len(actions)
-    policy = RiverPolicy(exploration="epsilon")
-    rows = [policy._rows(c, actions) for c in ctxs]  # pre-built feature dicts, same encoding
-    rng = np.random.default_rng(1)
-    rewards = rng.random(n + WARMUP) < 0.3
-    chosen = rng.integers(0, k, size=n + WARMUP)
-    model = linear_model.LogisticRegression(optimizer=optim.SGD(0.1), intercept_lr=0.1)
-    choose_ns, round_ns = [], []
-    for t in range(n + WARMUP):
-        xs = rows[t % len(ctxs)]
-        t0 = time.perf_counter_ns()
-        [model.predict_proba_one(x)[True] for x in xs]
-        t1 = time.perf_counter_ns()
-        model.learn_one(xs[int(chosen[t])], bool(rewards[t]))
-        t2 = time.perf_counter_ns()
-        if t >= WARMUP:
-            choose_ns.append(t1 - t0)
-            round_ns.append(t2 - t0)
-    return _stats(choose_ns, round_ns)
+    return run
 
 
 def _ratio(ours: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
@@ -191,22 +184,20 @@ def _ratio(ours: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
 
 def _section(
     title: str,
-    make: Callable[[], Policy],
-    reference: Callable[[list[dict[str, Any]], list[Action], int], dict[str, float]],
+    measure: Callable[[list[dict[str, Any]], list[Action], int], dict[str, Any]],
     rounds: dict[int, int],
     ctxs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in SIZES:
-        actions = _actions(k)
-        ref = reference(ctxs, actions, rounds[k])
-        ours = _time_policy(make(), ctxs, actions, rounds[k])
-        out[str(k)] = {"rounds": rounds[k], "ours": ours, "reference": ref, **_ratio(ours, ref)}
+        row = measure(ctxs, _actions(k), rounds[k])
+        ours, ref = row["ours"], row["reference"]
+        out[str(k)] = row
         print(
             f"{title:<18} K={k:<4} ours {ours['rounds_per_s']:>8.0f} r/s "
             f"p50 {ours['choose_us_p50']:>8.1f}us p99 {ours['choose_us_p99']:>8.1f}us | "
-            f"ref {ref['rounds_per_s']:>8.0f} r/s p50 {ref['choose_us_p50']:>8.1f}us "
-            f"p99 {ref['choose_us_p99']:>8.1f}us | cost x{out[str(k)]['round_cost_ratio']:.2f}",
+            f"bare {ref['rounds_per_s']:>8.0f} r/s p50 {ref['choose_us_p50']:>8.1f}us "
+            f"p99 {ref['choose_us_p99']:>8.1f}us | cost x{row['round_cost_ratio']:.2f}",
             flush=True,
         )
     return out
@@ -284,24 +275,16 @@ def _hazard_serving(ctxs: list[dict[str, Any]], n: int) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, object]:
     """Measure VWPolicy and RiverPolicy against bare VW / bare river in the same run."""
     ctxs = _contexts(200, seed=0)
-    vw_rounds = {10: 300, 50: 300, 330: 100} if quick else {10: 3000, 50: 2000, 330: 600}
-    river_rounds = {10: 200, 50: 100, 330: 30} if quick else {10: 1500, 50: 600, 330: 150}
-    result: dict[str, object] = {
+    vw_rounds = {10: 600, 50: 400, 300: 150} if quick else {10: 3000, 50: 2000, 300: 600}
+    river_rounds = {10: 200, 50: 100, 300: 30} if quick else {10: 1500, 50: 600, 300: 150}
+    return {
         "quick": quick,
         "vw_hazard_default_k330": _hazard_serving(ctxs, 100 if quick else 600),
-        "vw_squarecb_vs_raw_vw": _section("vw squarecb", VWPolicy, _time_raw_vw, vw_rounds, ctxs),
-        "vw_squarecb_vs_direct_pylibvw": _section(
-            "vw vs pylibvw", VWPolicy, _time_raw_vw_direct, vw_rounds, ctxs
+        "vw_squarecb_vs_bare_pylibvw": _section("vw vs pylibvw", _vw_vs_bare, vw_rounds, ctxs),
+        "river_epsilon_vs_bare_river": _section(
+            "river epsilon", _river_vs_bare("epsilon"), river_rounds, ctxs
         ),
-        "river_epsilon_vs_raw_river": _section(
-            "river epsilon",
-            lambda: RiverPolicy(exploration="epsilon"),
-            _time_raw_river,
-            river_rounds,
-            ctxs,
-        ),
-        "river_thompson10_vs_raw_river": _section(
-            "river thompson10", RiverPolicy, _time_raw_river, river_rounds, ctxs
+        "river_thompson10_vs_bare_river": _section(
+            "river thompson10", _river_vs_bare("thompson"), river_rounds, ctxs
         ),
     }
-    return result

@@ -4,7 +4,10 @@ Estimators hand over per-round contributions as :class:`RoundRewards`: a linear 
 mean of ``numerator``; a self-normalised one is ``sum(numerator) / sum(denominator)`` and is
 bootstrapped as a ratio (both sums resampled together).
 
-The bootstrap is vectorised: rounds are compressed into at most ``max_atoms`` atoms, resample
+Two bootstraps, chosen by ``CIConfig.resampling``. ``"exact"``: the Poisson bootstrap of
+:mod:`offline_eval.poisson_bootstrap`, every round kept with its own Poisson(1) weight per
+resample, weights shared by the estimators evaluated together (:func:`intervals`).
+``"binned"`` (default): rounds are compressed into at most ``max_atoms`` atoms, resample
 counts per atom are drawn as one multinomial per resample (``rng.multinomial(n, sizes / n)``,
 chunked) and each resampled statistic is a matrix product. When the data hold at most
 ``max_atoms`` distinct ``(numerator, denominator)`` pairs (e.g. IPS with binary rewards and a few
@@ -19,6 +22,7 @@ every bootstrap estimate (below 1e-3 on smooth data; about 0.3 % on the heavy-ta
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
@@ -30,6 +34,7 @@ from bandit.errors import InvalidInputError
 
 _CHUNK_CELLS = 4_000_000
 CI_METHODS = ("robust", "analytic", "bootstrap")
+RESAMPLINGS = ("binned", "exact")
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,11 @@ class CIConfig:
     seed
         Seed of the bootstrap generator.
     max_atoms
-        Compression budget of the bootstrap (see the module docstring).
+        Compression budget of the binned bootstrap (see the module docstring).
+    resampling
+        ``"binned"`` (default): the multinomial bootstrap on at most ``max_atoms`` atoms, which
+        reports the variance share it loses (``binning_loss``). ``"exact"``: the Poisson
+        bootstrap on every round (:mod:`offline_eval.poisson_bootstrap`).
     """
 
     method: Literal["robust", "analytic", "bootstrap"] = "robust"
@@ -112,6 +121,7 @@ class CIConfig:
     n_boot: int = 10_000
     seed: int = 0
     max_atoms: int = 2048
+    resampling: Literal["binned", "exact"] = "binned"
 
     def __post_init__(self) -> None:
         if self.method not in CI_METHODS:
@@ -122,6 +132,9 @@ class CIConfig:
             raise InvalidInputError(msg)
         if self.n_boot < 1 or self.max_atoms < 8:  # noqa: PLR2004
             msg = "Expected n_boot >= 1 and max_atoms >= 8"
+            raise InvalidInputError(msg)
+        if self.resampling not in RESAMPLINGS:
+            msg = f"Expected resampling 'binned' or 'exact', got {self.resampling!r}"
             raise InvalidInputError(msg)
 
 
@@ -159,6 +172,8 @@ def interval(rr: RoundRewards, config: CIConfig | None = None, *, estimator: str
     (0.5, 0.5658)
     """
     config = config or CIConfig()
+    if config.method == "bootstrap" and config.resampling == "exact":
+        return exact_bootstrap_intervals([rr], config, [estimator])[0]
     if config.method == "bootstrap":
         return bootstrap_interval(rr, config, estimator=estimator)
     return analytic_interval(
@@ -284,3 +299,68 @@ def bootstrap_interval(rr: RoundRewards, config: CIConfig, *, estimator: str = "
     low, high = np.quantile(stats, [config.alpha / 2.0, 1.0 - config.alpha / 2.0])
     extra = {"binning_loss": loss, "n_atoms": float(sizes.shape[0])}
     return Estimate(v, float(low), float(high), n, estimator, "bootstrap", extra)
+
+
+def intervals(
+    rrs: Sequence[RoundRewards], config: CIConfig | None, estimators: Sequence[str]
+) -> list[Estimate]:
+    """:func:`interval` of several estimators; with the exact bootstrap, those on the same
+    number of rounds share one set of Poisson weights (paired resamples, one draw's cost)."""
+    config = config or CIConfig()
+    if config.method != "bootstrap" or config.resampling != "exact":
+        return [interval(rr, config, estimator=e) for rr, e in zip(rrs, estimators, strict=True)]
+    groups: dict[int, list[int]] = {}
+    for i, rr in enumerate(rrs):
+        groups.setdefault(rr.n, []).append(i)
+    out: dict[int, Estimate] = {}
+    for members in groups.values():
+        found = exact_bootstrap_intervals(
+            [rrs[i] for i in members], config, [estimators[i] for i in members]
+        )
+        out.update(zip(members, found, strict=True))
+    return [out[i] for i in range(len(rrs))]
+
+
+def exact_bootstrap_intervals(
+    rrs: Sequence[RoundRewards], config: CIConfig, estimators: Sequence[str]
+) -> list[Estimate]:
+    """Percentile intervals of the Poisson bootstrap on every round (no binning), one set of
+    weights shared by all ``rrs`` (same rounds)."""
+    from offline_eval.poisson_bootstrap import resample_stats
+
+    out: list[Estimate | None] = [None] * len(rrs)
+    cols: list[np.ndarray] = []
+    slots: list[tuple[int, int | None, int | None]] = []
+    kept: list[int] = []
+    for i, rr in enumerate(rrs):
+        v = rr.value()
+        if rr.n < 2 or not math.isfinite(v):  # noqa: PLR2004
+            out[i] = Estimate(v, math.nan, math.nan, rr.n, estimators[i], "bootstrap-exact")
+            continue
+        kept.append(i)
+        cols.append(rr.numerator)
+        num = len(cols) - 1
+        den = off = None
+        if rr.denominator is not None:
+            cols.append(rr.denominator)
+            den = len(cols) - 1
+        if rr.offset is not None:
+            cols.append(rr.offset)
+            off = len(cols) - 1
+        slots.append((num, den, off))
+    if kept:
+        sums = resample_stats(np.column_stack(cols), config.n_boot, config.seed)
+        total = sums[:, -1]
+        for i, (num, den, off) in zip(kept, slots, strict=True):
+            rr = rrs[i]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                stats = sums[:, num] / (total if den is None else sums[:, den])
+                if off is not None:
+                    stats = stats + sums[:, off] / total
+            stats = stats[np.isfinite(stats)]
+            low, high = np.quantile(stats, [config.alpha / 2.0, 1.0 - config.alpha / 2.0])
+            extra = {"binning_loss": 0.0, "n_atoms": float(rr.n)}
+            out[i] = Estimate(
+                rr.value(), float(low), float(high), rr.n, estimators[i], "bootstrap-exact", extra
+            )
+    return [e for e in out if e is not None]

@@ -75,6 +75,7 @@ def _run_evaluate(
     n_boot: int,
     seed: int,
     policy_params: str | None,
+    resampling: str = "binned",
 ) -> list[Any]:
     from offline_eval.ci import CIConfig
     from offline_eval.evaluation import build_estimators, evaluate_named, evaluate_target
@@ -84,7 +85,7 @@ def _run_evaluate(
     if not policies and target_probs is None:
         msg = "give --policy NAME (repeatable) and/or --target-probs FILE.npy"
         raise ValueError(msg)
-    config = CIConfig(method=ci, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+    config = CIConfig(method=ci, n_boot=n_boot, seed=seed, resampling=resampling)  # type: ignore[arg-type]
     logs = read_logs(log_file)
     truth = _load_truth(log_file, logs.n_rounds)
     names = [e.strip() for e in estimators.split(",")] if estimators else None
@@ -180,6 +181,11 @@ def _register_evaluate(app: typer.Typer) -> None:
             "bootstrap.",
         ),
         n_boot: int = typer.Option(10_000, help="Bootstrap resamples."),
+        bootstrap: str = typer.Option(
+            "binned",
+            help="With --ci bootstrap: binned (multinomial on at most 2,048 atoms, reports its "
+            "binning_loss) or exact (Poisson(1) weights on every round, no binning).",
+        ),
         seed: int = typer.Option(0, help="Seed of the bootstrap."),
         policy_params: str | None = typer.Option(
             None, help='JSON parameters per policy, e.g. {"vw": {"exploration": "epsilon"}}.'
@@ -200,6 +206,7 @@ def _register_evaluate(app: typer.Typer) -> None:
                 n_boot,
                 seed,
                 policy_params,
+                resampling=bootstrap,
             )
             if as_json:
                 emit_json({"evaluations": [e.to_dict() for e in evaluations]})

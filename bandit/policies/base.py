@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from bandit.errors import InvalidInputError, ModelFormatError
+from bandit.policies.smallk import apply_floor_list, sample_index
 from bandit.types import Action, Decision, Features
 
 SNAPSHOT_FORMAT = 1
@@ -93,6 +94,26 @@ def min_probability(floor: float, k: int) -> float:
     return floor / k
 
 
+_MAX_ACTION_SETS = 8
+
+
+class ActionSet:
+    """A validated tuple of eligible actions with per-set data a policy caches (e.g. the
+    formatted VW action block, family codes, exploration weights).
+
+    Examples
+    --------
+    >>> ActionSet((Action("a"),)).actions[0].id
+    'a'
+    """
+
+    __slots__ = ("actions", "cache")
+
+    def __init__(self, actions: tuple[Action, ...]) -> None:
+        self.actions = actions
+        self.cache: dict[str, Any] = {}
+
+
 class Policy(ABC):
     """Base class of every policy.
 
@@ -125,6 +146,10 @@ class Policy(ABC):
         self.learning_state: dict[str, Any] = {}
         """State of the feedback loop that trains this policy (open events), kept with the
         model so that a snapshot and the messages it acknowledges stay consistent."""
+        self._action_sets: list[ActionSet] = []
+        self._raw_scores: Any = None
+        self._choice_memo: tuple[Decision, int, Any] | None = None
+        self._current_set: ActionSet | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -143,27 +168,77 @@ class Policy(ABC):
         if not event_id:
             msg = "Expected a non-empty event_id"
             raise InvalidInputError(msg)
-        actions = self._check_actions(actions)
-        expected = self._expected_rewards(context, actions)
-        pmf = apply_floor(
-            self._pmf(context, actions, expected), self.floor, self._exploration_weights(actions)
-        )
-        cdf = np.cumsum(pmf)
-        index = int(
-            np.searchsorted(cdf, deterministic_uniform(self.seed, event_id) * cdf[-1], side="right")
-        )
-        index = min(index, len(actions) - 1)
-        return Decision(
+        prepared = self._prepare(actions)
+        actions = prepared.actions
+        self._current_set = prepared
+        self._raw_scores = None
+        expected, raw_pmf = self._choice_scores(context, actions)
+        raw = self._raw_scores
+        weights = self._exploration_weights(actions)
+        u = deterministic_uniform(self.seed, event_id)
+        if isinstance(raw_pmf, list):  # the small-K plain-Python path, bit-identical
+            if weights is not None:
+                weight_list = prepared.cache.get("weight_list")
+                if weight_list is None:
+                    weight_list = prepared.cache["weight_list"] = weights.tolist()
+            pmf_list = apply_floor_list(
+                raw_pmf, self.floor, None if weights is None else weight_list
+            )
+            index = sample_index(pmf_list, u)
+            pmf_values = tuple(pmf_list)
+            expected_values = tuple(expected)
+        else:
+            pmf = apply_floor(raw_pmf, self.floor, weights)
+            cdf = np.cumsum(pmf)
+            index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+            index = min(index, len(actions) - 1)
+            pmf_values = tuple(pmf.tolist())
+            expected_values = tuple(np.asarray(expected, dtype=float).tolist())
+        decision = Decision(
             event_id=event_id,
             context=dict(context),
-            actions=tuple(actions),
-            pmf=tuple(pmf.tolist()),
+            actions=actions,
+            pmf=pmf_values,
             chosen=index,
-            propensity=float(pmf[index]),
-            expected_rewards=tuple(np.asarray(expected, dtype=float).tolist()),
+            propensity=pmf_values[index],
+            expected_rewards=expected_values,
             model_version=self.model_version,
             policy=self.name,
         )
+        self._choice_memo = (decision, self.n_updates, raw)
+        return decision
+
+    def _choice_scores(
+        self, context: Features, actions: Sequence[Action]
+    ) -> tuple[np.ndarray | list[float], np.ndarray | list[float]]:
+        """Expected rewards and the unfloored pmf for :meth:`choose`.
+
+        A subclass may return both as lists of floats for small action sets (then the floor
+        and the sampling run in plain Python too, :mod:`bandit.policies.smallk`); they must be
+        bit-identical to ``_expected_rewards`` and ``_pmf``.
+        """
+        expected = self._expected_rewards(context, actions)
+        return expected, self._pmf(context, actions, expected)
+
+    def _cached_set(self, actions: Sequence[Action]) -> ActionSet | None:
+        """The :class:`ActionSet` being chosen from when ``actions`` is its tuple, else None."""
+        current = self._current_set
+        return current if current is not None and current.actions is actions else None
+
+    def _prepare(self, actions: Sequence[Action]) -> ActionSet:
+        """The validated action set, cached for the last few distinct sets (the eligible offers
+        of a catalog repeat from request to request; equal tuples hit, identical objects
+        compare fastest)."""
+        key = tuple(actions)
+        sets = self._action_sets
+        for prepared in sets:
+            if prepared.actions == key:
+                return prepared
+        self._check_actions(key)
+        prepared = ActionSet(key)
+        sets.insert(0, prepared)
+        del sets[_MAX_ACTION_SETS:]
+        return prepared
 
     def estimate_of(self, context: Features, action: Action) -> float:
         """The model's expected reward of one action for one context (unfloored, raw)."""
@@ -226,11 +301,31 @@ class Policy(ABC):
             msg = f"Expected a propensity in (0, 1], got {p}"
             raise InvalidInputError(msg)
         if self.tracks_errors:
-            before = self._expected_rewards(decision.context, [decision.actions[index]])
-            self.track_error(float(before[0]), float(reward))
+            self.track_error(self._prediction_before_learning(decision, index), float(reward))
         self._learn(decision.context, decision.actions, index, p, float(reward))
         self.observe_outcome(decision.actions[index], float(reward))
         self.n_updates += 1
+
+    def _prediction_before_learning(self, decision: Decision, index: int) -> float:
+        """The model's current expected reward of ``decision.actions[index]`` for its context.
+
+        When ``decision`` is the last one this instance chose and the model has not learned
+        since, the scores of that choice are reused (:meth:`_memo_prediction`, bit-identical
+        to predicting again); otherwise the model predicts the one action.
+        """
+        memo = self._choice_memo
+        if memo is not None and memo[0] is decision and memo[1] == self.n_updates:
+            cached = self._memo_prediction(memo[2], index)
+            if cached is not None:
+                return cached
+        before = self._expected_rewards(decision.context, [decision.actions[index]])
+        return float(before[0])
+
+    def _memo_prediction(self, raw: Any, index: int) -> float | None:
+        """The expected reward of action ``index`` from the raw scores a subclass stored in
+        ``self._raw_scores`` while choosing, computed exactly as :meth:`_expected_rewards`
+        does for that one action; ``None`` to predict again."""
+        return None
 
     def observe_outcome(self, action: Action | str, reward: float) -> None:
         """Count one final reward of ``action_id`` in the evidence shown in explanations.

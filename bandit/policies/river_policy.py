@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, islice
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -36,11 +37,13 @@ import numpy as np
 from bandit.encoding import encode_features
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies.base import Policy
+from bandit.policies.smallk import SMALL_K, all_finite
 from bandit.types import Action, Features
 
 EXPLORATIONS = ("epsilon", "thompson")
 _MAX_CACHE = 20_000
 _MAX_MEMBERS = 100
+_MAX_CROSS_NAMES = 512
 
 
 def _greedy_share(scores: np.ndarray) -> np.ndarray:
@@ -163,6 +166,32 @@ class RiverPolicy(Policy):
         return items
 
     def _rows(self, context: Features, actions: Sequence[Action]) -> list[dict[str, float]]:
+        """One feature dict per action: the context (``c:``), the action (``a:``) and every
+        context x action product (``ctx&act``), in this insertion order."""
+        prepared = self._cached_set(actions)
+        if prepared is None:
+            return self._rows_plain(context, actions)
+        ctx = encode_features(context)
+        base = {f"c:{k}": v for k, v in ctx}
+        layout = prepared.cache.get("river")
+        if layout is None:
+            layout = prepared.cache["river"] = _ActionLayout([self._items(a) for a in actions])
+        # Keys and values item by item: ("a:item", "ctx1&item", "ctx2&item", ...), the order
+        # _rows_plain inserts them in, so every row is the same dict (same order, same floats).
+        columns = [layout.a_keys, *(layout.cross(name) for name, _ in ctx)]
+        keys = list(chain.from_iterable(zip(*columns, strict=True)))
+        factors = np.asarray([1.0, *(value for _, value in ctx)])
+        values = np.multiply.outer(layout.a_values, factors).ravel().tolist()
+        pairs = zip(keys, values, strict=False)  # one pair iterator, sliced row by row
+        width = len(factors)
+        rows = []
+        for size in layout.sizes:
+            row = base.copy()
+            row.update(islice(pairs, size * width))
+            rows.append(row)
+        return rows
+
+    def _rows_plain(self, context: Features, actions: Sequence[Action]) -> list[dict[str, float]]:
         ctx = encode_features(context)
         base = {f"c:{k}": v for k, v in ctx}
         rows = []
@@ -178,9 +207,11 @@ class RiverPolicy(Policy):
 
     def _member_scores(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
         rows = self._rows(context, actions)
-        return np.array(
+        scores = np.array(
             [[m.predict_proba_one(x)[True] for x in rows] for m in self._models], dtype=float
         )
+        self._raw_scores = (scores, rows)
+        return scores
 
     # ------------------------------------------------------------------ policy hooks
 
@@ -189,6 +220,41 @@ class RiverPolicy(Policy):
         self._last_scores = (context, tuple(a.id for a in actions), scores)
         mean: np.ndarray = scores.mean(axis=0)
         return mean
+
+    def _memo_prediction(self, raw: Any, index: int) -> float | None:
+        # The chosen action's column as a (members, 1) array, averaged exactly as a
+        # one-action prediction is.
+        if raw is None:
+            return None
+        if len(raw[0]) == 1:  # one model: the mean of one value is the value (x / 1 == x)
+            return float(raw[0][0][index])
+        return float(np.asarray([[row[index]] for row in raw[0]]).mean(axis=0)[0])
+
+    def _choice_scores(
+        self, context: Features, actions: Sequence[Action]
+    ) -> tuple[np.ndarray | list[float], np.ndarray | list[float]]:
+        """From 2 to :data:`~bandit.policies.smallk.SMALL_K` actions the ensemble mean and
+        the pmf are computed on lists, in numpy's order (the axis-0 mean of a
+        ``(members, K)`` array adds the members one by one), bit-identical."""
+        k = len(actions)
+        if not 2 <= k <= SMALL_K:  # noqa: PLR2004
+            return super()._choice_scores(context, actions)
+        rows = self._rows(context, actions)
+        preds = [[m.predict_proba_one(x)[True] for x in rows] for m in self._models]
+        self._raw_scores = (preds, rows)
+        if not all(all_finite(p) for p in preds):
+            scores = np.array(preds, dtype=float)
+            self._last_scores = (context, tuple(a.id for a in actions), scores)
+            expected = scores.mean(axis=0)
+            return expected, self._pmf(context, actions, expected)
+        n = len(preds)
+        expected = [total / n for total in _column_sums(preds)]
+        if self.exploration == "epsilon":
+            base = self.epsilon / k
+            keep = 1.0 - self.epsilon
+            return expected, [base + keep * share for share in _greedy_share_list(expected)]
+        shares = [_greedy_share_list(p) for p in preds]
+        return expected, [total / n for total in _column_sums(shares)]
 
     def _pmf(
         self, context: Features, actions: Sequence[Action], expected: np.ndarray
@@ -201,7 +267,11 @@ class RiverPolicy(Policy):
             scores = cached[2]
         else:
             scores = self._member_scores(context, actions)
-        pmf: np.ndarray = np.mean([_greedy_share(row) for row in scores], axis=0)
+        # Each member's greedy share (ties split), stacked: the same values and the same
+        # axis-0 mean as averaging the members' _greedy_share one by one.
+        best = scores == scores.max(axis=1, keepdims=True)
+        shares = best / best.sum(axis=1, keepdims=True).astype(float)
+        pmf: np.ndarray = shares.mean(axis=0)
         return pmf
 
     def _learn(
@@ -212,14 +282,21 @@ class RiverPolicy(Policy):
         propensity: float,
         reward: float,
     ) -> None:
-        x = self._rows(context, [actions[index]])[0]
-        r = min(max(reward, 0.0), 1.0)
-        if self.exploration == "thompson":
-            weights = np.random.default_rng([self.seed % 2**63, self.n_updates]).poisson(
-                1.0, size=len(self._models)
-            )
+        memo = self._choice_memo
+        if (
+            memo is not None
+            and memo[0].context is context
+            and memo[0].actions is actions
+            and memo[2] is not None
+        ):
+            x = memo[2][1][index]  # the row the choice was scored on (rows are model-free)
         else:
-            weights = np.ones(1, dtype=int)
+            x = self._rows(context, [actions[index]])[0]
+        r = min(max(reward, 0.0), 1.0)
+        weights: Sequence[int] = (1,)
+        if self.exploration == "thompson":
+            draw = np.random.default_rng([self.seed % 2**63, self.n_updates])
+            weights = draw.poisson(1.0, size=len(self._models)).tolist()
         for model, w in zip(self._models, weights, strict=True):
             if w > 0 and r > 0.0:
                 model.learn_one(x, True, w=float(w) * r)
@@ -261,6 +338,43 @@ class RiverPolicy(Policy):
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]:
         """Pickle through the JSON snapshot format."""
         return type(self).from_bytes, (self.to_bytes(),)
+
+
+def _greedy_share_list(values: list[float]) -> list[float]:
+    """:func:`_greedy_share` on a list of finite values (``True / c`` is ``1.0 / c``)."""
+    top = max(values)
+    count = float(sum(v == top for v in values))
+    return [1.0 / count if v == top else 0.0 for v in values]
+
+
+def _column_sums(rows: list[list[float]]) -> list[float]:
+    """Column sums adding the rows one by one (numpy's axis-0 order for 2+ columns)."""
+    sums = list(rows[0])
+    for row in rows[1:]:
+        sums = [a + b for a, b in zip(sums, row, strict=True)]
+    return sums
+
+
+class _ActionLayout:
+    """An action set's items laid out flat (action by action, item by item), with the
+    ``ctx&item`` key strings built once per context feature name."""
+
+    __slots__ = ("_cross", "a_keys", "a_values", "names", "sizes")
+
+    def __init__(self, items: list[list[tuple[str, float]]]) -> None:
+        self.sizes = [len(i) for i in items]
+        self.names = [name for action in items for name, _ in action]
+        self.a_keys = tuple(f"a:{name}" for name in self.names)
+        self.a_values = np.asarray([value for action in items for _, value in action], float)
+        self._cross: dict[str, tuple[str, ...]] = {}
+
+    def cross(self, context_name: str) -> tuple[str, ...]:
+        keys = self._cross.get(context_name)
+        if keys is None:
+            if len(self._cross) >= _MAX_CROSS_NAMES:
+                self._cross.clear()
+            keys = self._cross[context_name] = tuple(f"{context_name}&{n}" for n in self.names)
+        return keys
 
 
 def _finite(x: object) -> bool:

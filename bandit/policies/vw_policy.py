@@ -34,13 +34,19 @@ import numpy as np
 
 from bandit.errors import InvalidInputError, ModelFormatError
 from bandit.policies.base import Policy
+from bandit.policies.smallk import (
+    SMALL_K,
+    all_finite,
+    epsilon_greedy_pmf_list,
+    squarecb_pmf_list,
+)
 from bandit.types import Action, Features
 from bandit.vw.examples import (
     ID_NAMESPACE,
     ActionLineCache,
     SharedLineCache,
     build_example,
-    rewards_from_costs,
+    labelled,
 )
 from bandit.vw.workspace import VWLearner
 
@@ -340,10 +346,15 @@ class VWPolicy(Policy):
 
     def _family_code_array(self, actions: Sequence[Action]) -> np.ndarray:
         """Each action's family as a small integer, cached per offer id (codes index
-        ``self._family_index``, which is in first-seen order)."""
+        ``self._family_index``, which is in first-seen order) and per action set."""
+        prepared = self._cached_set(actions)
+        if prepared is not None:
+            cached: np.ndarray | None = prepared.cache.get("family_codes")
+            if cached is not None:
+                return cached
         code_by_id = self._family_codes
         try:
-            return np.fromiter(
+            codes = np.fromiter(
                 (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
             )
         except KeyError:
@@ -351,16 +362,26 @@ class VWPolicy(Policy):
             for a in actions:
                 family = str(a.features.get("family", ""))
                 code_by_id[a.id] = families.setdefault(family, len(families))
-            return np.fromiter(
+            codes = np.fromiter(
                 (code_by_id[a.id] for a in actions), dtype=np.intp, count=len(actions)
             )
+        if prepared is not None:
+            prepared.cache["family_codes"] = codes
+        return codes
 
     def _exploration_weights(self, actions: Sequence[Action]) -> np.ndarray | None:
         if not self.explore_families:
             return None
+        prepared = self._cached_set(actions)
+        if prepared is not None:
+            cached: np.ndarray | None = prepared.cache.get("explore_weights")
+            if cached is not None:
+                return cached
         codes = self._family_code_array(actions)
         counts = np.bincount(codes)
         weights: np.ndarray = 1.0 / (np.count_nonzero(counts) * counts[codes])
+        if prepared is not None:
+            prepared.cache["explore_weights"] = weights
         return weights
 
     @property
@@ -406,12 +427,82 @@ class VWPolicy(Policy):
     ) -> list[str]:
         return build_example(self._shared.line(context), self._lines.lines(actions), label=label)
 
+    def _action_block(self, actions: Sequence[Action]) -> str:
+        """The action lines joined by newlines, cached per action set."""
+        prepared = self._cached_set(actions)
+        if prepared is None:
+            return "\n".join(self._lines.lines(actions))
+        block: str | None = prepared.cache.get("vw_block")
+        if block is None:
+            block = prepared.cache["vw_block"] = "\n".join(self._lines.lines(actions))
+        return block
+
     def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
-        costs = self._scorer.predict(self._example(context, actions))
-        scores = np.asarray(rewards_from_costs(costs), dtype=float)
+        # The same text as "\n".join(self._example(context, actions)), the block cached.
+        shared = self._shared.line(context)
+        costs = self._scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+        self._raw_scores = (costs, shared)
+        scores = 0.0 - np.asarray(costs, dtype=float)  # = rewards_from_costs, elementwise
         if not self.learns_hazard:
             return self._link(scores)
         return self._job_probability(scores, actions)
+
+    def _choice_scores(
+        self, context: Features, actions: Sequence[Action]
+    ) -> tuple[np.ndarray | list[float], np.ndarray | list[float]]:
+        """Up to :data:`~bandit.policies.smallk.SMALL_K` actions the link, the exploration
+        rule and (in the base class) the floor and the sampling run on lists: the same
+        operations in the same order as the numpy path, bit-identical."""
+        k = len(actions)
+        if self.learns_hazard or self._explorer is not None or k > SMALL_K:
+            return super()._choice_scores(context, actions)
+        shared = self._shared.line(context)
+        costs = self._scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+        self._raw_scores = (costs, shared)
+        if not all_finite(costs):
+            scores = self._link(0.0 - np.asarray(costs, dtype=float))
+            return scores, self._pmf(context, actions, scores)
+        expected = [0.0 - c for c in costs]  # = rewards_from_costs
+        if self.loss != "squared":
+            half = np.tanh(np.asarray([0.5 * r for r in expected])).tolist()
+            expected = [0.5 * (1.0 + t) for t in half]
+        if k == 1:
+            return expected, [1.0]
+        costs = [-r for r in expected]
+        if self.optimism > 0:
+            codes = self._family_code_list(actions)
+            seen = self._family_n
+            per_family = [
+                1.0 / math.sqrt(seen.get(family, 0.0) + 1.0) for family in self._family_index
+            ]
+            bonus = self.optimism
+            costs = [c - bonus * per_family[code] for c, code in zip(costs, codes, strict=True)]
+        if self.exploration == "squarecb":
+            gamma = squarecb_gamma(self.gamma_scale, self.gamma_exponent, k, self.learning_steps)
+            return expected, squarecb_pmf_list(costs, gamma)
+        return expected, epsilon_greedy_pmf_list(costs, self.epsilon)
+
+    def _family_code_list(self, actions: Sequence[Action]) -> list[int]:
+        prepared = self._cached_set(actions)
+        if prepared is None:
+            codes: list[int] = self._family_code_array(actions).tolist()
+            return codes
+        cached: list[int] | None = prepared.cache.get("family_code_list")
+        if cached is None:
+            cached = prepared.cache["family_code_list"] = self._family_code_array(actions).tolist()
+        return cached
+
+    def _memo_prediction(self, raw: Any, index: int) -> float | None:
+        # An mtr --cb_adf score depends on the shared features and that action's line only,
+        # so the chosen action's cost is the one a one-action example predicts
+        # (tests/bandit/test_vw_policy.py). The link is _link's on a one-element array:
+        # numpy's tanh there, the elementwise steps (exact in Python too) as scalars.
+        if self.learns_hazard or raw is None:
+            return None
+        score = 0.0 - float(raw[0][index])
+        if self.loss == "squared":
+            return score
+        return 0.5 * (1.0 + float(np.tanh(np.asarray([0.5 * score]))[0]))
 
     def _link(self, scores: np.ndarray) -> np.ndarray:
         """Linear predictor -> expected reward (identity, or the logistic function)."""
@@ -464,12 +555,16 @@ class VWPolicy(Policy):
             msg = "A hazard VWPolicy learns citizen-weeks: use learn_at_risk()"
             raise InvalidInputError(msg)
         # The regression oracle learns the labelled offer's line only, unweighted.
-        shared = self._shared.line(context)
+        memo = self._choice_memo
+        if memo is not None and memo[0].context is context and memo[2] is not None:
+            shared = memo[2][1]  # the shared line the choice was scored with
+        else:
+            shared = self._shared.line(context)
         line = self._lines.line(actions[index])
-        self._scorer.learn(build_example(shared, [line], label=(0, self._label(reward), 1.0)))
+        self._scorer.learn_text(f"{shared}\n{labelled(line, self._label(reward), 1.0)}")
         if self._explorer is not None:
-            labelled = (index, self._label(reward), propensity)
-            self._explorer.learn(self._example(context, actions, label=labelled))
+            label = (index, self._label(reward), propensity)
+            self._explorer.learn(self._example(context, actions, label=label))
 
     def learn_at_risk(self, context: Features, action: Action, week: int, *, job: bool) -> None:
         """Learn one citizen-week at risk: week ``week`` after the decision, job found or not.

@@ -77,12 +77,38 @@ def format_shared(context: Features) -> str:
     >>> format_shared({"last_sector": "it"})
     'shared |c last_sector=it |s last_sector=it'
     """
-    line = f"shared |{CONTEXT_NAMESPACE} {_feature_tokens(context, bands=True)}"
+    tokens: list[str] = []
+    bands: list[str] = []
+    cache = _SHARED_TOKENS
+    for name, value in context.items():
+        hit = cache.get((name, value, type(value)))
+        if hit is None:
+            hit = _shared_tokens(name, value)
+        if hit[0]:
+            tokens.append(hit[0])
+        if hit[1]:
+            bands.append(hit[1])
+    line = f"shared |{CONTEXT_NAMESPACE} {' '.join(tokens + bands)}"
     if "last_sector" in context:
-        line += (
-            f" |{LAST_SECTOR_NAMESPACE} {_feature_tokens({'last_sector': context['last_sector']})}"
-        )
+        sector = _shared_tokens("last_sector", context["last_sector"])[0]
+        line += f" |{LAST_SECTOR_NAMESPACE} {sector}"
     return line
+
+
+_SHARED_TOKENS: dict[tuple[str, FeatureValue, type], tuple[str, str]] = {}
+"""``(name, value, type)`` -> (token, band token) of a context feature ("" when absent): one
+dict look-up per feature on the hot path (the same strings as ``_token`` and ``_band``)."""
+
+
+def _shared_tokens(name: str, value: FeatureValue) -> tuple[str, str]:
+    key = (name, value, type(value))
+    hit = _SHARED_TOKENS.get(key)
+    if hit is None:
+        hit = (_token(name, value, type(value).__name__), _band(name, value))
+        if len(_SHARED_TOKENS) >= _MAX_CACHE:
+            _SHARED_TOKENS.clear()
+        _SHARED_TOKENS[key] = hit
+    return hit
 
 
 def format_action(action: Action) -> str:

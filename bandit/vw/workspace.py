@@ -64,8 +64,12 @@ class VWLearner:
         wraps every parsed line in a Python ``Example`` object, which cost about 4/5 of the
         time at 300 actions. The result is identical (``tests/bandit/test_vw_examples.py``).
         """
+        return self.predict_text("\n".join(example))
+
+    def predict_text(self, text: str) -> list[float]:
+        """:meth:`predict` on the example's lines already joined by newlines."""
         ws = self._ws
-        examples = ws._parse("\n".join(example))  # noqa: SLF001 (pylibvw's parser)
+        examples = ws._parse(text)  # noqa: SLF001 (pylibvw's parser)
         try:
             self._lib.predict_multi(ws, examples)
             return list(examples[0].get_action_scores())
@@ -74,8 +78,12 @@ class VWLearner:
 
     def learn(self, example: list[str]) -> None:
         """Learn from one labelled multi-line example (same fast path as :meth:`predict`)."""
+        self.learn_text("\n".join(example))
+
+    def learn_text(self, text: str) -> None:
+        """:meth:`learn` on the example's lines already joined by newlines."""
         ws = self._ws
-        examples = ws._parse("\n".join(example))  # noqa: SLF001
+        examples = ws._parse(text)  # noqa: SLF001
         try:
             self._lib.learn_multi(ws, examples)
         finally:

@@ -78,6 +78,27 @@ def test_evaluate_bootstrap(files):
     assert json.loads(res.stdout)["evaluations"][0]["estimates"][0]["method"] == "bootstrap"
 
 
+def test_evaluate_exact_bootstrap(files):
+    d, _ = files
+    res = _run(
+        "evaluate",
+        d / "logs.parquet",
+        "--target-probs",
+        d / "target.npy",
+        "--ci",
+        "bootstrap",
+        "--bootstrap",
+        "exact",
+        "--n-boot",
+        "200",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    estimates = json.loads(res.stdout)["evaluations"][0]["estimates"]
+    assert {e["method"] for e in estimates} == {"bootstrap-exact"}
+    assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in estimates)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
