@@ -177,7 +177,9 @@ def _register_export(app: typer.Typer) -> None:
         api_key: _API_KEY = None,
     ) -> None:
         """Export the service's decisions: the logged-bandit file (nbi evaluate), the trial file
-        <stem>.rct.<suffix> (nbi experiment) and, with --protected, the fairness file."""
+        <stem>.rct.<suffix> (nbi experiment), the shadow-mode decisions <stem>.shadow.<suffix>
+        with <stem>.shadow.target.npy (nbi evaluate --target-probs) and, with --protected, the
+        fairness file."""
         from service.audit import open_audit_trail
         from service.cli_common import load_settings
         from service.export import export_records, parse_day
@@ -213,6 +215,7 @@ def _register_export(app: typer.Typer) -> None:
                         "until": until,
                         "log_rows": result.log_rows,
                         "rct_rows": result.rct_rows,
+                        "shadow_rows": result.shadow_rows,
                         "protected": protected,
                         "include_open": include_open,
                     },

@@ -20,6 +20,15 @@ From either store, for decisions made between two dates (UTC, inclusive), three 
 ``<stem>.fairness.<suffix>`` (only with ``protected=True``, the researcher role): the trial
     rows plus ``gender``, ``origin`` (protected attributes, only here), ``age_band`` and the
     recommended family, for ``nbi fairness``.
+``<stem>.shadow.<suffix>`` and ``<stem>.shadow.target.npy``: the shadow-mode decisions for
+    off-policy evaluation of the policy that ran in shadow (:func:`shadow_row`). In shadow
+    the *caseworker* is the logging policy: the logged action is the caseworker's assignment,
+    ``propensity`` and ``pmf_<k>`` are practice as usual's probabilities
+    (:class:`~bandit.policies.practice.PracticeAsUsualPolicy`, the model of caseworkers'
+    choices the simulator's caseworkers follow) and the target file holds the policy's logged
+    pmf, row for row: ``nbi evaluate <stem>.shadow.<suffix> --target-probs
+    <stem>.shadow.target.npy``. The estimate is only as good as the caseworker model (see
+    docs/decisions.md, "Shadow records and their propensity").
 
 No file holds an event id, a pseudonym or a raw id. Each export is audited.
 """
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -43,6 +52,7 @@ if TYPE_CHECKING:
 
     from bandit.catalog import Catalog
     from bandit.records import DecisionRecord
+    from bandit.types import Action
     from service.store.base import DecisionStore
 
 SUFFIXES = (".parquet", ".csv")
@@ -58,6 +68,9 @@ class ExportResult:
     rct_file: Path
     rct_rows: int
     fairness_file: Path | None
+    shadow_file: Path | None = None
+    shadow_rows: int = 0
+    shadow_target_file: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -67,6 +80,11 @@ class ExportResult:
             "rct_file": str(self.rct_file),
             "rct_rows": self.rct_rows,
             "fairness_file": None if self.fairness_file is None else str(self.fairness_file),
+            "shadow_file": None if self.shadow_file is None else str(self.shadow_file),
+            "shadow_rows": self.shadow_rows,
+            "shadow_target_file": (
+                None if self.shadow_target_file is None else str(self.shadow_target_file)
+            ),
         }
 
 
@@ -172,6 +190,49 @@ def log_row(record: DecisionRecord, action_ids: list[str]) -> dict[str, Any] | N
     return row
 
 
+def shadow_row(
+    record: DecisionRecord, action_ids: list[str], actions: Mapping[str, Action]
+) -> tuple[dict[str, Any], list[float]] | None:
+    """One shadow-log row and the policy's pmf over ``action_ids`` (the target), or ``None``
+    when the record is not a settled shadow decision with a pmf and a known assignment.
+
+    The logging policy of a shadow decision is the caseworker: the row's ``action`` is the
+    assignment, ``propensity`` and ``pmf_<k>`` come from practice as usual evaluated on the
+    record's context and eligible offers (the policy's own pmf is not a propensity of the
+    caseworker's choice). An assignment outside the eligible offers has no propensity under
+    that model and is left out.
+    """
+    from bandit.policies.practice import PracticeAsUsualPolicy
+
+    if (
+        record.group is not Group.TREATMENT
+        or getattr(record, "mode", "live") != "shadow"
+        or not record.pmf
+        or record.assigned is None
+        or record.assigned not in record.eligible
+        or not _known(record)
+        or any(a not in actions for a in record.eligible)
+    ):
+        return None
+    practice = PracticeAsUsualPolicy(floor=0.0)
+    logger = practice.probabilities(dict(record.context), [actions[a] for a in record.eligible])
+    index = {a: k for k, a in enumerate(action_ids)}
+    logger_pmf = [0.0] * len(action_ids)
+    target = [0.0] * len(action_ids)
+    for action, p_logger, p_policy in zip(record.eligible, logger, record.pmf, strict=True):
+        logger_pmf[index[action]] = float(p_logger)
+        target[index[action]] = float(p_policy)
+    row: dict[str, Any] = {
+        "action": index[record.assigned],
+        "reward": float(record.reward or 0.0),
+        "propensity": logger_pmf[index[record.assigned]],
+        "timestamp": record.timestamp,
+    }
+    row.update({f"pmf_{k}": p for k, p in enumerate(logger_pmf)})
+    row.update(_scalar_context(record))
+    return row, target
+
+
 def _write(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
@@ -191,7 +252,8 @@ def export_records(  # noqa: PLR0913 (what, when, where, who)
     include_open: bool = False,
     now: float | None = None,
 ) -> ExportResult:
-    """Write the logged-bandit, trial and (with ``protected``) fairness files."""
+    """Write the logged-bandit, trial, shadow and (with ``protected``) fairness files."""
+    import numpy as np
     import pandas as pd
 
     if out.suffix.lower() not in SUFFIXES:
@@ -204,13 +266,20 @@ def export_records(  # noqa: PLR0913 (what, when, where, who)
     items = list(catalog)
     action_ids = [item.id for item in items]
     families = {item.id: item.family.value for item in items}
+    actions = {item.id: item.as_action() for item in items}
     log_rows: list[dict[str, Any]] = []
+    shadow_rows: list[dict[str, Any]] = []
+    shadow_target: list[list[float]] = []
     trial_rows: list[dict[str, Any]] = []
     fair_rows: list[dict[str, Any]] = []
     for record in in_window(store.iter_records(), since, until):
         row = log_row(record, action_ids)
         if row is not None:
             log_rows.append(row)
+        shadow = shadow_row(record, action_ids, actions)
+        if shadow is not None:
+            shadow_rows.append(shadow[0])
+            shadow_target.append(shadow[1])
         if not include_open and not _known(record):
             continue
         trial = trial_row(record, horizon_weeks, moment)
@@ -232,6 +301,13 @@ def export_records(  # noqa: PLR0913 (what, when, where, who)
         f"pmf_{k}" for k in range(len(action_ids))
     ]
     _write(pd.DataFrame(log_rows, columns=None if log_rows else log_columns), out)
+    shadow_file = sibling(out, "shadow")
+    _write(pd.DataFrame(shadow_rows, columns=None if shadow_rows else log_columns), shadow_file)
+    shadow_target_file = out.with_name(f"{out.stem}.shadow.target.npy")
+    np.save(
+        shadow_target_file,
+        np.asarray(shadow_target, dtype=float).reshape(len(shadow_rows), len(action_ids)),
+    )
     out.with_suffix("").with_suffix(".meta.json").write_text(
         json.dumps(
             {"action_ids": action_ids, "action_families": [families[a] for a in action_ids]},
@@ -245,7 +321,16 @@ def export_records(  # noqa: PLR0913 (what, when, where, who)
     if protected:
         fairness = sibling(out, "fairness")
         _write(pd.DataFrame(fair_rows), fairness)
-    return ExportResult(out, len(log_rows), rct, len(trial_rows), fairness)
+    return ExportResult(
+        out,
+        len(log_rows),
+        rct,
+        len(trial_rows),
+        fairness,
+        shadow_file=shadow_file,
+        shadow_rows=len(shadow_rows),
+        shadow_target_file=shadow_target_file,
+    )
 
 
 def parse_day(text: str | None, option: str) -> date | None:

@@ -81,6 +81,13 @@ def _print_run(doc: dict[str, Any]) -> None:
             share = q["share_of_gain"]
             cells.append("-" if share != share else f"{share:.2f}")  # NaN check
             typer.echo("  ".join(c.rjust(12) for c in cells))
+    shadow = doc.get("shadow")
+    if shadow:  # the service ran in shadow mode (README: off-policy evaluation from shadow logs)
+        typer.echo(
+            f"Shadow decisions (nothing suggested, practice as usual): {shadow['decisions']}; "
+            f"TRUE value of a uniform pmf on them {shadow['true_value_uniform']:.4f} "
+            f"(practice {shadow['practice_value']:.4f}); all their outcomes are posted"
+        )
     _print_trial(doc["rct"])
 
 

@@ -11,12 +11,23 @@ tables are computed exactly as in :class:`~simulator.replay.Replay`.
 
 The simulated citizen ids (``sim-<seed>-<serial>``) are not CPR numbers; the service
 pseudonymises them at its edge like any raw id.
+
+**Shadow mode.** A treatment decision the service answers without a suggestion (shadow mode,
+or the kill switch) is practice as usual for the simulated caseworker; the result's
+``shadow`` column marks it. When the run saw such decisions, every outcome still pending at
+the end is posted after the last week (the service runs with ``simulated_time``), so the
+shadow logs that ``nbi export`` writes are complete and not selected on how soon a job was
+found; :func:`simulator.report.shadow_truth` then gives the exact value of a uniform policy's pmf on them, the
+truth to hold the off-policy estimate from the shadow logs against (README, "Off-policy
+evaluation from shadow logs").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,7 +41,7 @@ from bandit.types import Decision
 from simulator.arrivals import PreparedCohort
 from simulator.config import SimulationConfig
 from simulator.population import GENDERS, ORIGINS
-from simulator.replay import SHOWN_OPTIONS, OutcomeReport, Replay
+from simulator.replay import SHOWN_OPTIONS, OutcomeReport, Replay, ReplayResult
 
 _NO_ACTION = -1
 
@@ -84,6 +95,27 @@ class HttpReplay(Replay):
         self.requests = 0
         self.retried = 0
         self.outcomes_posted = 0
+        self.shadow_events: set[str] = set()
+        """Treatment decisions answered without a suggestion (shadow mode or kill switch)."""
+        self._p_uniform: dict[str, float] = {}
+
+    def run(self, progress: Callable[[int], None] | None = None) -> ReplayResult:
+        """Run all weeks; after shadow decisions, post every outcome still pending.
+
+        The result's decisions get a ``shadow`` column (see :attr:`shadow_events`) and
+        ``p_uniform``: TRUE P(job within H), exactly, of a uniform draw among the offers sent
+        as eligible (available at the citizen's turn), the value of a uniform pmf on the
+        decision.
+        """
+        result = super().run(progress)
+        if self.shadow_events:
+            for week in sorted(self._outcomes):
+                self._settle(week)
+        decisions = result.decisions.copy()
+        ids: list[str] = decisions["event_id"].tolist() if len(decisions) else []
+        decisions["shadow"] = [event_id in self.shadow_events for event_id in ids]
+        decisions["p_uniform"] = [self._p_uniform[event_id] for event_id in ids]
+        return dataclasses.replace(result, decisions=decisions)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self.requests += 1
@@ -110,6 +142,7 @@ class HttpReplay(Replay):
         event_id: str,
     ) -> tuple[Group, int, Decision | None, float]:
         cohort = prepared.cohort
+        self._p_uniform[event_id] = float(prepared.p_job[i, idx].mean())
         body = {
             "citizen_id": f"sim-{self.seed}-{int(cohort.serial[i])}",
             "context": prepared.contexts[i].model_dump(mode="json"),
@@ -126,6 +159,8 @@ class HttpReplay(Replay):
         group = Group(data["group"])
         rec = data.get("recommendation")
         if group is Group.CONTROL or rec is None:
+            if group is Group.TREATMENT:
+                self.shadow_events.add(event_id)
             return group, _NO_ACTION, None, float("nan")
         for option in data.get("options") or []:
             self._week_shown.append(

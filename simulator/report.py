@@ -260,7 +260,9 @@ def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
     ``lag_weeks``); ``rct_all_outcomes`` the same contrast with every simulated outcome;
     ``net_value_by_quarter`` the trial's realised net value in DKK and
     ``true_net_value_by_quarter`` the TRUE net value versus practice of the served policy and
-    the references (:func:`net_value_by_quarter`, :func:`true_net_value_by_quarter`).
+    the references (:func:`net_value_by_quarter`, :func:`true_net_value_by_quarter`);
+    ``shadow`` the service's shadow decisions of an HTTP run and their truth
+    (:func:`shadow_truth`; ``None`` without any).
     """
     return {
         "policy": result.policy,
@@ -278,6 +280,7 @@ def summary(result: ReplayResult, *, lag_weeks: int = 0) -> dict[str, Any]:
         "true_net_value_by_quarter": true_net_value_by_quarter(result).to_dict(orient="records"),
         "calibration_after_year_1": calibration(result, from_week=52),
         "shown_options_after_year_1": shown_calibration(result, from_week=52),
+        "shadow": shadow_truth(result),
     }
 
 
@@ -351,3 +354,36 @@ def true_net_value_by_quarter(result: ReplayResult, weeks_per_quarter: int = 13)
                 }
             )
     return pd.DataFrame(rows)
+
+
+def shadow_truth(result: ReplayResult) -> dict[str, float] | None:
+    """The shadow decisions of an HTTP run and the TRUE value of a uniform pmf on them.
+
+    ``decisions``: treatment decisions answered without a suggestion; ``true_value_uniform``:
+    the mean over them of P(job within H) under a uniform draw among the offers available at
+    each citizen's turn (``p_uniform``, exact): the value a service running
+    ``NBI_POLICY=uniform`` in shadow mode would have had, had its suggestions been followed,
+    on the same citizens and eligible offers, i.e. the estimand of the off-policy estimate from
+    the shadow export (reported outcome = true outcome: ``misclassification`` 0, as ``nbi
+    simulate run`` uses). ``practice_value``: the true value of what the caseworkers did;
+    ``mean_reward``: their realised outcome. ``None`` when the run had no shadow decision.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"shadow": [True, False], "p_uniform": [0.4, 0.9],
+    ...                   "p_assigned": [0.5, 0.9], "reward": [1.0, 0.0]})
+    >>> r = ReplayResult(d, (), (), "service", 1, 0)
+    >>> shadow_truth(r)["true_value_uniform"]
+    0.4
+    """
+    d = result.decisions
+    if "shadow" not in d.columns or not d["shadow"].any():
+        return None
+    part = d[d["shadow"].astype(bool)]
+    return {
+        "decisions": int(len(part)),
+        "true_value_uniform": float(part["p_uniform"].mean()),
+        "practice_value": float(part["p_assigned"].mean()),
+        "mean_reward": float(part["reward"].mean()),
+    }

@@ -45,7 +45,8 @@ def record_assignment(
     """Record what the caseworker assigned; a reason code is required when it differs.
 
     An assignment beyond the offer's seats this capacity week, or to an offer the citizen was
-    not legally eligible for, is stored and comes back with ``warnings``.
+    not legally eligible for, is stored and comes back with ``warnings``. Role: case.
+    Audited.
     """
     record = runtime.store.get_decision(event_id)
     assigned = body.assigned_action_id

@@ -25,6 +25,7 @@ def summary(runtime: RuntimeDep, _role: ResearcherRole) -> ExperimentSummary:
 
     Rates and the difference count only outcomes known now: decisions at least horizon +
     report lag weeks old (service/summary.py). Reads every record once (a researcher's call).
+    Role: researcher.
     """
     settings = runtime.settings
     now = time.time()

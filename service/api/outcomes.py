@@ -30,7 +30,10 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 def report_outcome(
     body: OutcomeRequest, runtime: RuntimeDep, _role: CaseRole, request: Request
 ) -> OutcomeResponse:
-    """Report the employment outcome of an event (idempotent; ``changed`` says what happened)."""
+    """Report the employment outcome of an event (idempotent; ``changed`` says what happened).
+
+    Role: case. Audited.
+    """
     settings = runtime.settings
     response = settle_outcome(
         runtime.store,

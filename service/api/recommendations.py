@@ -56,6 +56,7 @@ async def create_recommendation(
     """Recommend the next-best intervention (control group: no recommendation).
 
     Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
+    Role: case (the case system).
     """
     # The decision blocks (model, store), so it runs in the thread pool; the handler itself is
     # async so that FastAPI checks and serialises the response on the event loop instead of

@@ -35,12 +35,18 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the store file with the store's pragmas (file created ``0600``)."""
+    import contextlib
     import os
 
     for parent in reversed([path.parent, *path.parent.parents]):
         if not parent.exists():
             parent.mkdir(mode=0o700, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # Created owner-only; an existing file is never opened outside SQLite: closing a plain
+    # descriptor of it drops every POSIX lock this process holds on it (the store's own
+    # connection's too), and another process closing its connection then deletes the WAL
+    # while this one still writes to it (its writes become invisible, lost on restart).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
