@@ -86,9 +86,21 @@ def _run_evaluate(
         msg = "give --policy NAME (repeatable) and/or --target-probs FILE.npy"
         raise ValueError(msg)
     config = CIConfig(method=ci, n_boot=n_boot, seed=seed, resampling=resampling)  # type: ignore[arg-type]
+    names = [e.strip() for e in estimators.split(",")] if estimators else None
+    if log_file.suffix.lower() in (".parquet", ".pq"):  # streamed: memory bounded by a chunk
+        from offline_eval.streaming import evaluate_file
+
+        return evaluate_file(
+            log_file,
+            policies=policies,
+            target_probs=target_probs,
+            train_fraction=train_fraction,
+            estimator_names=names,
+            ci=config,
+            params=_parse_params(policy_params),
+        )
     logs = read_logs(log_file)
     truth = _load_truth(log_file, logs.n_rounds)
-    names = [e.strip() for e in estimators.split(",")] if estimators else None
     out = []
     if target_probs is not None:
         probs = load_target_probs(target_probs, logs)

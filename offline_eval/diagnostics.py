@@ -56,19 +56,32 @@ def diagnose(logs: LoggedBandit, target_probs: np.ndarray) -> Diagnostics:
     logs.check_target(target_probs)
     w = logs.importance_weights(target_probs)
     n = logs.n_rounds
-    total, squares = float(w.sum()), float((w * w).sum())
-    ess = total * total / squares if squares > 0 else 0.0
     if logs.pmf is not None:
         never = logs.pmf <= 0
     else:
         seen = np.bincount(logs.action, minlength=logs.n_actions) > 0
         never = np.broadcast_to(~seen, target_probs.shape)
     mass = (target_probs * never).sum(axis=1)
+    return weight_diagnostics(
+        w,
+        unsupported_share=float((mass > 0).mean()) if n else 0.0,
+        unsupported_mass=float(mass.mean()) if n else 0.0,
+    )
+
+
+def weight_diagnostics(
+    w: np.ndarray, *, unsupported_share: float, unsupported_mass: float
+) -> Diagnostics:
+    """:class:`Diagnostics` from the importance weights and the unsupported-mass figures
+    (a streamed log accumulates the latter chunk by chunk)."""
+    n = w.shape[0]
+    total, squares = float(w.sum()), float((w * w).sum())
+    ess = total * total / squares if squares > 0 else 0.0
     return Diagnostics(
         ess=ess,
         ess_share=ess / n if n else 0.0,
         max_weight=float(w.max()) if n else 0.0,
         mean_weight=float(w.mean()) if n else 0.0,
-        unsupported_share=float((mass > 0).mean()) if n else 0.0,
-        unsupported_mass=float(mass.mean()) if n else 0.0,
+        unsupported_share=unsupported_share,
+        unsupported_mass=unsupported_mass,
     )

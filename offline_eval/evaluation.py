@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from bandit.types import FeatureValue
-from offline_eval.ci import CIConfig, Estimate
+from offline_eval.ci import CIConfig, Estimate, intervals
 from offline_eval.diagnostics import Diagnostics, diagnose
 from offline_eval.errors import TargetPolicyError
 from offline_eval.estimators import ESTIMATORS, BaseEstimator, default_estimators
+from offline_eval.estimators.base import RoundTerms, round_terms
 from offline_eval.logs import LoggedBandit
-from offline_eval.reward_model import RidgeRewardModel
+from offline_eval.reward_model import RewardModel, RidgeRewardModel
 from offline_eval.targets import ALWAYS_PREFIX, always_family, policy_target_probs
 
 
@@ -54,9 +55,15 @@ def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
 def build_estimators(names: Sequence[str] | None, logs: LoggedBandit) -> list[BaseEstimator]:
     """Estimators by name (default: all that apply; Replay only for uniform logs)."""
     uniform = bool(np.allclose(logs.propensity, 1.0 / logs.n_actions))
+    return estimators_by_name(names, uniform_logger=uniform)
+
+
+def estimators_by_name(names: Sequence[str] | None, *, uniform_logger: bool) -> list[BaseEstimator]:
+    """Estimators by name sharing one :class:`RidgeRewardModel` (default: all that apply;
+    Replay only when ``uniform_logger``)."""
     model = RidgeRewardModel()
     if not names:
-        return default_estimators(model, uniform_logger=uniform)
+        return default_estimators(model, uniform_logger=uniform_logger)
     out: list[BaseEstimator] = []
     for name in names:
         if name not in ESTIMATORS:
@@ -76,15 +83,28 @@ def evaluate_target(
     ci: CIConfig | None = None,
     note: str = "",
     truth: np.ndarray | None = None,
+    q_hats: dict[RewardModel, np.ndarray] | None = None,
 ) -> PolicyEvaluation:
     """Run every estimator on one target.
 
     ``truth`` is the known expected reward of every (round, action), shape
     ``(n_rounds, n_actions)``; when given, the target's true value is reported next to the
-    estimates.
+    estimates. ``q_hats`` caches each reward model's predictions on ``logs`` across targets
+    (filled on first use).
     """
     ests = list(estimators) if estimators is not None else build_estimators(None, logs)
-    results = tuple(e.estimate(logs, target_probs, ci) for e in ests)
+    logs.check_target(target_probs)
+    q_hats = q_hats if q_hats is not None else {}
+    terms: dict[RewardModel | None, RoundTerms] = {}
+    for e in ests:  # each reward model is fitted once and shared by DM/DR/SNDR/Switch-DR
+        m = e.model()
+        if m not in terms:
+            if m is not None and m not in q_hats:
+                q_hats[m] = m.predict_matrix(logs)
+            terms[m] = round_terms(logs, target_probs, m, None if m is None else q_hats[m])
+    rewards = [e.from_terms(terms[e.model()]) for e in ests]
+    # one call for all estimators: the exact bootstrap draws one set of weights for them all
+    results = tuple(intervals(rewards, ci, [e.name for e in ests]))
     true_value = None
     if truth is not None:
         if truth.shape != target_probs.shape:
@@ -124,6 +144,7 @@ def evaluate_named(
     ]
     cut = train.n_rounds
     ests = build_estimators(estimator_names, test)
+    q_hats: dict[RewardModel, np.ndarray] = {}
     out = []
     for name in policies:
         note = f"trained on rounds 0..{cut - 1}, evaluated on {cut}..{logs.n_rounds - 1}"
@@ -141,7 +162,16 @@ def evaluate_named(
             )
         test_truth = None if truth is None else truth[cut:]
         out.append(
-            evaluate_target(test, probs, name, estimators=ests, ci=ci, note=note, truth=test_truth)
+            evaluate_target(
+                test,
+                probs,
+                name,
+                estimators=ests,
+                ci=ci,
+                note=note,
+                truth=test_truth,
+                q_hats=q_hats,
+            )
         )
     return out
 

@@ -7,7 +7,9 @@ queried with :meth:`~bandit.policies.Policy.probabilities` on the later ones; or
 ``always:<family>`` (all mass on the eligible actions of one family). Logged integer actions
 become ``Action(id=str(k), features=...)`` with the per-action features the log carries (the
 simulator's ``.meta.json`` families). Eligible actions per round are those with logger pmf > 0
-when the pmf is logged, otherwise all actions.
+when the pmf is logged, otherwise all actions. Static policies that score many rounds at once
+(:class:`~bandit.policies.batch.BatchProbabilities`: ``uniform``, ``practice``) skip the
+training loop (what they learn does not change their pmf) and are computed in one call.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bandit.policies import POLICY_REGISTRY, make_policy
+from bandit.policies.base import StaticPolicy
+from bandit.policies.batch import BatchProbabilities
 from bandit.types import Action, Decision, FeatureValue
 from offline_eval.errors import TargetPolicyError
 from offline_eval.logs import LoggedBandit, check_probability_matrix
@@ -90,6 +95,13 @@ def policy_target_probs(
         raise TargetPolicyError(msg)
     policy = make_policy(name, **dict(params or {}))
     actions = actions_of(train)
+    if isinstance(policy, StaticPolicy) and isinstance(policy, BatchProbabilities):
+        # a static policy's pmf does not depend on what it learns: one vectorised call
+        frame = pd.DataFrame.from_records(list(test_contexts), nrows=test.n_rounds)
+        columns = {str(c): frame[c].to_numpy() for c in frame.columns}
+        out = policy.batch_probabilities(columns, eligible_mask(test), actions)
+        check_probability_matrix(out, test.n_rounds)
+        return out
     mask = eligible_mask(train)
     for i in range(train.n_rounds):
         idx = np.flatnonzero(mask[i])

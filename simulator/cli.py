@@ -256,51 +256,111 @@ def _calibrate(n: int, seed: int, business_cycle: float, as_json: bool) -> None:
         raise typer.Exit(EXIT_OUT_OF_TOLERANCE)
 
 
-def _logs(n_rounds: int, logging: str, floor: float, seed: int, out: Path, as_json: bool) -> None:
-    from simulator.logs import LOGGING_POLICIES, generate_logs
-    from simulator.validation import naive_vs_true
+def _logs(
+    n_rounds: int,
+    logging: str,
+    floor: float,
+    seed: int,
+    out: Path,
+    as_json: bool,
+    offers_per_family: int = 1,
+    row_group_rows: int = 65_536,
+) -> None:
+    from simulator.logs import LOGGING_POLICIES
 
     if logging not in LOGGING_POLICIES:
         _fail(f"unknown logging policy {logging!r}; choose one of {', '.join(LOGGING_POLICIES)}")
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         _fail(f"--out must end in .parquet or .csv, got {out.name!r}")
-    logs = _guard(lambda: generate_logs(n_rounds, logging_policy=logging, floor=floor, seed=seed))
-    path = logs.write(out)
-    naive = [
-        {
-            "family": c.family,
-            "n": c.n,
-            "naive": c.naive,
-            "naive_se": c.naive_se,
-            "true_att": c.true_att,
-            "wrong_sign": c.wrong_sign,
-        }
-        for c in naive_vs_true(logs)
-    ]
-    doc: dict[str, Any] = {
-        "path": str(path),
-        "n_rounds": len(logs.frame),
-        "actions": list(logs.action_ids),
-        "families": list(logs.action_families),
-        "logging_policy": logs.logging_policy,
-        "true_value_logging": logs.true_policy_value(logs.logging_probs()),
-        "true_value_oracle": logs.true_policy_value(logs.oracle_probs()),
-        "mean_reward": float(logs.frame["reward"].mean()),
-        "naive_vs_true": naive,
-    }
+    config = _config(scale=0.25, offers_per_family=offers_per_family, capacity_scale=0.0)
+    doc = _guard(lambda: _write_logs(n_rounds, logging, floor, seed, out, config, row_group_rows))
     if as_json:
         _emit_json(doc)
     else:
         for key, value in doc.items():
-            if key != "naive_vs_true":
+            if key not in ("naive_vs_true", "actions", "families"):
                 typer.echo(f"{key}: {value}")
+        typer.echo(f"actions: {len(doc['actions'])} ({len(set(doc['families']))} families)")
         typer.echo("naive participant-vs-standard-contact difference vs TRUE effect (ATT):")
-        for row in naive:
+        for row in doc["naive_vs_true"]:
             flag = "  WRONG SIGN" if row["wrong_sign"] else ""
             typer.echo(
                 f"  {row['family']:22} n={row['n']:6d} naive={row['naive']:+.3f} "
                 f"(se {row['naive_se']:.3f}) true={row['true_att']:+.3f}{flag}"
             )
+
+
+def _write_logs(
+    n_rounds: int,
+    logging: str,
+    floor: float,
+    seed: int,
+    out: Path,
+    config: Any,
+    row_group_rows: int,
+) -> dict[str, Any]:
+    """Write the log (Parquet: streamed in row groups, bounded memory; CSV: in memory) and
+    summarise it from running sums."""
+    import numpy as np
+
+    from simulator.logs import LogBlock, generate_logs, write_logs_streamed
+    from simulator.validation import NaiveAccumulator
+
+    sums = {"logging": 0.0, "oracle": 0.0, "reward": 0.0}
+    naive: list[NaiveAccumulator] = []
+
+    def observe(block: LogBlock) -> None:
+        frame = block.frame
+        pmf = frame[[f"pmf_{j}" for j in range(block.truth.shape[1])]].to_numpy(dtype=float)
+        reward = frame["reward"].to_numpy(dtype=float)
+        sums["logging"] += float((pmf * block.truth).sum())
+        sums["oracle"] += float(np.where(block.eligible, block.truth, -np.inf).max(axis=1).sum())
+        sums["reward"] += float(reward.sum())
+        if not naive:
+            naive.append(NaiveAccumulator(block.truth.shape[1]))
+        naive[0].add(frame["action"].to_numpy(), reward, block.truth)
+
+    if out.suffix.lower() == ".csv":
+        logs = generate_logs(
+            n_rounds, logging_policy=logging, floor=floor, seed=seed, config=config
+        )
+        path = logs.write(out)
+        observe(LogBlock(logs.frame, logs.expected_reward_matrix, logs.eligible))
+        ids, families, policy = logs.action_ids, logs.action_families, logs.logging_policy
+    else:
+        streamed = write_logs_streamed(
+            out,
+            n_rounds,
+            logging_policy=logging,
+            floor=floor,
+            seed=seed,
+            config=config,
+            row_group_rows=row_group_rows,
+            observers=[observe],
+        )
+        path, ids, families = streamed.path, streamed.action_ids, streamed.action_families
+        policy = streamed.logging_policy
+    return {
+        "path": str(path),
+        "n_rounds": n_rounds,
+        "actions": list(ids),
+        "families": list(families),
+        "logging_policy": policy,
+        "true_value_logging": sums["logging"] / n_rounds,
+        "true_value_oracle": sums["oracle"] / n_rounds,
+        "mean_reward": sums["reward"] / n_rounds,
+        "naive_vs_true": [
+            {
+                "family": c.family,
+                "n": c.n,
+                "naive": c.naive,
+                "naive_se": c.naive_se,
+                "true_att": c.true_att,
+                "wrong_sign": c.wrong_sign,
+            }
+            for c in naive[0].result(families)
+        ],
+    }
 
 
 def register(app: typer.Typer) -> None:
@@ -390,9 +450,19 @@ def register(app: typer.Typer) -> None:
         logging: str = typer.Option("practice", help="Logging policy: practice or uniform."),
         floor: float = typer.Option(0.05, help="Propensity floor of the logger."),
         seed: int = typer.Option(0, help="Seed."),
+        offers_per_family: int = typer.Option(
+            1, help="Offers per family in the action set (1 = 11 arms; 0 = the full catalog)."
+        ),
+        row_group_rows: int = typer.Option(
+            65_536, help="Rows per Parquet row group (the log is written one group at a time)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
-        """Historical logs with known propensities plus the ground truth (.truth.npz)."""
-        _logs(n_rounds, logging, floor, seed, out, as_json)
+        """Historical logs with known propensities plus the ground truth (.truth.npz).
+
+        Parquet logs are simulated and written in row groups, in memory bounded by one week of
+        rounds and one row group, so logs of millions of rounds fit; CSV logs are built in memory.
+        """
+        _logs(n_rounds, logging, floor, seed, out, as_json, offers_per_family, row_group_rows)
 
     app.add_typer(simulate, name="simulate")

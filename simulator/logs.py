@@ -16,8 +16,10 @@ from model contexts (they are not features).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,9 +30,10 @@ from bandit.control import ExperimentConfig
 from bandit.errors import InvalidInputError
 from bandit.policies import Policy
 from bandit.privacy import pseudonymise
+from bandit.types import Action
 from simulator.arrivals import draw_decision_cohort, prepare
 from simulator.config import SimulationConfig
-from simulator.outcomes import arm_effects, sample_outcomes, select_arms
+from simulator.outcomes import ArmEffects, arm_effects, sample_outcomes, select_arms
 from simulator.policies import build_policy
 from simulator.population import GENDERS, ORIGINS, PopulationModel
 from simulator.replay import SIM_EXPERIMENT_SALT, SIM_PSEUDONYM_KEY
@@ -124,14 +127,9 @@ class SimulatedLogs:
             expected_reward_matrix=self.expected_reward_matrix,
             eligible=self.eligible,
         )
-        meta = {
-            "action_ids": list(self.action_ids),
-            "action_families": list(self.action_families),
-            "logging_policy": self.logging_policy,
-            "context_columns": list(self.context_columns),
-            "audit_columns": list(AUDIT_COLUMNS),
-            "reward": "employed within the horizon (weeks) of the decision",
-        }
+        meta = _meta(
+            self.action_ids, self.action_families, self.logging_policy, self.context_columns
+        )
         Path(f"{stem}.meta.json").write_text(json.dumps(meta, indent=2))
         return target
 
@@ -156,76 +154,310 @@ def generate_logs(
     >>> 0.0 < v < 1.0
     True
     """
-    if n_rounds < 1:
-        msg = f"Expected n_rounds >= 1, got {n_rounds}"
-        raise InvalidInputError(msg)
-    config = config or SimulationConfig(scale=0.25, offers_per_family=1, capacity_scale=0.0)
-    catalog = catalog or default_catalog()
-    arms = select_arms(catalog, config.offers_per_family)
-    effects = arm_effects(config, catalog, arms, seed=seed)
-    actions = tuple(a.as_action() for a in arms)
-    policy = (
-        logging_policy
-        if isinstance(logging_policy, Policy)
-        else build_policy(logging_policy, seed=seed, floor=floor)
-    )
-    rng = np.random.default_rng(seed)
-    population = PopulationModel(config, seed=seed)
-    experiment = ExperimentConfig(salt=SIM_EXPERIMENT_SALT, control_share=config.control_share)
-    rows: list[dict[str, object]] = []
-    truth: list[np.ndarray] = []
-    eligible: list[np.ndarray] = []
-    week = 0
-    k = len(actions)
-    while len(rows) < n_rounds:
-        prepared = prepare(
-            config, draw_decision_cohort(config, population, week, rng), effects, week=week
-        )
-        cohort = prepared.cohort
-        chosen = np.zeros(len(cohort), dtype=int)
-        for i in range(len(cohort)):
-            idx = np.flatnonzero(prepared.eligible[i])
-            decision = policy.choose(
-                prepared.features[i],
-                [actions[j] for j in idx],
-                event_id=f"log{seed}-w{week}-{int(cohort.serial[i])}",
-            )
-            chosen[i] = idx[decision.chosen]
-            pmf = np.zeros(k)
-            pmf[idx] = decision.pmf
-            pseudonym = pseudonymise(f"sim-{seed}-{int(cohort.serial[i])}", SIM_PSEUDONYM_KEY)
-            rows.append(
-                {
-                    "action": int(chosen[i]),
-                    "propensity": decision.propensity,
-                    **{f"pmf_{j}": float(pmf[j]) for j in range(k)},
-                    "timestamp": week,
-                    **prepared.features[i],
-                    "protected_gender": GENDERS[int(cohort.gender[i])].value,
-                    "protected_origin": ORIGINS[int(cohort.origin[i])].value,
-                    "protected_age_band": age_band(int(cohort.age[i])),
-                    "rct_group": experiment.group_of(pseudonym).value,
-                }
-            )
-        realised = sample_outcomes(
-            prepared.paths(chosen),
-            config.non_employment(prepared.cohort.group),
-            config.horizon_weeks,
-            rng,
-        )
-        for i, employed in enumerate(realised.employed):
-            rows[len(rows) - len(cohort) + i]["reward"] = float(employed)
-        truth.append(prepared.p_job)
-        eligible.append(prepared.eligible)
-        week += 1
-    frame = pd.DataFrame(rows[:n_rounds])
-    order = ["action", "reward", "propensity"]
-    frame = frame[order + [c for c in frame.columns if c not in order]]
+    run = _LogRun.start(n_rounds, logging_policy, floor, config, seed, catalog)
+    blocks = list(run.blocks())
     return SimulatedLogs(
-        frame=frame,
-        expected_reward_matrix=np.concatenate(truth)[:n_rounds],
-        eligible=np.concatenate(eligible)[:n_rounds],
-        action_ids=tuple(a.id for a in arms),
-        action_families=tuple(a.family.value for a in arms),
-        logging_policy=policy.name,
+        frame=pd.concat([b.frame for b in blocks], ignore_index=True),
+        expected_reward_matrix=np.concatenate([b.truth for b in blocks]),
+        eligible=np.concatenate([b.eligible for b in blocks]),
+        action_ids=run.action_ids,
+        action_families=run.action_families,
+        logging_policy=run.policy.name,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogBlock:
+    """One simulated week of a log: its rows, their truth and eligibility."""
+
+    frame: pd.DataFrame
+    truth: np.ndarray
+    eligible: np.ndarray
+
+
+@dataclass(frozen=True)
+class _LogRun:
+    """What a log is simulated from; :meth:`blocks` yields it week by week."""
+
+    n_rounds: int
+    config: SimulationConfig
+    seed: int
+    policy: Policy
+    actions: tuple[Action, ...]
+    action_ids: tuple[str, ...]
+    action_families: tuple[str, ...]
+    effects: ArmEffects
+
+    @classmethod
+    def start(
+        cls,
+        n_rounds: int,
+        logging_policy: str | Policy,
+        floor: float,
+        config: SimulationConfig | None,
+        seed: int,
+        catalog: Catalog | None,
+    ) -> _LogRun:
+        if n_rounds < 1:
+            msg = f"Expected n_rounds >= 1, got {n_rounds}"
+            raise InvalidInputError(msg)
+        config = config or SimulationConfig(scale=0.25, offers_per_family=1, capacity_scale=0.0)
+        catalog = catalog or default_catalog()
+        arms = select_arms(catalog, config.offers_per_family)
+        policy = (
+            logging_policy
+            if isinstance(logging_policy, Policy)
+            else build_policy(logging_policy, seed=seed, floor=floor)
+        )
+        return cls(
+            n_rounds=n_rounds,
+            config=config,
+            seed=seed,
+            policy=policy,
+            actions=tuple(a.as_action() for a in arms),
+            action_ids=tuple(a.id for a in arms),
+            action_families=tuple(a.family.value for a in arms),
+            effects=arm_effects(config, catalog, arms, seed=seed),
+        )
+
+    def blocks(self) -> Iterator[LogBlock]:
+        """The log week by week (the last week cut at ``n_rounds``); memory is one week's."""
+        config, seed, policy, actions = self.config, self.seed, self.policy, self.actions
+        rng = np.random.default_rng(seed)
+        population = PopulationModel(config, seed=seed)
+        experiment = ExperimentConfig(salt=SIM_EXPERIMENT_SALT, control_share=config.control_share)
+        k = len(actions)
+        done = 0
+        week = 0
+        while done < self.n_rounds:
+            prepared = prepare(
+                config, draw_decision_cohort(config, population, week, rng), self.effects, week=week
+            )
+            cohort = prepared.cohort
+            n = len(cohort)
+            chosen = np.zeros(n, dtype=int)
+            propensity = np.zeros(n)
+            pmf = np.zeros((n, k))
+            groups = []
+            for i in range(n):
+                idx = np.flatnonzero(prepared.eligible[i])
+                decision = policy.choose(
+                    prepared.features[i],
+                    [actions[j] for j in idx],
+                    event_id=f"log{seed}-w{week}-{int(cohort.serial[i])}",
+                )
+                chosen[i] = idx[decision.chosen]
+                propensity[i] = decision.propensity
+                pmf[i, idx] = decision.pmf
+                pseudonym = pseudonymise(f"sim-{seed}-{int(cohort.serial[i])}", SIM_PSEUDONYM_KEY)
+                groups.append(experiment.group_of(pseudonym).value)
+            realised = sample_outcomes(
+                prepared.paths(chosen),
+                config.non_employment(prepared.cohort.group),
+                config.horizon_weeks,
+                rng,
+            )
+            columns: dict[str, object] = {
+                "action": chosen,
+                "reward": np.asarray(realised.employed, dtype=float),
+                "propensity": propensity,
+                **{f"pmf_{j}": pmf[:, j] for j in range(k)},
+                "timestamp": np.full(n, week),
+            }
+            features = pd.DataFrame.from_records(list(prepared.features), nrows=n)
+            frame = pd.concat(
+                [
+                    pd.DataFrame(columns),
+                    features,
+                    pd.DataFrame(
+                        {
+                            "protected_gender": [GENDERS[int(g)].value for g in cohort.gender],
+                            "protected_origin": [ORIGINS[int(o)].value for o in cohort.origin],
+                            "protected_age_band": [age_band(int(a)) for a in cohort.age],
+                            "rct_group": groups,
+                        }
+                    ),
+                ],
+                axis=1,
+            )
+            keep = min(n, self.n_rounds - done)
+            yield LogBlock(
+                frame=frame.iloc[:keep].reset_index(drop=True) if keep < n else frame,
+                truth=prepared.p_job[:keep],
+                eligible=prepared.eligible[:keep],
+            )
+            done += keep
+            week += 1
+
+
+ROW_GROUP_ROWS = 65_536
+"""Rows per Parquet row group of a streamed log (the evaluation reads one group at a time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedLogs:
+    """What :func:`write_logs_streamed` wrote (the rows themselves are only on disk)."""
+
+    path: Path
+    n_rounds: int
+    action_ids: tuple[str, ...]
+    action_families: tuple[str, ...]
+    logging_policy: str
+    context_columns: tuple[str, ...]
+
+
+def write_logs_streamed(
+    path: str | Path,
+    n_rounds: int,
+    *,
+    logging_policy: str | Policy = "practice",
+    floor: float = 0.05,
+    config: SimulationConfig | None = None,
+    seed: int = 0,
+    catalog: Catalog | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
+    observers: Sequence[Callable[[LogBlock], None]] = (),
+) -> StreamedLogs:
+    """Simulate a log as :func:`generate_logs` does and write it as it goes, in bounded memory.
+
+    The Parquet file gets row groups of ``row_group_rows`` rows, ``<stem>.truth.npz`` the same
+    arrays as :meth:`SimulatedLogs.write` (written row by row into the archive) and
+    ``<stem>.meta.json`` the same fields; the file holds exactly the rows
+    ``generate_logs(n_rounds, ...)`` returns. Each block is also handed to ``observers`` (for
+    summaries). Memory is one week of rounds plus one row group, whatever ``n_rounds`` is.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = write_logs_streamed(Path(d) / "l.parquet", 300, seed=1, row_group_rows=128)
+    ...     same = generate_logs(300, seed=1).frame.equals(pd.read_parquet(out.path))
+    >>> same, out.n_rounds
+    (True, 300)
+    """
+    if row_group_rows < 1:
+        msg = f"Expected row_group_rows >= 1, got {row_group_rows}"
+        raise InvalidInputError(msg)
+    target = Path(path)
+    if target.suffix.lower() not in (".parquet", ".pq"):
+        msg = f"Expected a .parquet file for a streamed log, got {target.name}"
+        raise InvalidInputError(msg)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run = _LogRun.start(n_rounds, logging_policy, floor, config, seed, catalog)
+    k = len(run.actions)
+    stem = target.with_suffix("")
+    pending: list[pd.DataFrame] = []
+    held = 0
+    writer: Any = None
+    context: tuple[str, ...] = ()
+    with _NpzRowWriter(Path(f"{stem}.truth.npz"), n_rounds, k) as truth:
+        for block in run.blocks():
+            for observe in observers:
+                observe(block)
+            truth.append(block.truth, block.eligible)
+            pending.append(block.frame)
+            held += len(block.frame)
+            if held >= row_group_rows:
+                writer = _flush(target, writer, pending, row_group_rows, final=False)
+                held = sum(len(f) for f in pending)
+            if not context:
+                context = _context_columns(block.frame)
+        writer = _flush(target, writer, pending, row_group_rows, final=True)
+        if writer is not None:
+            writer.close()
+    Path(f"{stem}.meta.json").write_text(
+        json.dumps(_meta(run.action_ids, run.action_families, run.policy.name, context), indent=2)
+    )
+    return StreamedLogs(
+        target, n_rounds, run.action_ids, run.action_families, run.policy.name, context
+    )
+
+
+def _context_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    skip = {"action", "reward", "propensity", "timestamp", *AUDIT_COLUMNS}
+    return tuple(str(c) for c in frame.columns if c not in skip and not str(c).startswith("pmf_"))
+
+
+def _meta(
+    ids: Sequence[str], families: Sequence[str], policy: str, context: Sequence[str]
+) -> dict[str, object]:
+    return {
+        "action_ids": list(ids),
+        "action_families": list(families),
+        "logging_policy": policy,
+        "context_columns": list(context),
+        "audit_columns": list(AUDIT_COLUMNS),
+        "reward": "employed within the horizon (weeks) of the decision",
+    }
+
+
+def _flush(
+    target: Path,
+    writer: Any,
+    pending: list[pd.DataFrame],
+    rows: int,
+    *,
+    final: bool,
+) -> Any:
+    """Write whole row groups of ``rows`` from ``pending`` (all of it when ``final``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not pending:
+        return writer
+    frame = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+    cut = len(frame) if final else (len(frame) // rows) * rows
+    pending.clear()
+    if cut < len(frame):
+        pending.append(frame.iloc[cut:].reset_index(drop=True))
+    if cut == 0:
+        return writer
+    table = pa.Table.from_pandas(frame.iloc[:cut], preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(target, table.schema)
+    else:
+        table = table.cast(writer.schema)
+    writer.write_table(table, row_group_size=rows)
+    return writer
+
+
+class _NpzRowWriter:
+    """``<stem>.truth.npz`` (``expected_reward_matrix``, ``eligible``) written row block by row
+    block: the first member is deflated into the archive as it comes, the eligibility waits in a
+    temporary file (one byte per cell) and is copied in at the end. ``np.load`` reads it as it
+    reads ``np.savez_compressed``'s."""
+
+    def __init__(self, path: Path, n_rounds: int, k: int) -> None:
+        self.path, self.shape = path, (n_rounds, k)
+
+    def __enter__(self) -> _NpzRowWriter:
+        import tempfile
+        import zipfile
+
+        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
+        self._truth = self._zip.open("expected_reward_matrix.npy", "w", force_zip64=True)
+        _npy_header(self._truth, np.dtype(np.float64), self.shape)
+        self._eligible = tempfile.TemporaryFile(dir=self.path.parent)
+        return self
+
+    def append(self, truth: np.ndarray, eligible: np.ndarray) -> None:
+        self._truth.write(np.ascontiguousarray(truth, dtype=np.float64).tobytes())
+        self._eligible.write(np.ascontiguousarray(eligible, dtype=np.bool_).tobytes())
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        self._truth.close()
+        with self._zip.open("eligible.npy", "w", force_zip64=True) as out:
+            _npy_header(out, np.dtype(np.bool_), self.shape)
+            self._eligible.seek(0)
+            shutil.copyfileobj(self._eligible, out, 1 << 22)
+        self._eligible.close()
+        self._zip.close()
+
+
+def _npy_header(out: Any, dtype: np.dtype[Any], shape: tuple[int, int]) -> None:
+    fmt = np.lib.format
+    fmt.write_array_header_2_0(
+        out, {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     )

@@ -10,6 +10,7 @@ the standard contact (action 0).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,52 @@ class NaiveComparison:
         return self.naive * self.true_att < 0 and abs(self.naive) > 2 * self.naive_se
 
 
+class NaiveAccumulator:
+    """Running sums behind :func:`naive_vs_true`, fed block by block (bounded memory).
+
+    Per action: rounds, reward sum, squared reward sum and the summed true effect
+    ``truth[:, k] - truth[:, baseline]`` over the rounds that logged it.
+    """
+
+    def __init__(self, n_actions: int, *, baseline: int = 0) -> None:
+        self.baseline = baseline
+        self.n = np.zeros(n_actions)
+        self.total = np.zeros(n_actions)
+        self.squares = np.zeros(n_actions)
+        self.effect = np.zeros(n_actions)
+
+    def add(self, action: np.ndarray, reward: np.ndarray, truth: np.ndarray) -> None:
+        """Add rounds: logged action and reward, shape ``(n,)``; truth, shape ``(n, K)``."""
+        k = self.n.shape[0]
+        effect = truth[np.arange(action.shape[0]), action] - truth[:, self.baseline]
+        self.n += np.bincount(action, minlength=k)
+        self.total += np.bincount(action, weights=reward, minlength=k)
+        self.squares += np.bincount(action, weights=reward * reward, minlength=k)
+        self.effect += np.bincount(action, weights=effect, minlength=k)
+
+    def result(self, families: Sequence[str]) -> list[NaiveComparison]:
+        """One comparison per action with at least two rounds (none if the baseline has fewer)."""
+        b = self.baseline
+        n0 = self.n[b]
+        if n0 < 2:  # noqa: PLR2004
+            return []
+        mean0, var0 = _mean_var(n0, self.total[b], self.squares[b])
+        out = []
+        for k, family in enumerate(families):
+            n = int(self.n[k])
+            if n < 2:  # noqa: PLR2004
+                continue
+            mean, var = _mean_var(n, self.total[k], self.squares[k])
+            se = math.sqrt(var / n + var0 / n0)
+            out.append(NaiveComparison(family, n, mean - mean0, se, float(self.effect[k] / n)))
+        return out
+
+
+def _mean_var(n: float, total: float, squares: float) -> tuple[float, float]:
+    mean = total / n
+    return float(mean), float(max(squares - n * mean * mean, 0.0) / (n - 1))
+
+
 def naive_vs_true(logs: SimulatedLogs, *, baseline: int = 0) -> list[NaiveComparison]:
     """Naive participant/non-participant differences vs the true ATT, one per action.
 
@@ -43,19 +90,10 @@ def naive_vs_true(logs: SimulatedLogs, *, baseline: int = 0) -> list[NaiveCompar
     >>> rows[0].family, rows[0].naive
     ('standard_contact', 0.0)
     """
-    action = logs.frame["action"].to_numpy()
-    reward = logs.frame["reward"].to_numpy(dtype=float)
-    truth = logs.expected_reward_matrix
-    base = action == baseline
-    r0 = reward[base]
-    out = []
-    for k, family in enumerate(logs.action_families):
-        chosen = action == k
-        n = int(chosen.sum())
-        if n < 2 or r0.size < 2:  # noqa: PLR2004
-            continue
-        rk = reward[chosen]
-        se = math.sqrt(rk.var(ddof=1) / n + r0.var(ddof=1) / r0.size)
-        att = float(np.mean(truth[chosen, k] - truth[chosen, baseline]))
-        out.append(NaiveComparison(family, n, float(rk.mean() - r0.mean()), se, att))
-    return out
+    acc = NaiveAccumulator(len(logs.action_families), baseline=baseline)
+    acc.add(
+        logs.frame["action"].to_numpy(),
+        logs.frame["reward"].to_numpy(dtype=float),
+        logs.expected_reward_matrix,
+    )
+    return acc.result(logs.action_families)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
-
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, default_reward_model
-from offline_eval.logs import LoggedBandit
+from offline_eval.estimators.base import BaseEstimator, RoundTerms, default_reward_model
 from offline_eval.reward_model import RewardModel
 
 
@@ -19,6 +16,8 @@ class DirectMethod(BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from offline_eval.logs import LoggedBandit
     >>> from offline_eval.reward_model import PrecomputedRewards
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
@@ -34,6 +33,11 @@ class DirectMethod(BaseEstimator):
     name: ClassVar[str] = "dm"
     reward_model: RewardModel = field(default_factory=default_reward_model)
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        q_hat = self.reward_model.predict_matrix(logs)
-        return RoundRewards((target_probs * q_hat).sum(axis=1))
+    def model(self) -> RewardModel:
+        """The reward model."""
+        return self.reward_model
+
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """The DM value of each round."""
+        dm, _, _ = terms.model_terms()
+        return RoundRewards(dm)

@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
-
 from offline_eval.ci import RoundRewards
 from offline_eval.estimators.base import (
     BaseEstimator,
+    RoundTerms,
     default_reward_model,
     dm_variance,
-    dr_terms,
-    logger_variance,
 )
-from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
 
@@ -25,6 +21,8 @@ class DoublyRobust(BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from offline_eval.logs import LoggedBandit
     >>> from offline_eval.reward_model import PrecomputedRewards
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
@@ -41,9 +39,14 @@ class DoublyRobust(BaseEstimator):
     name: ClassVar[str] = "dr"
     reward_model: RewardModel = field(default_factory=default_reward_model)
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
-        second = logger_variance(logs, target_probs, residual**2)
+    def model(self) -> RewardModel:
+        """The reward model."""
+        return self.reward_model
+
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """``dm_i + w_i residual_i`` per round."""
+        dm, w, residual = terms.model_terms()
+        second = terms.second_moment(residual**2)
         floor = (
             None if second is None else dm_variance(dm) + second - float((w * residual).mean()) ** 2
         )

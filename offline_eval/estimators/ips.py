@@ -10,8 +10,7 @@ import numpy as np
 
 from bandit.errors import InvalidInputError
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, logger_variance
-from offline_eval.logs import LoggedBandit
+from offline_eval.estimators.base import BaseEstimator, RoundTerms
 
 
 @dataclass(frozen=True)
@@ -20,6 +19,7 @@ class IPS(BaseEstimator):
 
     Examples
     --------
+    >>> from offline_eval.logs import LoggedBandit
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
     >>> IPS().estimate(logs, np.array([[1.0, 0.0], [0.5, 0.5]])).value  # (2*1 + 2*0.5) / 2
@@ -38,9 +38,14 @@ class IPS(BaseEstimator):
             msg = f"Expected max_weight > 0, got {self.max_weight}"
             raise InvalidInputError(msg)
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        w = np.minimum(logs.importance_weights(target_probs), self.max_weight)
-        terms = w * logs.reward
-        second = logger_variance(logs, target_probs, logs.reward**2, max_weight=self.max_weight)
-        floor = None if second is None else second - float(terms.mean()) ** 2
-        return RoundRewards(terms, variance_floor=floor)
+    def logger_variant(self) -> tuple[float, float | None]:
+        """Weights are clipped at ``max_weight``."""
+        return self.max_weight, None
+
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """``min(w_i, max_weight) r_i`` per round."""
+        w = np.minimum(terms.weights(), self.max_weight)
+        values = w * terms.reward
+        second = terms.second_moment(terms.reward**2, max_weight=self.max_weight)
+        floor = None if second is None else second - float(values.mean()) ** 2
+        return RoundRewards(values, variance_floor=floor)

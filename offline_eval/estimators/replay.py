@@ -9,8 +9,7 @@ import numpy as np
 
 from offline_eval.ci import RoundRewards
 from offline_eval.errors import LoggedDataError
-from offline_eval.estimators.base import BaseEstimator
-from offline_eval.logs import LoggedBandit
+from offline_eval.estimators.base import BaseEstimator, RoundTerms
 
 UNIFORM_TOLERANCE = 1e-9
 
@@ -25,6 +24,7 @@ class Replay(BaseEstimator):
 
     Examples
     --------
+    >>> from offline_eval.logs import LoggedBandit
     >>> logs = LoggedBandit(np.zeros((4, 1)), np.array([0, 1, 0, 1]),
     ...                     np.array([1.0, 0.0, 0.0, 1.0]), np.full(4, 0.5), 2)
     >>> Replay().estimate(logs, np.tile([1.0, 0.0], (4, 1))).value  # rounds 0 and 2 kept
@@ -39,16 +39,15 @@ class Replay(BaseEstimator):
     name: ClassVar[str] = "replay"
     seed: int = 0
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        uniform = 1.0 / logs.n_actions
-        if not np.allclose(logs.propensity, uniform, rtol=0, atol=UNIFORM_TOLERANCE):
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """The rewards of the accepted rounds."""
+        uniform = 1.0 / terms.n_actions
+        if not np.allclose(terms.propensity, uniform, rtol=0, atol=UNIFORM_TOLERANCE):
             msg = (
-                f"Replay needs uniformly logged data (every propensity 1/{logs.n_actions}); "
+                f"Replay needs uniformly logged data (every propensity 1/{terms.n_actions}); "
                 "use IPS/DR for other loggers"
             )
             raise LoggedDataError(msg)
-        picked = target_probs[np.arange(logs.n_rounds), logs.action]
-        bound = float(target_probs.max()) if logs.n_rounds else 1.0
-        u = np.random.default_rng(self.seed).random(logs.n_rounds)
-        accepted = u * bound < picked
-        return RoundRewards(logs.reward[accepted])
+        u = np.random.default_rng(self.seed).random(terms.n)
+        accepted = u * terms.max_target < terms.picked
+        return RoundRewards(terms.reward[accepted])

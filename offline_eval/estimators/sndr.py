@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
-
 from offline_eval.ci import RoundRewards
 from offline_eval.estimators.base import (
     BaseEstimator,
+    RoundTerms,
     default_reward_model,
     dm_variance,
-    dr_terms,
-    logger_variance,
 )
-from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
 
@@ -28,6 +24,8 @@ class SelfNormalizedDR(BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from offline_eval.logs import LoggedBandit
     >>> from offline_eval.reward_model import PrecomputedRewards
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
@@ -44,12 +42,17 @@ class SelfNormalizedDR(BaseEstimator):
     name: ClassVar[str] = "sndr"
     reward_model: RewardModel = field(default_factory=default_reward_model)
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
+    def model(self) -> RewardModel:
+        """The reward model."""
+        return self.reward_model
+
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """Residual ratio terms with the DM value as offset."""
+        dm, w, residual = terms.model_terms()
         mean_w = float(w.mean())
         if mean_w <= 0:
             return RoundRewards(w * residual, w, offset=dm)
         ratio = float((w * residual).sum()) / float(w.sum())
-        second = logger_variance(logs, target_probs, (residual - ratio) ** 2)
+        second = terms.second_moment((residual - ratio) ** 2)
         floor = None if second is None else dm_variance(dm) + second / mean_w**2
         return RoundRewards(w * residual, w, offset=dm, variance_floor=floor)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from offline_eval.ci import RoundRewards
-from offline_eval.estimators.base import BaseEstimator, logger_variance
-from offline_eval.logs import LoggedBandit
+from offline_eval.estimators.base import BaseEstimator, RoundTerms
 
 
 @dataclass(frozen=True)
@@ -18,6 +15,8 @@ class SNIPS(BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from offline_eval.logs import LoggedBandit
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
     >>> SNIPS().estimate(logs, np.array([[1.0, 0.0], [0.5, 0.5]])).value  # (2 + 1) / (2 + 2)
@@ -30,12 +29,14 @@ class SNIPS(BaseEstimator):
 
     name: ClassVar[str] = "snips"
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        w = logs.importance_weights(target_probs)
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """``w_i r_i`` over ``w_i`` per round."""
+        w = terms.weights()
+        reward = terms.reward
         mean_w = float(w.mean())
         if mean_w <= 0:
-            return RoundRewards(w * logs.reward, w)
-        value = float((w * logs.reward).sum()) / float(w.sum())
-        second = logger_variance(logs, target_probs, (logs.reward - value) ** 2)
+            return RoundRewards(w * reward, w)
+        value = float((w * reward).sum()) / float(w.sum())
+        second = terms.second_moment((reward - value) ** 2)
         floor = None if second is None else second / mean_w**2
-        return RoundRewards(w * logs.reward, w, variance_floor=floor)
+        return RoundRewards(w * reward, w, variance_floor=floor)

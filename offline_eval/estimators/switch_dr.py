@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
-
-import numpy as np
 
 from bandit.errors import InvalidInputError
 from offline_eval.ci import RoundRewards
 from offline_eval.estimators.base import (
     BaseEstimator,
+    RoundTerms,
     default_reward_model,
     dm_variance,
-    dr_terms,
-    logger_variance,
 )
-from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import RewardModel
 
 
@@ -29,6 +26,8 @@ class SwitchDR(BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from offline_eval.logs import LoggedBandit
     >>> from offline_eval.reward_model import PrecomputedRewards
     >>> logs = LoggedBandit(np.zeros((2, 1)), np.array([0, 1]), np.array([1.0, 0.5]),
     ...                     np.array([0.5, 0.25]), 2)
@@ -51,10 +50,19 @@ class SwitchDR(BaseEstimator):
             msg = f"Expected tau > 0, got {self.tau}"
             raise InvalidInputError(msg)
 
-    def _round_rewards(self, logs: LoggedBandit, target_probs: np.ndarray) -> RoundRewards:
-        dm, w, residual = dr_terms(self.reward_model, logs, target_probs)
+    def model(self) -> RewardModel:
+        """The reward model."""
+        return self.reward_model
+
+    def logger_variant(self) -> tuple[float, float | None]:
+        """Weights above ``tau`` contribute nothing."""
+        return math.inf, self.tau
+
+    def from_terms(self, terms: RoundTerms) -> RoundRewards:
+        """``dm_i + 1{w_i <= tau} w_i residual_i`` per round."""
+        dm, w, residual = terms.model_terms()
         keep = w <= self.tau
-        second = logger_variance(logs, target_probs, residual**2, switch_tau=self.tau)
+        second = terms.second_moment(residual**2, switch_tau=self.tau)
         kept = keep * w * residual
         floor = None if second is None else dm_variance(dm) + second - float(kept.mean()) ** 2
         return RoundRewards(dm + kept, variance_floor=floor)

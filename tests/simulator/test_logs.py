@@ -97,3 +97,25 @@ def test_naive_comparisons_are_confounded(logs) -> None:  # type: ignore[no-unty
     # ...while for the early, unselected meetings the naive estimate is close to the truth.
     meetings = rows["individual_meetings"]
     assert abs(meetings.naive - meetings.true_att) < 3 * meetings.naive_se
+
+
+def test_streamed_writer_writes_what_generate_logs_returns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    from simulator.logs import write_logs_streamed
+
+    out = write_logs_streamed(tmp_path / "s.parquet", 2500, seed=6, row_group_rows=1000)
+    ref = generate_logs(2500, seed=6)
+    ref.write(tmp_path / "ref.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(out.path), ref.frame)
+    assert [g.num_rows for g in _row_groups(pq.ParquetFile(out.path))] == [1000, 1000, 500]
+    with np.load(tmp_path / "s.truth.npz") as got, np.load(tmp_path / "ref.truth.npz") as want:
+        assert np.array_equal(got["expected_reward_matrix"], want["expected_reward_matrix"])
+        assert np.array_equal(got["eligible"], want["eligible"])
+    meta = json.loads((tmp_path / "s.meta.json").read_text())
+    assert meta == json.loads((tmp_path / "ref.meta.json").read_text())
+    assert out.n_rounds == 2500 and out.context_columns == ref.context_columns
+
+
+def _row_groups(f):  # type: ignore[no-untyped-def]
+    return [f.metadata.row_group(i) for i in range(f.metadata.num_row_groups)]
