@@ -1,14 +1,14 @@
-"""HTTP load benchmark of ``POST /v1/recommendations`` (Redis store) vs a plain FastAPI app.
+"""HTTP load benchmark of ``POST /v1/recommendations`` against its minimal real work.
 
-Both apps run under uvicorn with the same number of workers on 127.0.0.1; the load comes
-from ``wrk`` (installed with apt-get when missing) with a Lua script for the POST bodies.
-Measured:
-
-* closed-loop throughput and p50/p99 latency with 50 and 300 eligible actions, and the same
-  for the plain endpoint returning a constant -> throughput ratio;
-* an open-loop run at a fixed 200 req/s with 300 actions (our own rate-limited client: sends
-  are scheduled on a fixed clock and latency is measured from the scheduled time, so a stall
-  is not hidden by coordinated omission) -> p50/p99.
+For each store (Redis with ``appendfsync always``; SQLite WAL with ``synchronous=FULL``) the
+service and the reference (``bench/reference_app.py``: key check, pseudonym, control split,
+one bare pylibvw predict, pmf, top 4, a same-size answer and a durable write of a same-size
+record) run under uvicorn with the same workers on 127.0.0.1; the load comes from ``wrk``
+(installed with apt-get when missing) with a Lua script for the POST bodies. Measured, for 50
+and 300 eligible actions: closed-loop throughput (-> ratio), p50/p99, server CPU per request
+(and Redis CPU per request); an open-loop run at a fixed 200 req/s with 300 actions (our own
+rate-limited client: latency from the scheduled send time, so a stall is not hidden by
+coordinated omission) -> p99 ratio; the stored bytes per decision record.
 
 ``python -m bench.run_all api [--quick]``.
 """
@@ -104,28 +104,64 @@ class Server:
             self.proc.wait(5)
 
 
-def start_api(redis_url: str, policy: str) -> Server:
+def start_api(store: str, url: str, policy: str = "vw") -> Server:
+    """``nbi serve`` on ``store`` (``redis``: ``url`` is the Redis URL; ``sqlite``: a path)."""
     port = free_port()
     env = {
         "NBI_POLICY": policy,
-        "NBI_STORE": "redis",
-        "NBI_REDIS_URL": redis_url,
-        "NBI_REDIS_PREFIX": "bench:",
+        "NBI_STORE": store,
         "NBI_LEARNING": "worker",
         "NBI_LOG_LEVEL": "WARNING",
+        # the benchmark measures throughput: admission control must not shed the wrk load
+        "NBI_MAX_QUEUED_REQUESTS": "1000",
+        "NBI_QUEUE_TIMEOUT_SECONDS": "30",
     }
+    if store == "redis":
+        env |= {"NBI_REDIS_URL": url, "NBI_REDIS_PREFIX": "bench:"}
+    else:
+        env["NBI_SQLITE_PATH"] = url
     nbi = str(Path(sys.executable).with_name("nbi"))
     argv = [nbi, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", str(WORKERS), "--store", "redis"]
+    argv += ["--workers", str(WORKERS), "--store", store]
     return Server(argv, env, port, "/healthz")
 
 
-def start_plain() -> Server:
+def start_reference(store: str, url: str) -> Server:
+    """The minimal real-work reference (``bench/reference_app.py``) on the same store kind."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.plain_app:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(WORKERS), "--log-level", "warning"]
-    argv += ["--no-access-log"]
-    return Server(argv, {}, port, "/docs")
+    env = {"REF_STORE": store}
+    env |= {"REF_REDIS_URL": url} if store == "redis" else {"REF_SQLITE_PATH": url}
+    argv = [sys.executable, "-m", "uvicorn", "bench.reference_app:create", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
+    argv += ["--log-level", "warning", "--no-access-log", "--loop", "uvloop"]
+    argv += ["--http", "httptools"]
+    return Server(argv, env, port, "/healthz")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's master and its workers)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            out += process_tree(int(child))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def run_wrk(wrk: str, port: int, body_file: Path, seconds: int, connections: int) -> dict[str, Any]:
@@ -198,29 +234,95 @@ def fixed_rate(
     }
 
 
-POLICIES = ("vw", "practice")
-"""The default learner (VW) and a cheap rule policy: the gap between them is the model cost."""
-
-
-def _bench_policy(
-    wrk: str, policy: str, redis_url: str, plain: Server, bodies: dict[int, Path], seconds: int
+def _measured(
+    wrk: str, server: Server, body_file: Path, seconds: int, store_pid: int | None
 ) -> dict[str, Any]:
+    """wrk throughput and latency, with server CPU (and store CPU) per request."""
+    pids = process_tree(server.proc.pid)
+    before = cpu_seconds(pids)
+    store_before = cpu_seconds([store_pid]) if store_pid else 0.0
+    res = run_wrk(wrk, server.port, body_file, seconds, CONNECTIONS)
+    n = max(1, res["requests"])
+    res["server_cpu_us_per_request"] = round(1e6 * (cpu_seconds(pids) - before) / n, 1)
+    if store_pid:
+        store_cpu = cpu_seconds([store_pid]) - store_before
+        res["redis_cpu_us_per_request"] = round(1e6 * store_cpu / n, 1)
+    return res
+
+
+def record_bytes(store: str, url: str, *, reference: bool) -> float:
+    """Mean stored bytes of one decision record (the record text, as written)."""
+    if store == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            if reference:
+                entries = client.xrevrange("ref:records", count=200)
+                sizes = [len(fields[b"record"]) for _, fields in entries]
+            else:
+                keys = list(client.scan_iter(match="bench:rec:*", count=1000))[:200]
+                sizes = [int(client.hstrlen(k, "json")) for k in keys]
+        finally:
+            client.close()
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(url)
+        try:
+            table, column = ("r", "record") if reference else ("decisions", "record")
+            rows = conn.execute(f"SELECT length({column}) FROM {table} LIMIT 200").fetchall()  # noqa: S608
+        finally:
+            conn.close()
+        sizes = [int(r[0]) for r in rows]
+    return round(sum(sizes) / max(1, len(sizes)), 1)
+
+
+def _bench_store(wrk: str, store: str, tmp: Path, bodies: dict[int, Path], seconds: int) -> dict:
     out: dict[str, Any] = {}
-    api = start_api(redis_url, policy)
+    redis_server = None
+    if store == "redis":
+        (tmp / f"redis-{store}").mkdir()
+        redis_server = RedisServer(tmp / f"redis-{store}", appendonly=True).start()
+        api_url = ref_url = redis_server.url
+        store_pid = redis_server.process.pid if redis_server.process else None
+    else:
+        api_url, ref_url = str(tmp / "nbi.sqlite3"), str(tmp / "ref.sqlite3")
+        store_pid = None
+    api = start_api(store, api_url)
+    ref = start_reference(store, ref_url)
     try:
         for n_actions, body_file in bodies.items():
             run_wrk(wrk, api.port, body_file, 1, 4)  # warm-up (imports, caches, pools)
-            ours = run_wrk(wrk, api.port, body_file, seconds, CONNECTIONS)
-            ref = run_wrk(wrk, plain.port, body_file, seconds, CONNECTIONS)
+            run_wrk(wrk, ref.port, body_file, 1, 4)
+            ours = _measured(wrk, api, body_file, seconds, store_pid)
+            theirs = _measured(wrk, ref, body_file, seconds, store_pid)
             out[f"actions_{n_actions}"] = {
                 "nbi": ours,
-                "plain_fastapi": ref,
-                "throughput_ratio": round(ours["rps"] / ref["rps"], 3),
+                "reference": theirs,
+                "throughput_ratio": round(ours["rps"] / theirs["rps"], 3),
+                "cpu_ratio": round(
+                    ours["server_cpu_us_per_request"] / theirs["server_cpu_us_per_request"], 2
+                ),
             }
         body300 = json.loads(bodies[300].read_text())
-        out["fixed_rate_200rps_300_actions"] = fixed_rate(api.port, body300, 200.0, max(4, seconds))
+        fixed_s = max(4, seconds)
+        ours_fixed = fixed_rate(api.port, body300, 200.0, fixed_s)
+        theirs_fixed = fixed_rate(ref.port, body300, 200.0, fixed_s)
+        out["fixed_rate_200rps_300_actions"] = {
+            "nbi": ours_fixed,
+            "reference": theirs_fixed,
+            "p99_ratio": round(ours_fixed["p99_ms"] / theirs_fixed["p99_ms"], 2),
+        }
+        out["record_bytes"] = {
+            "nbi": record_bytes(store, api_url, reference=False),
+            "reference": record_bytes(store, ref_url, reference=True),
+        }
     finally:
         api.stop()
+        ref.stop()
+        if redis_server is not None:
+            redis_server.stop()
     return out
 
 
@@ -232,27 +334,21 @@ def run(quick: bool = False) -> dict[str, Any]:
         "wrk_seconds": seconds,
         "connections": CONNECTIONS,
         "redis": "private redis-server, appendonly yes, appendfsync always",
+        "sqlite": "WAL, synchronous=FULL",
+        "reference": "bench/reference_app.py: key check, pseudonym, control split, bare "
+        "pylibvw cb_adf predict, pmf, top 4, same-size answer and record, durable write",
         "cpus": os.cpu_count(),
         "loadavg_1m_before": round(os.getloadavg()[0], 2),
     }
     tmp = Path(tempfile.mkdtemp(prefix="nbi-bench-"))
-    (tmp / "redis").mkdir()
-    redis_server = RedisServer(tmp / "redis", appendonly=True).start()
-    plain = None
     try:
-        plain = start_plain()
         bodies = {}
         for n_actions in (50, 300):
             bodies[n_actions] = tmp / f"body{n_actions}.json"
             bodies[n_actions].write_text(json.dumps(request_body(n_actions)))
-        for policy in POLICIES:
-            result[f"policy_{policy}"] = _bench_policy(
-                wrk, policy, redis_server.url, plain, bodies, seconds
-            )
+        for store in ("redis", "sqlite"):
+            result[store] = _bench_store(wrk, store, tmp, bodies, seconds)
     finally:
-        if plain is not None:
-            plain.stop()
-        redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))

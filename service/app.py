@@ -86,6 +86,7 @@ def _open_runtime(settings: Settings) -> Runtime:
     store = make_store(settings)
     try:
         catalog = build_catalog(settings)
+        store.register_catalog([a.id for a in catalog])  # records index into it (compact)
         policy = initial_policy(settings, store)
         metrics = ServiceMetrics(ips_window=settings.ips_window)
         runtime = Runtime(

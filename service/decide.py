@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import partial
 
 from bandit.catalog import Catalog
 from bandit.context import TargetGroup
@@ -24,12 +23,12 @@ from bandit.control import Group, Unit
 from bandit.costs import CostBenefit, option_costs
 from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
 from bandit.errors import ConflictError, UnknownActionError
-from bandit.explain import OptionExplanation, explain, feature_effects
+from bandit.explain import OptionExplanation, explain, feature_effects_many
 from bandit.policies import Policy, RewardEstimate
 from bandit.privacy import pseudonymise, pseudonymise_cluster
 from bandit.records import DecisionRecord
 from bandit.rewards import BENEFIT_DKK_PER_DAY
-from bandit.types import Action, Decision, FeatureValue
+from bandit.types import Decision, FeatureValue
 from service.history import with_history
 from service.metrics import NO_FAMILY
 from service.runtime import Runtime
@@ -138,7 +137,9 @@ def build_options(
         policy=record.policy,
     )
     with runtime.policy_lock:
-        effects = [feature_effects(partial(_estimate, policy, a), features) for a in actions]
+        effects = feature_effects_many(
+            lambda ctx: policy.estimates_of(ctx, actions).tolist(), features, len(actions)
+        )
         costs = option_costs(
             policy,
             runtime.catalog,
@@ -218,10 +219,6 @@ event (``p`` prime, ``0 < step < p``), so equal estimates show a scattered short
 
 def _is_hex(text: str) -> bool:
     return bool(text) and all(c in "0123456789abcdef" for c in text)
-
-
-def _estimate(policy: Policy, action: Action, context: Mapping[str, FeatureValue]) -> float:
-    return policy.estimate_of(context, action)
 
 
 def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:

@@ -244,6 +244,11 @@ class Policy(ABC):
         """The model's expected reward of one action for one context (unfloored, raw)."""
         return float(self._expected_rewards(context, [action])[0])
 
+    def estimates_of(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        """:meth:`estimate_of` of several actions in one model call (each action's estimate
+        depends only on the context and that action), shape ``(len(actions),)``."""
+        return np.asarray(self._expected_rewards(context, list(actions)), dtype=float)
+
     def probabilities(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
         """The floored pmf over ``actions`` without sampling, shape ``(len(actions),)``."""
         actions = self._check_actions(actions)

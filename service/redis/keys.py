@@ -67,6 +67,10 @@ class RedisKeys:
         """Hash of the experiment counters of one RCT arm."""
         return f"{self.prefix}counts:{group}"
 
+    def catalog(self, fingerprint: str) -> str:
+        """String holding the ordered ids of one catalog (records index into it)."""
+        return f"{self.prefix}catalog:{fingerprint}"
+
     def citizen(self, citizen_key: str) -> str:
         """Set of the event ids of one pseudonym (erasure finds them without a scan)."""
         return f"{self.prefix}cit:{citizen_key}"

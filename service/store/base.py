@@ -12,7 +12,7 @@ write is acknowledged by ``WAIT``/AOF as configured).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -121,6 +121,10 @@ class DecisionStore(Protocol):
     Errors: :class:`bandit.errors.UnknownEventError` for unknown event ids,
     :class:`bandit.errors.ConflictError` for contradicting writes.
     """
+
+    def register_catalog(self, ids: Sequence[str]) -> str:
+        """Persist the catalog's ordered ids (once per fingerprint) and store new records
+        compactly against it (``service/store/record_codec.py``); its fingerprint."""
 
     def ping(self) -> bool:
         """True when the backend answers (used by ``/readyz``)."""

@@ -13,10 +13,10 @@ replies, so a method that returned is on disk (see ``docker-compose.yml``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 import redis
 
 from bandit.context import ProtectedAttributes
@@ -39,14 +39,11 @@ from service.store.base import (
     publishes_assignment,
     publishes_outcome,
 )
+from service.store.record_codec import RecordCodec, catalog_fingerprint, catalog_text
 
 _GROUPS = ("treatment", "control")
 _CAS_ATTEMPTS = 50
 _PAGE = 500
-
-
-def _dumps(record: DecisionRecord) -> str:
-    return json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 class RedisStore:
@@ -88,9 +85,19 @@ class RedisStore:
         self.keep_models = keep_models
         self.client = client if client is not None else make_client(url)
         self._scripts = StoreScripts.register(self.client)
+        self.codec = RecordCodec(self._catalog_ids)
         self.learning = LearningStream(self.client, self.keys, claim_idle_ms=claim_idle_ms)
 
     # ------------------------------------------------------------------ lifecycle
+
+    def register_catalog(self, ids: Sequence[str]) -> str:
+        """Keep the catalog's ids (once per fingerprint) and encode new records against it."""
+        self.client.set(self.keys.catalog(catalog_fingerprint(ids)), catalog_text(ids), nx=True)
+        return self.codec.use_catalog(ids)
+
+    def _catalog_ids(self, fingerprint: str) -> list[str] | None:
+        raw: Any = self.client.get(self.keys.catalog(fingerprint))
+        return None if raw is None else [str(a) for a in orjson.loads(raw)]
 
     def ping(self) -> bool:
         """True when Redis answers."""
@@ -134,7 +141,7 @@ class RedisStore:
             ],
             args=[
                 record.event_id,
-                _dumps(record),
+                self.codec.dumps(record),
                 repr(record.timestamp + horizon_seconds),
                 "1" if request_id else "0",
                 protected_json,
@@ -156,7 +163,7 @@ class RedisStore:
     def get_decision(self, event_id: str) -> DecisionRecord:
         """The record of ``event_id``; :class:`UnknownEventError` if there is none."""
         raw = self._raw(event_id)
-        return DecisionRecord.from_dict(json.loads(raw))
+        return self.codec.loads(raw)
 
     def get_protected(self, event_id: str) -> ProtectedAttributes | None:
         """Protected attributes of ``event_id`` (``None`` if none were sent)."""
@@ -172,7 +179,7 @@ class RedisStore:
         """Store the caseworker's assignment (same again: no-op; different: conflict)."""
         for _ in range(_CAS_ATTEMPTS):
             raw = self._raw(event_id)
-            current = DecisionRecord.from_dict(json.loads(raw))
+            current = self.codec.loads(raw)
             if current.assigned is not None:
                 if current.assigned == assigned and current.assignment_reason == reason:
                     return WriteResult(current, changed=False)
@@ -190,7 +197,7 @@ class RedisStore:
         """Settle the record and publish it to the learning stream when it was followed."""
         for _ in range(_CAS_ATTEMPTS):
             raw = self._raw(event_id)
-            current = DecisionRecord.from_dict(json.loads(raw))
+            current = self.codec.loads(raw)
             correction = is_correction(current.outcome, outcome)
             if current.outcome is not None and not correction:
                 same = (
@@ -434,7 +441,7 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         for event_id in event_ids:
             pipe.hget(self.keys.record(event_id), "json")
-        return [DecisionRecord.from_dict(json.loads(raw)) for raw in pipe.execute() if raw]
+        return [self.codec.loads(raw) for raw in pipe.execute() if raw]
 
     def _cas(
         self, expected: bytes, updated: DecisionRecord, *, kind: str, previous: str = ""
@@ -458,7 +465,7 @@ class RedisStore:
             ],
             args=[
                 expected,
-                _dumps(updated),
+                self.codec.dumps(updated),
                 updated.event_id,
                 kind,
                 "1" if employed else "0",

@@ -40,6 +40,7 @@ from service.store.base import (
     publishes_assignment,
     publishes_outcome,
 )
+from service.store.record_codec import RecordCodec, catalog_fingerprint, catalog_text
 
 _GROUPS = ("treatment", "control")
 _PAGE = 500
@@ -97,19 +98,15 @@ CREATE TABLE IF NOT EXISTS models (
     data BLOB NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catalogs (
+    fingerprint TEXT PRIMARY KEY,
+    ids TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS control (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 """
-
-
-def _dumps(record: DecisionRecord) -> str:
-    return json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))
-
-
-def _loads(text: str) -> DecisionRecord:
-    return DecisionRecord.from_dict(json.loads(text))
 
 
 class SQLiteStore:
@@ -169,6 +166,7 @@ class SQLiteStore:
         self._conn.executescript(_SCHEMA)
         self._conn.executescript(sqlite_lease.LEASE_SCHEMA)
         self._migrate()
+        self.codec = RecordCodec(self._catalog_ids)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -223,6 +221,19 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def register_catalog(self, ids: Sequence[str]) -> str:
+        """Keep the catalog's ids (once per fingerprint) and encode new records against it."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO catalogs (fingerprint, ids) VALUES (?, ?)",
+                (catalog_fingerprint(ids), catalog_text(ids)),
+            )
+        return self.codec.use_catalog(ids)
+
+    def _catalog_ids(self, fingerprint: str) -> list[str] | None:
+        rows = self._query("SELECT ids FROM catalogs WHERE fingerprint = ?", (fingerprint,))
+        return None if not rows else [str(a) for a in json.loads(rows[0][0])]
+
     def ping(self) -> bool:
         """True when the database answers."""
         try:
@@ -248,7 +259,7 @@ class SQLiteStore:
     ) -> WriteResult:
         """Store a new record; a replayed ``request_id`` returns the first record unchanged
         (another body: :class:`ConflictError`); request ids expire after the TTL."""
-        data = _dumps(record)
+        data = self.codec.dumps(record)
         now = time.time()
         with self._write() as cur:
             if request_id is not None:
@@ -262,7 +273,7 @@ class SQLiteStore:
                 if row is not None:
                     if request_fingerprint and row[1] and row[1] != request_fingerprint:
                         raise ConflictError(REUSED_REQUEST_ID)
-                    return WriteResult(_loads(row[0]), changed=False)
+                    return WriteResult(self.codec.loads(row[0]), changed=False)
             row = cur.execute(
                 "SELECT record FROM decisions WHERE event_id = ?", (record.event_id,)
             ).fetchone()
@@ -270,7 +281,7 @@ class SQLiteStore:
                 if row[0] != data:
                     msg = f"Event {record.event_id} already exists with different content"
                     raise ConflictError(msg)
-                return WriteResult(_loads(row[0]), changed=False)
+                return WriteResult(self.codec.loads(row[0]), changed=False)
             cur.execute(
                 "INSERT INTO decisions (event_id, grp, timestamp, due, record) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -302,7 +313,7 @@ class SQLiteStore:
         if not rows:
             msg = f"Unknown event {event_id}"
             raise UnknownEventError(msg)
-        return _loads(rows[0][0])
+        return self.codec.loads(rows[0][0])
 
     def get_protected(self, event_id: str) -> ProtectedAttributes | None:
         """Protected attributes of ``event_id`` (``None`` if none were sent)."""
@@ -321,7 +332,8 @@ class SQLiteStore:
                 raise ConflictError(msg)
             updated = current.with_assignment(assigned, reason)
             cur.execute(
-                "UPDATE decisions SET record = ? WHERE event_id = ?", (_dumps(updated), event_id)
+                "UPDATE decisions SET record = ? WHERE event_id = ?",
+                (self.codec.dumps(updated), event_id),
             )
             if publishes_assignment(updated):
                 cur.execute(
@@ -352,7 +364,7 @@ class SQLiteStore:
             cur.execute(
                 "UPDATE decisions SET record = ?, settled = 1, employed = ?, censored = ? "
                 "WHERE event_id = ?",
-                (_dumps(updated), int(employed), int(censored), event_id),
+                (self.codec.dumps(updated), int(employed), int(censored), event_id),
             )
             kind = "outcome"
             if correction:
@@ -379,7 +391,7 @@ class SQLiteStore:
             "SELECT record FROM decisions WHERE settled = 0 AND due <= ? ORDER BY due LIMIT ?",
             (now, limit),
         )
-        return [_loads(r[0]) for r in rows]
+        return [self.codec.loads(r[0]) for r in rows]
 
     def pending_count(self) -> int:
         """Number of unsettled records."""
@@ -397,7 +409,7 @@ class SQLiteStore:
                 return
             for seq, text in rows:
                 last = seq
-                yield _loads(text)
+                yield self.codec.loads(text)
 
     def decisions_of(
         self, citizen_key: str, limit: int = CITIZEN_HISTORY_LIMIT
@@ -408,7 +420,7 @@ class SQLiteStore:
             "ORDER BY timestamp DESC, seq DESC LIMIT ?",
             (citizen_key, limit),
         )
-        return [_loads(r[0]) for r in reversed(rows)]
+        return [self.codec.loads(r[0]) for r in reversed(rows)]
 
     def group_counts(self) -> dict[str, GroupCounts]:
         """Counters per RCT arm (zeros for an arm without decisions)."""
@@ -622,13 +634,12 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ internals
 
-    @staticmethod
-    def _locked_get(cur: sqlite3.Cursor, event_id: str) -> DecisionRecord:
+    def _locked_get(self, cur: sqlite3.Cursor, event_id: str) -> DecisionRecord:
         row = cur.execute("SELECT record FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
             msg = f"Unknown event {event_id}"
             raise UnknownEventError(msg)
-        return _loads(row[0])
+        return self.codec.loads(row[0])
 
 
 def _message_int(message_id: str) -> int:

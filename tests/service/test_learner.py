@@ -166,7 +166,9 @@ def test_crash_and_restart_neither_loses_nor_double_learns(store_factory, slow_w
     committed_a: set[str] = set()
     learned_a: list[str] = []
     # snapshot_every counts messages and model updates: about every other batch of 7
-    a = make_learner(store, snapshot_every=20, batch_size=7, snapshot_seconds=3600)
+    # lease 2 s: longer than A's pauses even on a loaded machine (a lapsed lease drops A's
+    # unpublished updates, which A would then learn again: by design, but not this test)
+    a = make_learner(store, snapshot_every=20, batch_size=7, snapshot_seconds=3600, lease_ms=2000)
     a.on_learned = learned_a.append
     a.on_commit = lambda snap, ids: committed_a.update(ids)
 
