@@ -11,8 +11,8 @@ groups; its wall time and peak RSS are reported too) and cached in ``$NBI_BENCH_
 ``/tmp/nbi_bench_evaluate``). Bigger logs repeat the base log's row groups (simulating 10M
 rounds takes the simulator about an hour); they carry no ``.truth.npz`` sidecar, so every size
 is evaluated the same way. ``--identity`` also compares the streamed point estimates with the
-in-memory path (``read_logs`` + ``evaluate_named``) on the base log, which needs ~15 GB of RAM at
-1M rounds.
+in-memory path (``read_logs`` + ``evaluate_named``) on the base log: it needs more than 20 GB at
+1M full-catalog rounds, so use it with ``--quick`` (docs/decisions.md has the 1M, K = 11 check).
 
 ``python -m bench.bench_evaluate_scale [--quick] [--identity]``.
 """
