@@ -14,6 +14,7 @@ deleted), ``dead_letters`` and ``models`` (versioned snapshots).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -151,8 +152,11 @@ class SQLiteStore:
             if not parent.exists():
                 parent.mkdir(mode=0o700, exist_ok=True)
         # Created owner-only before SQLite opens it; SQLite gives its WAL and shared-memory
-        # files the database file's permissions.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        # files the database file's permissions. An existing file is never opened outside
+        # SQLite: closing a plain descriptor drops every POSIX lock this process holds on it
+        # (another connection's too), and another process could then delete the live WAL.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self._lock = threading.RLock()
         self._history_done: set[str] = set()
         self._conn = sqlite3.connect(
