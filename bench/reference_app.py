@@ -70,7 +70,7 @@ def create() -> FastAPI:
     from bandit.vw.examples import format_action, format_shared
 
     catalog = default_catalog()
-    action_lines = {a.id: format_action(a) for a in catalog}
+    action_lines = {a.id: format_action(catalog.action(a.id)) for a in catalog}
     names = {a.id: a.name for a in catalog}
     index = {a.id: i for i, a in enumerate(catalog)}
     store_kind = os.environ.get("REF_STORE", "redis")
@@ -106,7 +106,11 @@ def create() -> FastAPI:
         pmf = np.zeros(0)
         if not control:
             vw = state["vw"]
-            lines = [format_shared(body["context"])] + [action_lines[a] for a in eligible]
+            context = dict(body["context"])
+            features = {k: v for k, v in context.items() if k != "cv_tokens" and v is not None}
+            for token in context.get("cv_tokens") or ():
+                features[f"cv_{token.lower()}"] = 1.0
+            lines = [format_shared(features)] + [action_lines[a] for a in eligible]
             example = vw.parse(lines)
             costs = np.asarray(vw.predict(example), dtype=float)
             vw.finish_example(example)
