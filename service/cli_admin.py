@@ -38,8 +38,11 @@ def _bad_input() -> Iterator[None]:
         raise _fail(str(exc)) from None
 
 
-def _actor(settings: Settings, api_key: str | None) -> tuple[str, str]:
-    """``(key id, role)`` of ``api_key``, or the operator without one."""
+def actor_of(
+    settings: Settings, api_key: str | None, *, required_role: str | None = None
+) -> tuple[str, str]:
+    """``(key id, role)`` of ``api_key``, or the operator without one; exit 2 with one line
+    for an invalid key or (with ``required_role``) a key of another role."""
     from service.auth import identify
 
     if api_key is None:
@@ -47,7 +50,12 @@ def _actor(settings: Settings, api_key: str | None) -> tuple[str, str]:
     found = identify(api_key, settings.api_keys)
     if found is None:
         raise _fail("the API key (--api-key / NBI_API_KEY) is not valid")
+    if required_role is not None and found[0] != required_role:
+        raise _fail(f"this action needs an {required_role} key (or none: the machine's operator)")
     return found[1], found[0]
+
+
+_actor = actor_of
 
 
 _API_KEY = Annotated[

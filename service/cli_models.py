@@ -27,6 +27,14 @@ SqliteOpt = typer.Option(None, "--sqlite-path", help="SQLite file (NBI_SQLITE_PA
 RedisOpt = typer.Option(None, "--redis-url", help="Redis URL (NBI_REDIS_URL).")
 PrefixOpt = typer.Option(None, "--redis-prefix", help="Redis key prefix (NBI_REDIS_PREFIX).")
 PlotOpt = typer.Option(None, "--plot", help="Also write a PNG plot to this file.")
+ApiKeyOpt = typer.Option(
+    None,
+    "--api-key",
+    envvar="NBI_API_KEY",
+    help="An admin API key: the audit trail names its id (never the key); without one the "
+    "entry names the machine's operator.",
+    show_envvar=True,
+)
 
 
 @contextmanager
@@ -61,6 +69,29 @@ def _run(
 ) -> None:
     with _opened(store, sqlite_path, redis_url, redis_prefix) as (backend, settings, catalog):
         action(backend, settings, catalog)
+
+
+def _who(settings: Settings, api_key: str | None) -> tuple[str, str]:
+    """The actor of a lifecycle command, checked before it changes anything: the admin key's
+    id and role, or the machine's operator without a key."""
+    from service.cli_admin import actor_of
+
+    return actor_of(settings, api_key, required_role="admin")
+
+
+def _audit(
+    settings: Settings, who: tuple[str, str], action: str, target: str, detail: dict[str, str]
+) -> None:
+    """Append a lifecycle action taken on the command line to the audit trail, as the API
+    does for the same action."""
+    from service.audit import open_audit_trail
+
+    actor, role = who
+    trail = open_audit_trail(settings)
+    try:
+        trail.append(actor, role, action, target, {**detail, "via": "cli"})
+    finally:
+        trail.close()
 
 
 def _when(ts: float) -> str:
@@ -110,12 +141,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
+        api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Approve a candidate (every replica serves it within one poll interval)."""
-        from service.lifecycle import approve
+        """Approve a candidate (every replica serves it within one poll interval); audited."""
+        from service.lifecycle import approval_detail, approve
 
         def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            who = _who(settings, api_key)
             result = approve(backend, settings, catalog, version)
+            _audit(settings, who, "approve", version, approval_detail(result))
             change = "" if result.max_change is None else f" (max change {result.max_change:.3f})"
             typer.echo(f"approved {version}{change}; was {result.previous or 'none'}")
 
@@ -128,12 +162,16 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
+        api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Serve a kept earlier version again (learning continues on the newest candidate)."""
-        from service.lifecycle import rollback
+        """Serve a kept earlier version again (learning continues on the newest candidate);
+        audited."""
+        from service.lifecycle import approval_detail, rollback
 
         def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+            who = _who(settings, api_key)
             result = rollback(backend, settings, catalog, version)
+            _audit(settings, who, "rollback", version, approval_detail(result))
             typer.echo(f"rolled back to {version}; was {result.previous or 'none'}")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)
@@ -145,12 +183,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
+        api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Serve live (suggestions shown) or shadow (logged, not shown)."""
+        """Serve live (suggestions shown) or shadow (logged, not shown); audited."""
         from service.lifecycle import set_mode
 
-        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+        def action(backend: LifecycleStore, settings: Settings, _c: Catalog) -> None:
+            who = _who(settings, api_key)
             set_mode(backend, mode)
+            _audit(settings, who, "mode", mode, {})
             typer.echo(f"mode {mode}")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)
@@ -162,12 +203,16 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
+        api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Kill switch: practice as usual (or shadow) on every replica until released."""
+        """Kill switch: practice as usual (or shadow) on every replica until released;
+        audited."""
         from service.lifecycle import engage_kill_switch
 
-        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+        def action(backend: LifecycleStore, settings: Settings, _c: Catalog) -> None:
+            who = _who(settings, api_key)
             engage_kill_switch(backend, serve)
+            _audit(settings, who, "kill_switch", "deployment", {"serve": serve})
             typer.echo(f"kill switch on: serving {serve}")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)
@@ -178,12 +223,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
+        api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Release the kill switch."""
+        """Release the kill switch; audited."""
         from service.lifecycle import release_kill_switch
 
-        def action(backend: LifecycleStore, _s: Settings, _c: Catalog) -> None:
+        def action(backend: LifecycleStore, settings: Settings, _c: Catalog) -> None:
+            who = _who(settings, api_key)
             release_kill_switch(backend)
+            _audit(settings, who, "kill_switch_release", "deployment", {})
             typer.echo("kill switch off")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)

@@ -196,6 +196,15 @@ class ApprovalResult:
     reference_contexts: int
 
 
+def approval_detail(result: ApprovalResult) -> dict[str, str]:
+    """The audit-trail detail of an approval or rollback: the version it replaced and, when
+    computed, the largest probability change on the reference contexts."""
+    detail = {"previous": result.previous or "none"}
+    if result.max_change is not None:
+        detail["max_change"] = f"{result.max_change:.4f}"
+    return detail
+
+
 def load_snapshot_policy(store: LifecycleStore, version: str) -> Policy:
     """The policy of a kept snapshot.
 

@@ -185,15 +185,8 @@ def approve_model(
     more than ``NBI_CHANGE_CAP``. Role: admin. Audited."""
     store = lifecycle.lifecycle_store(runtime)
     result = lifecycle.approve(store, runtime.settings, runtime.catalog, version)
-    audit_request(request, "approve", version, _approval_detail(result))
+    audit_request(request, "approve", version, lifecycle.approval_detail(result))
     return _approval(runtime, result)
-
-
-def _approval_detail(result: lifecycle.ApprovalResult) -> dict[str, str]:
-    detail = {"previous": result.previous or "none"}
-    if result.max_change is not None:
-        detail["max_change"] = f"{result.max_change:.4f}"
-    return detail
 
 
 @router.post("/{version}/rollback", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
@@ -204,7 +197,7 @@ def rollback_model(
     Audited."""
     store = lifecycle.lifecycle_store(runtime)
     result = lifecycle.rollback(store, runtime.settings, runtime.catalog, version)
-    audit_request(request, "rollback", version, _approval_detail(result))
+    audit_request(request, "rollback", version, lifecycle.approval_detail(result))
     return _approval(runtime, result)
 
 
@@ -221,7 +214,7 @@ def reload_model(
     if body is not None and body.version is not None:
         store = lifecycle.lifecycle_store(runtime)
         result = lifecycle.rollback(store, runtime.settings, runtime.catalog, body.version)
-        audit_request(request, "rollback", body.version, _approval_detail(result))
+        audit_request(request, "rollback", body.version, lifecycle.approval_detail(result))
     changed = lifecycle.sync(runtime)
     return ReloadResponse(
         reloaded=changed, model_version=runtime.policy.version or runtime.policy.get().model_version

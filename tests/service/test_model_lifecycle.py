@@ -384,6 +384,33 @@ def test_cli_lists_approves_compares_and_refuses(tmp_path: Path) -> None:
     assert nbi_run("kill").stdout.strip() == "kill switch on: serving practice"
     assert "kill switch: practice" in nbi_run("list").stdout
     assert nbi_run("mode", "sideways").returncode == 1
+    # the command line's lifecycle actions are in the audit trail like the API's: the key's
+    # id and role, or the machine's operator; a key of another role changes nothing
+    wrong = nbi_run("release", "--api-key", "dev-case-key")
+    assert wrong.returncode == 2 and wrong.stderr.strip().splitlines() == [
+        "error: this action needs an admin key (or none: the machine's operator)"
+    ]
+    assert "kill switch: practice" in nbi_run("list").stdout  # still on
+    assert nbi_run("release", "--api-key", "dev-admin-key").returncode == 0
+    from service.audit import open_audit_trail
+    from service.auth import identify
+
+    admin_id = identify("dev-admin-key", settings.api_keys)
+    assert admin_id is not None
+    trail = open_audit_trail(settings)
+    try:
+        cli = [e for e in trail.entries() if (e.detail or {}).get("via") == "cli"]
+        assert trail.verify().ok
+    finally:
+        trail.close()
+    assert [(e.action, e.target, e.actor, e.role) for e in cli] == [
+        ("approve", v1.version, "operator", "operator"),
+        ("approve", v2.version, "operator", "operator"),
+        ("rollback", v1.version, "operator", "operator"),
+        ("kill_switch", "deployment", "operator", "operator"),
+        ("kill_switch_release", "deployment", admin_id[1], "admin"),
+    ]
+    assert cli[2].detail["previous"] == v2.version
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
