@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING
 
 from bandit.catalog import Family
 from bandit.control import Group
-from bandit.errors import UnknownEventError
 from bandit.records import DecisionRecord
 from bandit.types import Action, FeatureValue
 from offline_eval.drift import Calibration, calibration, feature_psi
-from service.oversight import OversightReport, window_oversight
-from service.parity import MonitoredDecision, ParityReport, long_term_group, parity_report
+from service.oversight import OversightReport, record_groups, window_oversight
+from service.parity import MonitoredDecision, ParityReport, parity_report
 from service.periodic import PeriodicThread
 from service.store.base import employed_within_horizon
 
@@ -178,7 +177,7 @@ class EquityMonitor(PeriodicThread):
         for event_id, record in records.items():
             if record.group is not Group.TREATMENT:
                 continue
-            groups = self._groups(record)
+            groups = record_groups(self.runtime.store, record)
             if groups is None:  # erased meanwhile
                 continue
             pair = self._known_pair(record) if event_id in known else None
@@ -196,20 +195,6 @@ class EquityMonitor(PeriodicThread):
                 )
             )
         return out
-
-    def _groups(self, record: DecisionRecord) -> dict[str, str] | None:
-        try:
-            attrs = self.runtime.store.get_protected(record.event_id)
-        except UnknownEventError:
-            return None
-        gender = None if attrs is None else attrs.gender
-        origin = None if attrs is None else attrs.origin
-        return {
-            "gender": "unknown" if gender is None else gender.value,
-            "origin": "unknown" if origin is None else origin.value,
-            "long_term_unemployed": long_term_group(record.context.get("weeks_unemployed")),
-            "target_group": str(record.context.get("target_group", "")),
-        }
 
 
 def _baseline_action(runtime: Runtime) -> Action | None:
