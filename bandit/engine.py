@@ -19,6 +19,7 @@ from bandit.catalog import Catalog
 from bandit.context import CitizenContext
 from bandit.control import Group
 from bandit.eligibility import filter_eligible
+from bandit.equity import EquityGate
 from bandit.errors import InvalidInputError
 from bandit.policies.base import Policy
 from bandit.records import DecisionRecord
@@ -37,6 +38,8 @@ class Decided:
 
     record: DecisionRecord
     decision: Decision | None
+    need_score: float | None = None
+    """The need score the equity gate used (treatment arm with a gate only)."""
 
 
 def decide(
@@ -53,6 +56,7 @@ def decide(
     seats_left: Mapping[str, int] | None = None,
     restrict_to: Sequence[str] | None = None,
     features: Mapping[str, FeatureValue] | None = None,
+    equity: EquityGate | None = None,
 ) -> Decided:
     """Decide for one citizen: eligibility and capacity, then the policy (treatment only).
 
@@ -78,14 +82,22 @@ def decide(
         The case system's own shortlist of offer ids, if any.
     features
         ``context.features()`` when the caller already computed it.
+    equity
+        The scarce-seat reserve (:mod:`bandit.equity`), applied to the treatment arm when
+        ``seats_left`` is given: a citizen who is not a priority citizen sees a scarce offer
+        as full once its free seats are down to the reserve.
 
     Raises
     ------
     NoEligibleActionError
         When no offer is legal and free for this citizen.
     """
-    result = filter_eligible(catalog, context, seats_left=seats_left, restrict_to=restrict_to)
     model_features = dict(context.features() if features is None else features)
+    need: float | None = None
+    if equity is not None and seats_left is not None and group is Group.TREATMENT:
+        need = equity.need_score(policy, model_features)
+        seats_left = equity.seats_for(seats_left, priority=equity.is_priority(need))
+    result = filter_eligible(catalog, context, seats_left=seats_left, restrict_to=restrict_to)
     excluded = {k: v for k, v in result.excluded.items() if v != "not_requested"}
     eligible = result.eligible_ids
     decision: Decision | None = None
@@ -115,7 +127,7 @@ def decide(
         cluster_key=cluster_key,
         excluded=excluded,
     )
-    return Decided(record, decision)
+    return Decided(record, decision, need)
 
 
 def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:

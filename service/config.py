@@ -222,6 +222,29 @@ class Settings(BaseSettings):
         default=[Family.PRIVATE_WAGE_SUBSIDY, Family.PRIVATE_INTERNSHIP],
         description="Families whose recommendation and receipt parity is monitored (JSON list)",
     )
+    # -- equity in the allocation of scarce seats (bandit/equity.py) ------------------------
+    equity_reserve_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of each scarce family's weekly seats held for priority citizens "
+        "(the highest need): anyone else sees the family as full once its free seats are down "
+        "to it; 0 = no reserve. Needs capacity_tracking (docs/decisions.md, issue 13 item 1)",
+    )
+    equity_priority_share: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="Priority citizens: those whose need score (the model's expected employment "
+        "under standard contact) is among the lowest this share of recent decisions",
+    )
+    equity_window: int = Field(
+        default=2000, ge=1, description="Recent need scores the priority quantile is taken over"
+    )
+    equity_scarce_families: list[Family] = Field(
+        default=[Family.PRIVATE_WAGE_SUBSIDY, Family.PRIVATE_INTERNSHIP],
+        description="Families whose seats the reserve applies to (JSON list)",
+    )
     drift_bins: int = Field(default=10, ge=2, le=50, description="Quantile bins of numeric PSI")
     oversight_min_assignments: int = Field(
         default=50,

@@ -257,6 +257,7 @@ def _new_record(
             else None,
             restrict_to=request.eligible_action_ids,
             features=features,
+            equity=runtime.equity,
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bandit.catalog import Catalog, default_catalog, load_catalog
 from bandit.control import ExperimentConfig, Unit
+from bandit.equity import EquityConfig, EquityGate
 from bandit.errors import ModelConfigError, ModelFormatError
 from bandit.policies import Policy, make_policy, policy_from_bytes
 from service.capacity import CapacityTracker
@@ -41,6 +42,11 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     serving_mode: str = "live"
     """``live``, ``shadow`` or ``practice`` (kill switch); set by :mod:`service.lifecycle`."""
+    equity: EquityGate | None = field(default=None, init=False)
+    """The scarce-seat reserve (``NBI_EQUITY_*``); ``None`` when off."""
+
+    def __post_init__(self) -> None:
+        self.equity = build_equity(self.settings, self.catalog)
 
     def swap_policy(self, policy: Policy, version: str | None = None) -> None:
         """Serve ``policy`` from now on (in-flight requests keep the old one)."""
@@ -53,6 +59,21 @@ def build_catalog(settings: Settings) -> Catalog:
     return (
         default_catalog() if settings.catalog_path is None else load_catalog(settings.catalog_path)
     )
+
+
+def build_equity(settings: Settings, catalog: Catalog) -> EquityGate | None:
+    """The scarce-seat reserve of :mod:`bandit.equity` over the catalog's weekly seats, or
+    ``None`` when no seat is reserved or seats are not counted (``capacity_tracking`` off)."""
+    if not settings.capacity_tracking:
+        return None
+    config = EquityConfig(
+        reserve_share=settings.equity_reserve_share,
+        priority_share=settings.equity_priority_share,
+        window=settings.equity_window,
+        scarce_families=frozenset(settings.equity_scarce_families),
+    )
+    capacity = {i.id: float(i.capacity) for i in catalog if i.capacity is not None}
+    return EquityGate.build(catalog, capacity, config)
 
 
 def build_experiment(settings: Settings) -> ExperimentConfig:

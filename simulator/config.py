@@ -164,6 +164,10 @@ class SimulationConfig:
         type only), values in between scale every modifier's deviation from 1.
     misclassification
         Probability that a logged week-H employment outcome is flipped (register lags).
+    equity_reserve_share, equity_priority_share
+        The scarce-seat reserve of :mod:`bandit.equity` (as ``NBI_EQUITY_RESERVE_SHARE`` and
+        ``NBI_EQUITY_PRIORITY_SHARE``): the share of each scarce family's weekly seats held for
+        the ``equity_priority_share`` of citizens in highest need (0: no reserve).
     """
 
     dagpenge_per_year: int = DAGPENGE_PER_YEAR
@@ -198,6 +202,8 @@ class SimulationConfig:
     misclassification: float = 0.0
     capacity_scale: float = 1.0
     heterogeneity: float = 1.0
+    equity_reserve_share: float = 0.0
+    equity_priority_share: float = 0.25
 
     def __post_init__(self) -> None:
         checks = (
@@ -216,6 +222,8 @@ class SimulationConfig:
             (0 <= self.misclassification < 0.5, "misclassification must be in [0, 0.5)"),
             (self.capacity_scale >= 0, "capacity_scale must be >= 0"),
             (self.heterogeneity >= 0, "heterogeneity must be >= 0"),
+            (0 <= self.equity_reserve_share <= 1, "equity_reserve_share must be in [0, 1]"),
+            (0 <= self.equity_priority_share <= 1, "equity_priority_share must be in [0, 1]"),
             (len(self.decision_weeks) == len(self.decision_week_probs), "decision weeks/probs"),
             (abs(sum(self.decision_week_probs) - 1) < 1e-9, "decision_week_probs must sum to 1"),
             (min(self.n_caseworkers, self.n_jobcentres) >= 1, "need >= 1 caseworker and centre"),

@@ -28,6 +28,7 @@ from bandit.catalog import Catalog, default_catalog
 from bandit.context import age_band
 from bandit.control import ExperimentConfig, Group
 from bandit.engine import decide, shortlist_indices
+from bandit.equity import EquityConfig, EquityGate
 from bandit.feedback import (
     DEFAULT_STRATEGY,
     WEEK_SECONDS,
@@ -206,6 +207,14 @@ class Replay:
         self.effects: ArmEffects = arm_effects(self.config, catalog, arms, seed=seed)
         self.weekly_seats = weekly_seats(self.config, catalog, arms)
         self.actions: tuple[Action, ...] = tuple(a.as_action() for a in arms)
+        self.equity = EquityGate.build(
+            self.catalog,
+            {a.id: float(n) for a, n in zip(self.actions, self.weekly_seats, strict=True)},
+            EquityConfig(
+                reserve_share=self.config.equity_reserve_share,
+                priority_share=self.config.equity_priority_share,
+            ),
+        )
         self._index = {a.id: k for k, a in enumerate(self.actions)}
         self.experiment = ExperimentConfig(
             salt=SIM_EXPERIMENT_SALT, control_share=self.config.control_share
@@ -303,6 +312,7 @@ class Replay:
             experiment=self.experiment.fingerprint,
             seats_left=seats_left,
             features=features,
+            equity=self.equity,
         )
         decision = decided.decision
         if decision is None:
