@@ -10,7 +10,8 @@ textbook ``analytic`` one, with a Wilson 95 % interval for the share and the mea
 
 DM is reported but carries no coverage claim: its interval ignores the reward model's bias.
 ``python -m bench.run_all ope_coverage`` (``--quick``: 20 seeds); ``NBI_COVERAGE_SEEDS`` sets
-the number of seeds (default 100).
+the number of seeds (default 300: at 100 one pair's coverage, 0.92, was within sampling
+noise of 0.95; a Wilson interval over 300 seeds is about +-0.025 wide).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _wilson(hits: int, n: int) -> tuple[float, float]:
 
 def run(quick: bool = False) -> dict[str, object]:
     """Coverage per (target, estimator) over the seeds; prints the table."""
-    n_seeds = 20 if quick else int(os.environ.get("NBI_COVERAGE_SEEDS", "100"))
+    n_seeds = 20 if quick else int(os.environ.get("NBI_COVERAGE_SEEDS", "300"))
     rows: list[tuple[str, str, float, bool, bool, float, float]] = []
     try:
         from tqdm import tqdm
