@@ -27,8 +27,10 @@ bytes per evaluated round; time is linear in the rows.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -63,7 +65,7 @@ CHUNK_ROWS = 8192
 """Rows per chunk: a chunk's ``(rows, K)`` float64 matrices are ~20 MB each at K = 330 (the
 per-chunk Python overhead is then negligible; smaller chunks were not faster)."""
 READ_ROWS = 32_768
-"""Rows per Arrow batch read from the file (chunks are zero-copy slices of it)."""
+"""Rows per Arrow batch read from the file (chunks are slices of it)."""
 
 
 # ---------------------------------------------------------------------------- reading
@@ -212,7 +214,17 @@ class LogFile:
         truth: bool = False,
         rows: int = CHUNK_ROWS,
     ) -> Iterator[Chunk]:
-        """Chunks of at most ``rows`` rows covering rounds ``start .. stop`` in order."""
+        """Chunks of at most ``rows`` rows covering rounds ``start .. stop`` in order.
+
+        The Parquet decoding, the conversion to arrays and their validation run on a reader
+        thread one chunk ahead (pyarrow and numpy release the GIL), so the second core decodes
+        while this one computes; at most :data:`PREFETCH` chunks wait between the two.
+        """
+        return _prefetched(lambda: self._read_chunks(start, stop, pmf, raw, truth, rows))
+
+    def _read_chunks(  # noqa: PLR0913 (chunks' arguments)
+        self, start: int, stop: int, pmf: bool, raw: bool, truth: bool, rows: int
+    ) -> Iterator[Chunk]:
         import pyarrow.parquet as pq
 
         columns = ["action", "reward", "propensity", *self.raw_columns]
@@ -239,18 +251,23 @@ class LogFile:
                 if hi <= lo:
                     continue
                 small = self._small_columns(batch.slice(lo, hi - lo))
+                matrix = self._pmf_columns(batch.slice(lo, hi - lo)) if pmf else None
                 for a in range(lo, hi, rows):
                     b = min(a + rows, hi)
                     part = batch.slice(a, b - a)
-                    yield Chunk(
+                    chunk = Chunk(
                         start=base + a,
                         logs=self._logs(
-                            part, pmf, {k: v[a - lo : b - lo] for k, v in small.items()}
+                            None if matrix is None else _row_major(matrix[a - lo : b - lo]),
+                            {k: v[a - lo : b - lo] for k, v in small.items()},
                         ),
                         batch=part if raw else None,
                         raw_columns=self.raw_columns,
                         truth=None if reader is None else reader.read(base + a, base + b),
                     )
+                    if matrix is not None:  # computed here, on the reader thread
+                        _ = chunk.eligible, chunk.eligible_float
+                    yield chunk
         finally:
             if reader is not None:
                 reader.close()
@@ -285,18 +302,24 @@ class LogFile:
             out["position"] = batch.column("position").to_numpy(zero_copy_only=False)
         return out
 
-    def _logs(self, batch: Any, pmf: bool, small: Mapping[str, np.ndarray]) -> LoggedBandit:
+    def _pmf_columns(self, batch: Any) -> np.ndarray | None:
+        """The logger pmf of a record batch, ``(n, K)`` in column-major order (one copy of
+        each column: Arrow's row-major ``to_tensor`` transposes element by element and cost as
+        much as decoding the columns)."""
         import pyarrow as pa
 
-        matrix = None
-        if pmf and self.pmf_columns:
-            block = batch.select(list(self.pmf_columns))
-            if all(pa.types.is_float64(t) for t in block.schema.types):  # one C++ copy
-                matrix = np.asarray(block.to_tensor(null_to_nan=True, row_major=True))
-            else:
-                matrix = np.empty((batch.num_rows, len(self.pmf_columns)))
-                for i, c in enumerate(self.pmf_columns):
-                    matrix[:, i] = _floats(batch.column(c))
+        if not self.pmf_columns:
+            return None
+        block = batch.select(list(self.pmf_columns))
+        if all(pa.types.is_float64(t) for t in block.schema.types):
+            matrix: np.ndarray = np.asarray(block.to_tensor(null_to_nan=True, row_major=False))
+            return matrix
+        matrix = np.empty((batch.num_rows, len(self.pmf_columns)), order="F")
+        for i, c in enumerate(self.pmf_columns):
+            matrix[:, i] = _floats(batch.column(c))
+        return matrix
+
+    def _logs(self, matrix: np.ndarray | None, small: Mapping[str, np.ndarray]) -> LoggedBandit:
         return LoggedBandit(
             context=small["context"],
             action=small["action"],
@@ -308,6 +331,72 @@ class LogFile:
             context_columns=self.context_columns,
             action_features=self.action_features,
         )
+
+
+_TRANSPOSE_ROWS = 512
+"""Rows per block of the column- to row-major copy (a block of both stays in the L2 cache)."""
+
+
+def _row_major(matrix: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of a column-major matrix, copied in row blocks (cache friendly)."""
+    out = np.empty(matrix.shape)
+    for a in range(0, matrix.shape[0], _TRANSPOSE_ROWS):
+        out[a : a + _TRANSPOSE_ROWS] = matrix[a : a + _TRANSPOSE_ROWS]
+    return out
+
+
+PREFETCH = 2
+"""Chunks decoded ahead of the computation (each ``rows x K`` floats; bounds the memory)."""
+
+
+def _prefetched(produce: Callable[[], Iterator[Chunk]]) -> Iterator[Chunk]:
+    """The items of ``produce()``, produced on a reader thread at most :data:`PREFETCH` ahead.
+
+    An exception of the reader is raised here; closing this generator early stops the reader.
+    """
+    reader = _Reader(produce)
+    thread = threading.Thread(target=reader.run, name="nbi-parquet-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = reader.items.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        reader.stop.set()
+        thread.join()
+
+
+class _Reader:
+    """The reader thread's side of :func:`_prefetched`."""
+
+    def __init__(self, produce: Callable[[], Iterator[Chunk]]) -> None:
+        self.produce = produce
+        self.items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
+        self.stop = threading.Event()
+
+    def put(self, item: tuple[str, Any]) -> bool:
+        """Queue ``item``, waiting for room; False once the consumer has stopped."""
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def run(self) -> None:
+        try:
+            for chunk in self.produce():
+                if not self.put(("chunk", chunk)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, raised there)
+            self.put(("error", exc))
+            return
+        self.put(("done", None))
 
 
 def _floats(col: Any) -> np.ndarray:
@@ -734,13 +823,15 @@ class _Accumulator:
         self.picked[lo:hi] = pi[np.arange(logs.n_rounds), logs.action]
         for m, qm in q.items():
             self.dm[m][lo:hi] = np.einsum("ij,ij->i", pi, qm)
-        shared.moments(pi, self.moments)
+        pi_max = None
+        if self.track_max:
+            pi_max = float(pi.max(initial=0.0))
+            self.max_target = max(self.max_target, pi_max)
+        shared.moments(pi, self.moments, pi_max)
         if not self.target.within_eligible:
             mass = np.einsum("ij,ij->i", pi, shared.never())
             self.unsupported_rows += int((mass > 0).sum())
             self.unsupported_mass += float(mass.sum())
-        if self.track_max:
-            self.max_target = max(self.max_target, float(pi.max()))
         if chunk.truth is not None:
             self.truth_sum += float(np.einsum("ij,ij->i", pi, chunk.truth).sum())
 
@@ -793,19 +884,29 @@ class _Accumulator:
 
 class _ChunkShared:
     """Per-chunk matrices every target reuses: ``1 / mu`` where the logger can act (else 0),
-    ``tau mu`` per Switch threshold (``inf`` where it cannot) and the unsupported mask."""
+    ``tau mu`` per Switch threshold (``inf`` where it cannot; only for chunks where a weight
+    can exceed ``tau``) and the unsupported mask."""
 
     def __init__(self, chunk: Chunk, seen: np.ndarray, taus: Sequence[float]) -> None:
         self.pmf = chunk.logs.pmf
         self._chunk, self._seen = chunk, seen
         self.inv_pmf: np.ndarray | None = None
-        self.tau_pmf: dict[float, np.ndarray] = {}
+        self._taus = taus
+        self._tau_pmf: dict[float, np.ndarray] = {}
+        self._max_inv = math.inf
         if self.pmf is None:
             return
-        # 1 / mu on the logger's support, 0 elsewhere (0 / tiny = 0)
-        self.inv_pmf = chunk.eligible_float / np.maximum(self.pmf, np.finfo(float).tiny)
-        for tau in taus:  # w > tau  <=>  pi > tau mu (off the support w is 0 and drops nothing)
-            self.tau_pmf[tau] = self.pmf * tau
+        # 1 / mu on the logger's support, 0 elsewhere
+        self.inv_pmf = np.zeros(self.pmf.shape)
+        np.divide(1.0, self.pmf, out=self.inv_pmf, where=chunk.eligible)
+        if taus:
+            self._max_inv = float(self.inv_pmf.max(initial=0.0))
+
+    def tau_pmf(self, tau: float) -> np.ndarray:
+        """``tau mu`` (``w > tau  <=>  pi > tau mu``), computed once per chunk and ``tau``."""
+        if tau not in self._tau_pmf and self.pmf is not None:
+            self._tau_pmf[tau] = self.pmf * tau
+        return self._tau_pmf[tau]
 
     def never(self) -> np.ndarray:
         """``1.0`` where the logger never takes the action (pmf 0, or unseen without a pmf)."""
@@ -815,9 +916,17 @@ class _ChunkShared:
         out: np.ndarray = (~self._chunk.eligible).astype(float)
         return out
 
-    def moments(self, pi: np.ndarray, sums: dict[tuple[float, float | None], np.ndarray]) -> None:
+    def moments(
+        self,
+        pi: np.ndarray,
+        sums: dict[tuple[float, float | None], np.ndarray],
+        pi_max: float | None = None,
+    ) -> None:
         """Add ``sum_i mu w^2 = sum_i pi^2 / mu`` per action for each weight variant
-        ``(max_weight, tau)`` (:func:`~offline_eval.estimators.base.logger_weight_sums`)."""
+        ``(max_weight, tau)`` (:func:`~offline_eval.estimators.base.logger_weight_sums`).
+
+        ``pi_max`` (the chunk's largest target probability, computed when missing) skips the
+        search for weights above ``tau`` when ``max(pi) max(1 / mu)`` cannot exceed it."""
         if self.pmf is None or self.inv_pmf is None:
             return
         full: np.ndarray | None = None
@@ -826,8 +935,14 @@ class _ChunkShared:
                 if full is None:
                     full = np.einsum("ij,ij,ij->j", pi, pi, self.inv_pmf)
                 total += full
-                above = None if tau is None else pi > self.tau_pmf[tau]
-                if above is not None and above.any():  # drop the (rare) weights above tau
+                if tau is None:
+                    continue
+                if pi_max is None:
+                    pi_max = float(pi.max(initial=0.0))
+                if pi_max * self._max_inv * (1.0 + 1e-9) <= tau:  # no weight above tau
+                    continue
+                above = pi > self.tau_pmf(tau)
+                if above.any():  # drop the (rare) weights above tau
                     rows, cols = np.nonzero(above)
                     dropped = pi[rows, cols] ** 2 * self.inv_pmf[rows, cols]
                     total -= np.bincount(cols, weights=dropped, minlength=total.shape[0])
