@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.decide import recommend
@@ -52,7 +52,7 @@ async def create_recommendation(
     runtime: RuntimeDep,
     _role: CaseRole,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-) -> RecommendationResponse:
+) -> Response:
     """Recommend the next-best intervention (control group: no recommendation).
 
     Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
@@ -61,6 +61,9 @@ async def create_recommendation(
     # The decision blocks (model, store), so it runs in the thread pool; the handler itself is
     # async so that FastAPI checks and serialises the response on the event loop instead of
     # handing off to the thread pool a second time (as it does for a plain ``def`` handler).
-    return await run_in_threadpool(
+    answer = await run_in_threadpool(
         recommend, runtime, body, request_id=idempotency_key or body.request_id
     )
+    # Built and validated by the use case already: serialised once by pydantic-core, not
+    # validated and encoded again by FastAPI (response_model still documents it).
+    return Response(answer.model_dump_json(), media_type="application/json")
