@@ -437,10 +437,33 @@ class VWPolicy(Policy):
             block = prepared.cache["vw_block"] = "\n".join(self._lines.lines(actions))
         return block
 
+    def _action_examples(self, actions: Sequence[Action]) -> list[Any]:
+        """The scorer's parsed action examples, cached per action set and scorer (a reloaded
+        or swapped scorer parses its own)."""
+        scorer = self._scorer
+        prepared = self._cached_set(actions)
+        if prepared is None:
+            return scorer.action_examples(self._lines.lines(actions))
+        hit: tuple[VWLearner, list[Any]] | None = prepared.cache.get("vw_examples")
+        if hit is None or hit[0] is not scorer:
+            hit = prepared.cache["vw_examples"] = (
+                scorer,
+                scorer.action_examples(self._lines.lines(actions)),
+            )
+        return hit[1]
+
+    def _predict_costs(self, shared: str, actions: Sequence[Action]) -> list[float]:
+        """The scorer's costs of ``[shared, *action lines]``: the action lines parsed once
+        (:meth:`~bandit.vw.workspace.VWLearner.predict_parsed`), or the example text (the
+        same text as ``"\n".join(self._example(context, actions))``, the block cached) when
+        the scorer does not reuse parsed examples."""
+        if getattr(self._scorer, "reuse_action_examples", False):
+            return self._scorer.predict_parsed(shared, self._action_examples(actions))
+        return self._scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+
     def _expected_rewards(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
-        # The same text as "\n".join(self._example(context, actions)), the block cached.
         shared = self._shared.line(context)
-        costs = self._scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+        costs = self._predict_costs(shared, actions)
         self._raw_scores = (costs, shared)
         scores = 0.0 - np.asarray(costs, dtype=float)  # = rewards_from_costs, elementwise
         if not self.learns_hazard:
@@ -457,7 +480,7 @@ class VWPolicy(Policy):
         if self.learns_hazard or self._explorer is not None or k > SMALL_K:
             return super()._choice_scores(context, actions)
         shared = self._shared.line(context)
-        costs = self._scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+        costs = self._predict_costs(shared, actions)
         self._raw_scores = (costs, shared)
         if not all_finite(costs):
             scores = self._link(0.0 - np.asarray(costs, dtype=float))

@@ -4,6 +4,20 @@ A :class:`VWLearner` owns one workspace and always finishes it: explicitly with
 :meth:`VWLearner.close` or ``with``, and otherwise when it is garbage-collected (a
 ``weakref.finalize`` hook). Models move as bytes through a private temporary file, because the
 VW 9 Python API saves and loads models by path only.
+
+Predictions can reuse parsed action examples (:meth:`VWLearner.action_examples`,
+:meth:`VWLearner.predict_parsed`): only the ``shared`` line is parsed per call. This is safe for
+prediction because VW's ``shared_feature_merger`` appends the shared features to each action
+example and truncates them again (a scope guard, also on errors), ``cb_adf`` moves each CB label
+out and back and restores ``ft_offset``, and the prediction lands on the shared example; the
+cached examples are never given to ``finish_example`` (which would return them to VW's pool),
+they are owned by Python (``pylibvw.example``), and the learner drops its own when it is
+closed, before the workspace is finished. Skipping the
+finish leaves VW's progress counters (``t``, unlabelled examples, example number) out of the
+predictions; they only print progress and, for the non-adaptive update rule that this project
+never uses, scale the learning rate (``t`` minus unlabelled examples, which predictions leave
+unchanged either way). Predictions are bit-identical to the text path
+(``tests/bandit/test_vw_parsed_examples.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +31,14 @@ from typing import Any, Self
 
 from bandit.errors import ModelFormatError
 
+_MAX_PARSED = 1024
+"""Parsed action examples kept per learner: one VW example takes about 32 KB (256 feature
+groups), so at most about 32 MB; the shipped catalog has 330 offers (the text path's example
+pool holds as many examples)."""
 
-def _finish(workspace: object) -> None:
+
+def _finish(workspace: object, parsed: dict[str, Any]) -> None:
+    parsed.clear()  # drop the parsed examples before their workspace
     finish = getattr(workspace, "finish", None)
     if finish is not None:
         finish()
@@ -49,13 +69,18 @@ class VWLearner:
         from vowpalwabbit import Workspace
 
         self._lib: Any = pylibvw.vw
+        self._example: Any = pylibvw.example
+        self._label_type: int = pylibvw.vw.lDefault
+        self._parsed: dict[str, Any] = {}
+        self.reuse_action_examples = True
+        """When False, callers should predict through the text path (a reference switch)."""
 
         self.args = tuple(args)
         if model is None:
             self._ws = Workspace(arg_list=list(self.args))
         else:
             self._ws = _load(Workspace, self.args, model)
-        self._finalizer = weakref.finalize(self, _finish, self._ws)
+        self._finalizer = weakref.finalize(self, _finish, self._ws, self._parsed)
 
     def predict(self, example: list[str]) -> list[float]:
         """VW's prediction for one multi-line example (scores or probabilities, action order).
@@ -75,6 +100,47 @@ class VWLearner:
             return list(examples[0].get_action_scores())
         finally:
             self._lib._finish_example_multi_ex(ws, examples)  # noqa: SLF001
+
+    def action_examples(self, lines: Sequence[str]) -> list[Any]:
+        """The parsed (unlabelled) examples of ``lines`` for :meth:`predict_parsed`.
+
+        Each line is parsed once per workspace and reused; a line repeated in ``lines`` gets
+        its own example for each repeat (VW merges the shared features into every example of
+        the list in place, so one example must not appear twice). The examples belong to this
+        learner: give them to no other one, and never to a learn call.
+        """
+        parsed = self._parsed
+        out: list[Any] = []
+        seen: set[str] = set()
+        for line in lines:
+            if line in seen:
+                out.append(self._parse_one(line))
+                continue
+            seen.add(line)
+            example = parsed.get(line)
+            if example is None:
+                if len(parsed) >= _MAX_PARSED:
+                    parsed.clear()  # lists already handed out keep their examples alive
+                example = parsed[line] = self._parse_one(line)
+            out.append(example)
+        return out
+
+    def _parse_one(self, line: str) -> Any:  # noqa: ANN401 (a pylibvw.example)
+        if "\n" in line:
+            msg = "An action example is one line"
+            raise ValueError(msg)
+        return self._example(self._ws, self._label_type, line)
+
+    def predict_parsed(self, shared: str, actions: list[Any]) -> list[float]:
+        """:meth:`predict` of ``[shared, *action lines]`` with the actions already parsed by
+        :meth:`action_examples`: only the ``shared`` line is parsed. Bit-identical to
+        :meth:`predict_text` on the same lines (the module docstring says why it is safe)."""
+        if "\n" in shared:
+            msg = "The shared example is one line"
+            raise ValueError(msg)
+        head = self._example(self._ws, self._label_type, shared)
+        self._lib.predict_multi(self._ws, [head, *actions])
+        return list(head.get_action_scores())
 
     def learn(self, example: list[str]) -> None:
         """Learn from one labelled multi-line example (same fast path as :meth:`predict`)."""
@@ -101,7 +167,7 @@ class VWLearner:
             return path.read_bytes()
 
     def close(self) -> None:
-        """Finish the workspace (idempotent)."""
+        """Finish the workspace (idempotent); parsed action examples are dropped first."""
         self._finalizer()
 
     @property
