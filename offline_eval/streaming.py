@@ -64,8 +64,9 @@ from offline_eval.targets import ALWAYS_PREFIX
 CHUNK_ROWS = 8192
 """Rows per chunk: a chunk's ``(rows, K)`` float64 matrices are ~20 MB each at K = 330 (the
 per-chunk Python overhead is then negligible; smaller chunks were not faster)."""
-READ_ROWS = 32_768
-"""Rows per Arrow batch read from the file (chunks are slices of it)."""
+READ_ROWS = 65_536
+"""Rows per Arrow batch read from the file (chunks are slices of it): the simulator's row
+group, which decodes in 40 % less CPU than two half batches (measured on the K = 330 log)."""
 
 
 # ---------------------------------------------------------------------------- reading
@@ -220,6 +221,8 @@ class LogFile:
         thread one chunk ahead (pyarrow and numpy release the GIL), so the second core decodes
         while this one computes; at most :data:`PREFETCH` chunks wait between the two.
         """
+        if PREFETCH < 1:
+            return self._read_chunks(start, stop, pmf, raw, truth, rows)
         return _prefetched(lambda: self._read_chunks(start, stop, pmf, raw, truth, rows))
 
     def _read_chunks(  # noqa: PLR0913 (chunks' arguments)
@@ -251,21 +254,19 @@ class LogFile:
                 if hi <= lo:
                     continue
                 small = self._small_columns(batch.slice(lo, hi - lo))
-                matrix = self._pmf_columns(batch.slice(lo, hi - lo)) if pmf else None
                 for a in range(lo, hi, rows):
                     b = min(a + rows, hi)
                     part = batch.slice(a, b - a)
                     chunk = Chunk(
                         start=base + a,
                         logs=self._logs(
-                            None if matrix is None else _row_major(matrix[a - lo : b - lo]),
-                            {k: v[a - lo : b - lo] for k, v in small.items()},
+                            part, pmf, {k: v[a - lo : b - lo] for k, v in small.items()}
                         ),
                         batch=part if raw else None,
                         raw_columns=self.raw_columns,
                         truth=None if reader is None else reader.read(base + a, base + b),
                     )
-                    if matrix is not None:  # computed here, on the reader thread
+                    if pmf and self.pmf_columns:  # computed here, on the reader thread
                         _ = chunk.eligible, chunk.eligible_float
                     yield chunk
         finally:
@@ -302,24 +303,18 @@ class LogFile:
             out["position"] = batch.column("position").to_numpy(zero_copy_only=False)
         return out
 
-    def _pmf_columns(self, batch: Any) -> np.ndarray | None:
-        """The logger pmf of a record batch, ``(n, K)`` in column-major order (one copy of
-        each column: Arrow's row-major ``to_tensor`` transposes element by element and cost as
-        much as decoding the columns)."""
+    def _logs(self, batch: Any, pmf: bool, small: Mapping[str, np.ndarray]) -> LoggedBandit:
         import pyarrow as pa
 
-        if not self.pmf_columns:
-            return None
-        block = batch.select(list(self.pmf_columns))
-        if all(pa.types.is_float64(t) for t in block.schema.types):
-            matrix: np.ndarray = np.asarray(block.to_tensor(null_to_nan=True, row_major=False))
-            return matrix
-        matrix = np.empty((batch.num_rows, len(self.pmf_columns)), order="F")
-        for i, c in enumerate(self.pmf_columns):
-            matrix[:, i] = _floats(batch.column(c))
-        return matrix
-
-    def _logs(self, matrix: np.ndarray | None, small: Mapping[str, np.ndarray]) -> LoggedBandit:
+        matrix = None
+        if pmf and self.pmf_columns:
+            block = batch.select(list(self.pmf_columns))
+            if all(pa.types.is_float64(t) for t in block.schema.types):  # one C++ copy
+                matrix = np.asarray(block.to_tensor(null_to_nan=True, row_major=True))
+            else:
+                matrix = np.empty((batch.num_rows, len(self.pmf_columns)))
+                for i, c in enumerate(self.pmf_columns):
+                    matrix[:, i] = _floats(batch.column(c))
         return LoggedBandit(
             context=small["context"],
             action=small["action"],
@@ -331,18 +326,6 @@ class LogFile:
             context_columns=self.context_columns,
             action_features=self.action_features,
         )
-
-
-_TRANSPOSE_ROWS = 512
-"""Rows per block of the column- to row-major copy (a block of both stays in the L2 cache)."""
-
-
-def _row_major(matrix: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of a column-major matrix, copied in row blocks (cache friendly)."""
-    out = np.empty(matrix.shape)
-    for a in range(0, matrix.shape[0], _TRANSPOSE_ROWS):
-        out[a : a + _TRANSPOSE_ROWS] = matrix[a : a + _TRANSPOSE_ROWS]
-    return out
 
 
 PREFETCH = 2
@@ -896,9 +879,8 @@ class _ChunkShared:
         self._max_inv = math.inf
         if self.pmf is None:
             return
-        # 1 / mu on the logger's support, 0 elsewhere
-        self.inv_pmf = np.zeros(self.pmf.shape)
-        np.divide(1.0, self.pmf, out=self.inv_pmf, where=chunk.eligible)
+        # 1 / mu on the logger's support, 0 elsewhere (0 / tiny = 0; faster than a masked divide)
+        self.inv_pmf = chunk.eligible_float / np.maximum(self.pmf, np.finfo(float).tiny)
         if taus:
             self._max_inv = float(self.inv_pmf.max(initial=0.0))
 
