@@ -42,7 +42,7 @@ from bandit.jsonsafe import dumps
 SEEDS = (1, 2, 3, 4, 5)
 WEEKS = 104
 RESERVES: tuple[float, ...] = (0.0, 0.25)
-"""0 = no guardrail; 0.25 = the shipped default (``NBI_EQUITY_RESERVE_SHARE``)."""
+"""0 = no guardrail (the shipped default); 0.25 = the reserve evaluated (``NBI_EQUITY_RESERVE_SHARE``)."""
 SCARCE = ("private_wage_subsidy", "private_internship")
 DIMENSIONS = ("need_quartile", "gender", "origin")
 SCENARIOS: dict[str, tuple[float, int]] = {
