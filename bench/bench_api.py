@@ -93,7 +93,11 @@ class Server:
         self.proc = subprocess.Popen(
             argv, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
         )
-        wait_http(f"http://127.0.0.1:{port}{health}")
+        try:
+            wait_http(f"http://127.0.0.1:{port}{health}")
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -258,7 +262,7 @@ def record_bytes(store: str, url: str, *, reference: bool) -> float:
         client = redis.Redis.from_url(url)
         try:
             if reference:
-                entries = client.xrevrange("ref:records", count=200)
+                entries: Any = client.xrevrange("ref:records", count=200)
                 sizes = [len(fields[b"record"]) for _, fields in entries]
             else:
                 keys = list(client.scan_iter(match="bench:rec:*", count=1000))[:200]
@@ -278,7 +282,9 @@ def record_bytes(store: str, url: str, *, reference: bool) -> float:
     return round(sum(sizes) / max(1, len(sizes)), 1)
 
 
-def _bench_store(wrk: str, store: str, tmp: Path, bodies: dict[int, Path], seconds: int) -> dict:
+def _bench_store(
+    wrk: str, store: str, tmp: Path, bodies: dict[int, Path], seconds: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     redis_server = None
     if store == "redis":
@@ -289,9 +295,10 @@ def _bench_store(wrk: str, store: str, tmp: Path, bodies: dict[int, Path], secon
     else:
         api_url, ref_url = str(tmp / "nbi.sqlite3"), str(tmp / "ref.sqlite3")
         store_pid = None
-    api = start_api(store, api_url)
-    ref = start_reference(store, ref_url)
+    api = ref = None
     try:
+        api = start_api(store, api_url)
+        ref = start_reference(store, ref_url)
         for n_actions, body_file in bodies.items():
             run_wrk(wrk, api.port, body_file, 1, 4)  # warm-up (imports, caches, pools)
             run_wrk(wrk, ref.port, body_file, 1, 4)
@@ -319,8 +326,9 @@ def _bench_store(wrk: str, store: str, tmp: Path, bodies: dict[int, Path], secon
             "reference": record_bytes(store, ref_url, reference=True),
         }
     finally:
-        api.stop()
-        ref.stop()
+        for server in (api, ref):
+            if server is not None:
+                server.stop()
         if redis_server is not None:
             redis_server.stop()
     return out
