@@ -55,9 +55,6 @@ def actor_of(
     return found[1], found[0]
 
 
-_actor = actor_of
-
-
 _API_KEY = Annotated[
     str | None,
     typer.Option(
@@ -134,7 +131,7 @@ def _register_erase(app: typer.Typer) -> None:
         from service.store.factory import make_store
 
         settings = load_settings()
-        actor, role = _actor(settings, api_key)
+        actor, role = actor_of(settings, api_key)
         if api_key is not None and role != "admin":
             raise _fail("erasure needs an admin key (or none: the machine's operator)")
         with _bad_input():
@@ -195,7 +192,7 @@ def _register_export(app: typer.Typer) -> None:
         from service.store.factory import make_store
 
         settings = load_settings()
-        actor, role = _actor(settings, api_key)
+        actor, role = actor_of(settings, api_key)
         if protected and role != "researcher":
             raise _fail("--protected needs a researcher API key (--api-key / NBI_API_KEY)")
         with _bad_input():

@@ -354,13 +354,18 @@ class Learner:
         while not stop.is_set():
             try:
                 return self.load()
-            except Exception as exc:
-                if not is_store_outage(exc):
-                    raise
-                logger.warning("store unreachable (%s); retrying in %.1f s", exc, pause)
-                stop.wait(pause)
-                pause = min(pause * 2, self.config.outage_backoff_max_seconds)
+            except Exception as exc:  # noqa: BLE001 (re-raised unless an outage)
+                pause = self._wait_out_outage(exc, pause, stop)
         return None
+
+    def _wait_out_outage(self, exc: Exception, pause: float, stop: threading.Event) -> float:
+        """Re-raise ``exc`` unless it says the store is unreachable; otherwise log it, wait
+        ``pause`` seconds (or until ``stop``) and return the next pause (doubled, capped)."""
+        if not is_store_outage(exc):
+            raise exc
+        logger.warning("store unreachable (%s); retrying in %.1f s", exc, pause)
+        stop.wait(pause)
+        return min(pause * 2, self.config.outage_backoff_max_seconds)
 
     def run(self, stop: threading.Event, *, max_idle_steps: int | None = None) -> LearnerStats:
         """Loop until ``stop`` is set (or ``max_idle_steps`` empty reads); commit on exit."""
@@ -370,19 +375,15 @@ class Learner:
             standby = self.stats.standby_steps
             try:
                 handled = self.step()
-            except Exception as exc:
-                if not is_store_outage(exc):
-                    raise
+            except Exception as exc:  # noqa: BLE001 (re-raised unless an outage)
                 # The store is unreachable: nothing was acknowledged, the messages stay
                 # pending. Wait (doubling, capped) and go on; the lease decides who resumes.
-                logger.warning("store unreachable (%s); retrying in %.1f s", exc, pause)
+                pause = self._wait_out_outage(exc, pause, stop)
                 if self.metrics is not None:
                     self.metrics.learner_failures.inc()
                 # a batch may have been cut short: its rest is pending at this consumer; read
                 # it again first (learned ones are recognised) instead of waiting for the claim
                 self.store.reread_own_learning(self.config.consumer)
-                stop.wait(pause)
-                pause = min(pause * 2, self.config.outage_backoff_max_seconds)
                 continue
             pause = self.config.outage_backoff_seconds
             if self.stats.standby_steps != standby:
