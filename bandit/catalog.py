@@ -200,6 +200,7 @@ class Catalog(Sequence[Intervention]):
                 raise CatalogError(msg)
             self._index[item.id] = i
         self._actions = tuple(item.as_action() for item in self._items)
+        self._ids = tuple(item.id for item in self._items)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -234,7 +235,7 @@ class Catalog(Sequence[Intervention]):
     @property
     def ids(self) -> tuple[str, ...]:
         """All ids in catalog order."""
-        return tuple(item.id for item in self._items)
+        return self._ids
 
     def families(self) -> tuple[Family, ...]:
         """Families present in the catalog, in enum order."""

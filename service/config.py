@@ -298,7 +298,7 @@ class Settings(BaseSettings):
         description="Time from the last header to the last body byte; slower: 408, closed",
     )
     max_concurrent_requests: int = Field(
-        default=4,
+        default=2,
         ge=1,
         le=64,
         description="API requests processed at once per worker process (admission control); "
