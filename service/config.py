@@ -312,7 +312,7 @@ class Settings(BaseSettings):
         "503 with Retry-After at once",
     )
     queue_timeout_seconds: float = Field(
-        default=0.05,
+        default=0.03,
         gt=0,
         le=30,
         description="Longest wait for admission (the request deadline before processing "
