@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice
 from typing import Any, ClassVar, Self
 
@@ -44,6 +44,9 @@ EXPLORATIONS = ("epsilon", "thompson")
 _MAX_CACHE = 20_000
 _MAX_MEMBERS = 100
 _MAX_CROSS_NAMES = 512
+_MAX_NAME_SETS = 256
+_MAX_COLUMNS = 1 << 21
+_MAX_MATRIX_CELLS = 1 << 21
 
 
 def _greedy_share(scores: np.ndarray) -> np.ndarray:
@@ -104,8 +107,9 @@ class RiverPolicy(Policy):
         self.learning_rate = learning_rate
         self.l2 = l2
         self._validate()
-        self._models = [self._new_model() for _ in range(self._n_models)]
         self._action_items: dict[str, tuple[Action, list[tuple[str, float]]]] = {}
+        self._columns = _Columns()
+        self._set_models([self._new_model() for _ in range(self._n_models)])
 
     # ------------------------------------------------------------------ configuration
 
@@ -173,9 +177,7 @@ class RiverPolicy(Policy):
             return self._rows_plain(context, actions)
         ctx = encode_features(context)
         base = {f"c:{k}": v for k, v in ctx}
-        layout = prepared.cache.get("river")
-        if layout is None:
-            layout = prepared.cache["river"] = _ActionLayout([self._items(a) for a in actions])
+        layout = self._layout(actions)
         # Keys and values item by item: ("a:item", "ctx1&item", "ctx2&item", ...), the order
         # _rows_plain inserts them in, so every row is the same dict (same order, same floats).
         columns = [layout.a_keys, *(layout.cross(name) for name, _ in ctx)]
@@ -191,6 +193,17 @@ class RiverPolicy(Policy):
             rows.append(row)
         return rows
 
+    def _layout(self, actions: Sequence[Action]) -> _ActionLayout:
+        """The flat item layout of ``actions``: cached on the action set being chosen from,
+        built afresh for any other action list."""
+        prepared = self._cached_set(actions)
+        if prepared is None:
+            return _ActionLayout([self._items(a) for a in actions])
+        layout: _ActionLayout | None = prepared.cache.get("river")
+        if layout is None:
+            layout = prepared.cache["river"] = _ActionLayout([self._items(a) for a in actions])
+        return layout
+
     def _rows_plain(self, context: Features, actions: Sequence[Action]) -> list[dict[str, float]]:
         ctx = encode_features(context)
         base = {f"c:{k}": v for k, v in ctx}
@@ -205,11 +218,78 @@ class RiverPolicy(Policy):
             rows.append(row)
         return rows
 
-    def _member_scores(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+    # ------------------------------------------------------------------ scoring
+
+    def _set_models(self, models: list[Any]) -> None:
+        """Install the models and mirror their weights (:class:`_Columns`)."""
+        self._models = models
+        self._columns.load(models)
+
+    def _predictions(self, context: Features, actions: Sequence[Action]) -> tuple[list[Any], Any]:
+        """Every model's ``predict_proba_one(row)[True]`` for every action's row, bit-identical,
+        and what :meth:`_learn` needs to rebuild the chosen row (``_raw_scores[1]``).
+
+        The fast path computes river's arithmetic on the mirrored weights: the same products
+        (``x * w``), added one by one in the row's insertion order (``np.add.accumulate`` is
+        sequential, like river's dot, which walks the feature dict), plus the intercept, through
+        river's sigmoid. A key the model has never learned weighs 0 there (river skips it;
+        adding a zero product leaves a sum unchanged, up to the sign of a zero sum, which the
+        sigmoid ignores). Feature names that could make two row keys collide fall back to
+        building the dicts and calling river."""
+        fast = self._fast_scores(context, actions)
+        if fast is not None:
+            return fast
         rows = self._rows(context, actions)
-        scores = np.array(
-            [[m.predict_proba_one(x)[True] for x in rows] for m in self._models], dtype=float
-        )
+        return [[m.predict_proba_one(x)[True] for x in rows] for m in self._models], rows
+
+    def _fast_scores(
+        self, context: Features, actions: Sequence[Action]
+    ) -> tuple[list[Any], _FastRows] | None:
+        ctx = encode_features(context)
+        names, ctx_values = tuple(zip(*ctx, strict=True)) if ctx else ((), ())
+        layout = self._layout(actions)
+        columns = self._columns
+        columns.bound()  # before any column is handed out for this call
+        known = columns.context(names) if layout.safe and columns.usable else None
+        if known is None:
+            return None
+        c_keys, c_cols = known
+        idx = layout.matrix(names, columns)
+        weights = columns.weights()
+        factors = np.array((1.0, *ctx_values))
+        values = layout.a_values[:, None] * factors  # the rows' item values, item by item
+        n_models = len(self._models)
+        # Each action's item products in row order, one grid row per action (zero-padded
+        # at the end when the actions have different numbers of items).
+        products = values * weights[:, idx]
+        if layout.equal_sizes:
+            grid = products.reshape(n_models, len(layout.sizes), -1)
+        else:
+            grid = np.zeros((n_models, layout.padded_size(len(factors))))
+            grid[:, layout.positions(len(factors))] = products.reshape(n_models, -1)
+            grid = grid.reshape(n_models, len(layout.sizes), -1)
+        if names:  # every row starts with the context keys: their sum, then the items
+            c_sum = np.add.accumulate(factors[1:] * weights[:, c_cols], axis=1)[:, -1:]
+            grid[:, :, 0] += c_sum
+        dots = np.add.accumulate(grid, axis=2)[:, :, -1].tolist()
+        # river.utils.math.sigmoid inlined (river's own code for the log loss's mean_func on
+        # a float, ints at the clamps included); tests compare with predict_proba_one.
+        preds = []
+        for model, row in zip(self._models, dots, strict=True):
+            b = model.intercept
+            preds.append(
+                [
+                    0 if (z := d + b) < -30 else 1 if z > 30 else 1 / (1 + math.exp(-z))  # noqa: PLR2004
+                    for d in row
+                ]
+            )
+        rows = _FastRows(layout, names, c_keys, factors, values, c_cols, idx)
+        rows.generation = columns.generation
+        return preds, rows
+
+    def _member_scores(self, context: Features, actions: Sequence[Action]) -> np.ndarray:
+        preds, rows = self._predictions(context, actions)
+        scores = np.array(preds, dtype=float)
         self._raw_scores = (scores, rows)
         return scores
 
@@ -239,8 +319,7 @@ class RiverPolicy(Policy):
         k = len(actions)
         if not 2 <= k <= SMALL_K:  # noqa: PLR2004
             return super()._choice_scores(context, actions)
-        rows = self._rows(context, actions)
-        preds = [[m.predict_proba_one(x)[True] for x in rows] for m in self._models]
+        preds, rows = self._predictions(context, actions)
         self._raw_scores = (preds, rows)
         if not all(all_finite(p) for p in preds):
             scores = np.array(preds, dtype=float)
@@ -283,13 +362,20 @@ class RiverPolicy(Policy):
         reward: float,
     ) -> None:
         memo = self._choice_memo
+        cols: np.ndarray | None = None
         if (
             memo is not None
             and memo[0].context is context
             and memo[0].actions is actions
             and memo[2] is not None
         ):
-            x = memo[2][1][index]  # the row the choice was scored on (rows are model-free)
+            rows = memo[2][1]  # what the choice was scored on (model-free)
+            if isinstance(rows, _FastRows):
+                x, row_cols = rows.row(index)
+                if rows.generation == self._columns.generation:  # else the index started over
+                    cols = row_cols
+            else:
+                x = rows[index]
         else:
             x = self._rows(context, [actions[index]])[0]
         r = min(max(reward, 0.0), 1.0)
@@ -297,11 +383,15 @@ class RiverPolicy(Policy):
         if self.exploration == "thompson":
             draw = np.random.default_rng([self.seed % 2**63, self.n_updates])
             weights = draw.poisson(1.0, size=len(self._models)).tolist()
-        for model, w in zip(self._models, weights, strict=True):
+        learned = []
+        for m, (model, w) in enumerate(zip(self._models, weights, strict=True)):
             if w > 0 and r > 0.0:
                 model.learn_one(x, True, w=float(w) * r)
             if w > 0 and r < 1.0:
                 model.learn_one(x, False, w=float(w) * (1.0 - r))
+            if w > 0:
+                learned.append(m)
+        self._columns.sync(self._models, learned, x, cols)
 
     # ------------------------------------------------------------------ persistence
 
@@ -325,7 +415,7 @@ class RiverPolicy(Policy):
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError):
             msg = "River policy payload is not a valid model state for these parameters"
             raise ModelFormatError(msg) from None
-        self._models = models
+        self._set_models(models)
 
     def _restore(self, item: Any) -> Any:
         model = self._new_model()
@@ -359,14 +449,80 @@ class _ActionLayout:
     """An action set's items laid out flat (action by action, item by item), with the
     ``ctx&item`` key strings built once per context feature name."""
 
-    __slots__ = ("_cross", "a_keys", "a_values", "names", "sizes")
+    __slots__ = (
+        "_cols",
+        "_cross",
+        "_generation",
+        "_matrices",
+        "_positions",
+        "a_keys",
+        "a_values",
+        "names",
+        "safe",
+        "equal_sizes",
+        "sizes",
+        "starts",
+    )
 
     def __init__(self, items: list[list[tuple[str, float]]]) -> None:
         self.sizes = [len(i) for i in items]
+        self.equal_sizes = len(set(self.sizes)) == 1
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist()
         self.names = [name for action in items for name, _ in action]
         self.a_keys = tuple(f"a:{name}" for name in self.names)
         self.a_values = np.asarray([value for action in items for _, value in action], float)
         self._cross: dict[str, tuple[str, ...]] = {}
+        # Distinct row keys for any context whose names pass _names_ok.
+        self.safe = all(
+            len({n for n, _ in action}) == len(action) and not any("&" in n for n, _ in action)
+            for action in items
+        )
+        self._generation = -1
+        self._cols: dict[str, np.ndarray] = {}
+        self._matrices: dict[tuple[str, ...], np.ndarray] = {}
+        self._positions: dict[int, np.ndarray] = {}
+
+    def matrix(self, names: tuple[str, ...], columns: _Columns) -> np.ndarray:
+        """Weight columns of every item's ``a:item`` key and its ``name&item`` keys, shape
+        ``(items, 1 + len(names))``: flattened, the rows' item keys in insertion order."""
+        if self._generation != columns.generation:
+            self._generation = columns.generation
+            self._cols.clear()
+            self._matrices.clear()
+        idx = self._matrices.get(names)
+        if idx is None:
+            cells = len(self.names) * (1 + len(names))
+            if len(self._matrices) >= max(2, min(_MAX_NAME_SETS, _MAX_MATRIX_CELLS // cells)):
+                self._matrices.clear()
+            if len(self._cols) >= _MAX_CROSS_NAMES:
+                self._cols.clear()
+            parts = [self._columns("", columns), *(self._columns(n, columns) for n in names)]
+            idx = self._matrices[names] = np.stack(parts, axis=1)
+        return idx
+
+    def _columns(self, context_name: str, columns: _Columns) -> np.ndarray:
+        cols = self._cols.get(context_name)
+        if cols is None:
+            keys = self.cross(context_name) if context_name else self.a_keys
+            cols = self._cols[context_name] = columns.columns(keys)
+        return cols
+
+    def padded_size(self, width: int) -> int:
+        """Length of the flat ``(actions, 1 + max_items * width)`` grid of row products."""
+        return len(self.sizes) * (1 + max(self.sizes) * width)
+
+    def positions(self, width: int) -> np.ndarray:
+        """Where each flattened ``(items, width)`` product lands in the padded grid: action
+        ``j``'s products fill its grid row from column 1 in row order (column 0 holds the
+        context part; the rest stays 0.0)."""
+        pos = self._positions.get(width)
+        if pos is None:
+            stride = 1 + max(self.sizes) * width
+            action = np.repeat(np.arange(len(self.sizes)), self.sizes)
+            within = np.arange(len(self.names)) - np.repeat(self.starts, self.sizes)
+            base = action * stride + 1 + within * width
+            pos = self._positions[width] = (base[:, None] + np.arange(width)).ravel()
+        return pos
 
     def cross(self, context_name: str) -> tuple[str, ...]:
         keys = self._cross.get(context_name)
@@ -375,6 +531,148 @@ class _ActionLayout:
                 self._cross.clear()
             keys = self._cross[context_name] = tuple(f"{context_name}&{n}" for n in self.names)
         return keys
+
+
+def _names_ok(names: tuple[str, ...]) -> bool:
+    """Whether context feature names give distinct row keys: no two alike and no ``&`` (then
+    ``c:name``, ``a:item`` and ``name&item`` can never collide)."""
+    return len(set(names)) == len(names) and not any("&" in n for n in names)
+
+
+class _Columns:
+    """A dense copy of every model's weights, one column per feature key, for scoring.
+
+    ``weights()[m, column(key)]`` is ``models[m]``'s weight of ``key`` (0.0 when it has none).
+    It is filled from the models when they are installed (:meth:`load`) and re-read from river
+    for the keys of every row a model learns (:meth:`sync`); river updates no other weight (its
+    update, the L2 term included, runs on the learned row's keys only), so the copy stays
+    exact. Keys get columns as they are scored; past ``_MAX_COLUMNS`` the index starts over
+    (and gives up, scoring through river, if the learned keys alone fill it).
+    """
+
+    __slots__ = ("_ctx", "_index", "_weights", "generation", "usable")
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._ctx: dict[tuple[str, ...], tuple[tuple[str, ...], np.ndarray] | None] = {}
+        self._weights = np.zeros((0, 0))
+        self.generation = 0
+        self.usable = True
+
+    def load(self, models: list[Any]) -> None:
+        self._weights = np.zeros((len(models), max(64, len(self._index))))
+        for m, model in enumerate(models):
+            items = model._weights.to_dict()  # noqa: SLF001 (the weights themselves)
+            cols = self.columns(items)
+            self.weights()[m, cols] = np.fromiter(items.values(), float, len(items))
+
+    def column(self, key: str) -> int:
+        index = self._index
+        col = index.get(key)
+        if col is None:
+            col = index[key] = len(index)
+        return col
+
+    def columns(self, keys: Iterable[str]) -> np.ndarray:
+        column = self.column
+        return np.fromiter((column(k) for k in keys), np.intp)
+
+    def context(self, names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """The ``c:name`` keys of context feature ``names`` and their columns; ``None`` when
+        the names could make row keys collide (:func:`_names_ok`)."""
+        if names in self._ctx:
+            return self._ctx[names]
+        if len(self._ctx) >= _MAX_NAME_SETS:
+            self._ctx.clear()
+        keys = tuple(f"c:{n}" for n in names)
+        hit = self._ctx[names] = (keys, self.columns(keys)) if _names_ok(names) else None
+        return hit
+
+    def bound(self) -> None:
+        """Start the index over when it has grown past ``_MAX_COLUMNS`` (columns handed out
+        before this call are then void)."""
+        if len(self._index) > _MAX_COLUMNS:
+            self._restart()
+
+    def weights(self) -> np.ndarray:
+        """The weight matrix, widened (zeros) to cover every column handed out so far."""
+        n = len(self._index)
+        w = self._weights
+        if w.shape[1] < n:
+            wider = np.zeros((w.shape[0], max(n, 2 * w.shape[1])))
+            wider[:, : w.shape[1]] = w
+            self._weights = w = wider
+        return w
+
+    def _restart(self) -> None:
+        learned = np.flatnonzero((self._weights != 0.0).any(axis=0))
+        keys = list(self._index)
+        self._index = {}
+        self._ctx.clear()
+        self.generation += 1
+        kept = [keys[c] for c in learned if c < len(keys)]
+        old = self._weights[:, learned]
+        cols = self.columns(kept)
+        self._weights = np.zeros((old.shape[0], max(64, 2 * len(kept))))
+        self._weights[:, cols] = old
+        if len(kept) > _MAX_COLUMNS // 2:
+            self.usable = False
+
+    def sync(
+        self,
+        models: list[Any],
+        learned: list[int],
+        x: dict[str, float],
+        cols: np.ndarray | None = None,
+    ) -> None:
+        """Re-read the weights of ``x``'s keys (their columns ``cols`` when known, in ``x``'s
+        order) from the models that just learned ``x``."""
+        if not learned or not self.usable:
+            return
+        keys = list(x)
+        if cols is None:
+            cols = self.columns(keys)
+        w = self.weights()
+        for m in learned:
+            w[m, cols] = models[m]._weights.to_numpy(keys)  # noqa: SLF001
+
+
+class _FastRows:
+    """What a fast-path choice was scored on; rebuilds any action's row dict on demand."""
+
+    __slots__ = ("c_cols", "c_keys", "factors", "generation", "idx", "layout", "names", "values")
+
+    def __init__(
+        self,
+        layout: _ActionLayout,
+        names: tuple[str, ...],
+        c_keys: tuple[str, ...],
+        factors: np.ndarray,
+        values: np.ndarray,
+        c_cols: np.ndarray,
+        idx: np.ndarray,
+    ) -> None:
+        self.layout = layout
+        self.generation = 0
+        self.names = names
+        self.c_keys = c_keys
+        self.factors = factors
+        self.values = values
+        self.c_cols = c_cols
+        self.idx = idx
+
+    def row(self, index: int) -> tuple[dict[str, float], np.ndarray]:
+        """The row :meth:`RiverPolicy._rows_plain` builds for action ``index`` (same keys,
+        same order, same floats) and the weight columns of its keys, in that order."""
+        layout = self.layout
+        start = layout.starts[index]
+        stop = start + layout.sizes[index]
+        row = dict(zip(self.c_keys, self.factors[1:].tolist(), strict=True))
+        cross = layout.cross
+        columns = [layout.a_keys[start:stop], *(cross(n)[start:stop] for n in self.names)]
+        keys = chain.from_iterable(zip(*columns, strict=True))
+        row.update(zip(keys, self.values[start:stop].ravel().tolist(), strict=True))
+        return row, np.concatenate([self.c_cols, self.idx[start:stop].ravel()])
 
 
 def _finite(x: object) -> bool:
