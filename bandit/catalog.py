@@ -216,6 +216,10 @@ class Catalog(Sequence[Intervention]):
             return item in self._index
         return item in self._items
 
+    def has(self, action_id: str) -> bool:
+        """True when ``action_id`` is in the catalog (a dict lookup)."""
+        return action_id in self._index
+
     def index_of(self, action_id: str) -> int:
         """Position of ``action_id``; raise :class:`UnknownActionError` if absent."""
         try:

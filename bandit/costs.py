@@ -154,7 +154,7 @@ def option_costs(
         return [None] * len(actions)
     out: list[CostBenefit | None] = []
     for action, est in zip(actions, estimates, strict=True):
-        if action.id not in catalog:
+        if not catalog.has(action.id):
             out.append(None)
             continue
         out.append(
