@@ -27,25 +27,31 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from hashlib import blake2b
+from itertools import accumulate
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from bandit.errors import InvalidInputError, ModelFormatError
-from bandit.policies.base import Policy
+from bandit.policies.base import ActionSet, Policy
 from bandit.policies.smallk import (
     SMALL_K,
     all_finite,
     epsilon_greedy_pmf_list,
+    np_sum,
     squarecb_pmf_list,
 )
-from bandit.types import Action, Features
+from bandit.types import Action, Decision, Features
 from bandit.vw.examples import (
     ID_NAMESPACE,
     ActionLineCache,
     SharedLineCache,
     build_example,
+    format_shared,
     labelled,
 )
 from bandit.vw.workspace import VWLearner
@@ -61,6 +67,11 @@ _HAZARD_CLIP = (0.0, 0.95)
 _OWN_PMF = frozenset({"squarecb", "epsilon"})
 _LEN = struct.Struct(">Q")
 _MAX_BITS = 30
+_U64 = float(2**64)
+_NUMPY_LINK_K = 24
+"""From this many actions :meth:`VWPolicy.choose` links the scores in numpy (measured faster)."""
+_MAX_LABELLED = 4096
+"""Labelled action lines kept for learning (action line and label -> the labelled line)."""
 
 
 def squarecb_pmf(costs: np.ndarray, gamma: float) -> np.ndarray:
@@ -262,6 +273,11 @@ class VWPolicy(Policy):
         self._time_cache_state = -1
         self._family_codes: dict[str, int] = {}  # action id -> family code
         self._family_index: dict[str, int] = {}  # family -> code
+        self._labelled: dict[tuple[str, float], str] = {}
+        self._version: tuple[int, str] = (-1, "")
+        self._version_prefix = ""
+        # choose() runs the small-K rounds of the reward target with its own pmf in one pass
+        self._fused = not self.learns_hazard and exploration in _OWN_PMF
 
     # ------------------------------------------------------------------ configuration
 
@@ -505,6 +521,142 @@ class VWPolicy(Policy):
             return expected, squarecb_pmf_list(costs, gamma)
         return expected, epsilon_greedy_pmf_list(costs, self.epsilon)
 
+    def choose(self, context: Features, actions: Sequence[Action], *, event_id: str) -> Decision:
+        """:meth:`Policy.choose`; up to :data:`~bandit.policies.smallk.SMALL_K` actions of the
+        reward target with the squarecb or epsilon pmf in one pass: predict, link, exploration
+        rule, floor and sampling on lists, with the per-set data (parsed action examples,
+        family codes, the floor's spread) prepared once per action set. The same operations
+        in the same order as :meth:`_choice_scores` and the base class, bit-identical
+        (``tests/bandit/test_vw_round_fingerprints.py``)."""
+        if not (self._fused and event_id):
+            return super().choose(context, actions, event_id=event_id)
+        prepared = self._prepare(actions)
+        actions = prepared.actions
+        k = len(actions)
+        if k > SMALL_K:
+            return super().choose(context, actions, event_id=event_id)
+        self._current_set = prepared
+        scorer = self._scorer
+        state: _RoundState | None = prepared.cache.get("vw_round")
+        if state is None or state.scorer is not scorer:
+            state = prepared.cache["vw_round"] = self._round_state(prepared)
+        shared = format_shared(context)  # a new context mostly: no content-keyed cache
+        if getattr(scorer, "reuse_action_examples", False):  # as _predict_costs
+            examples = state.examples
+            if examples is None:
+                examples = state.examples = self._action_examples(actions)
+            costs = scorer.predict_parsed(shared, examples)
+        else:
+            costs = scorer.predict_text(f"{shared}\n{self._action_block(actions)}")
+        if not math.isfinite(sum(costs)):  # any NaN or inf (or an overflowing sum): the
+            # numpy path, which predicts the same costs again
+            return super().choose(context, actions, event_id=event_id)
+        expected = self._linked(costs)
+        self._raw_scores = raw = (costs, shared, expected)
+        pmf = self._floored_pmf(expected, state)
+        # deterministic_uniform(seed, event_id) and sample_index
+        digest = blake2b(f"{self.seed}:{event_id}".encode(), digest_size=8).digest()
+        cdf = list(accumulate(pmf))
+        u = int.from_bytes(digest, "big") / _U64
+        index = min(bisect_right(cdf, u * cdf[-1]), k - 1)
+        n = self.n_updates
+        version = self._version
+        if version[0] != n:  # model_version: f"{name}-{fingerprint}-{n:08d}"
+            prefix = self._version_prefix
+            if not prefix:
+                prefix = self._version_prefix = f"{self.name}-{self._params_fingerprint()}-"
+            plain = type(self).model_version is Policy.model_version
+            version = self._version = (n, f"{prefix}{n:08d}" if plain else self.model_version)
+        decision = Decision(
+            event_id=event_id,
+            context=dict(context),
+            actions=actions,
+            pmf=tuple(pmf),
+            chosen=index,
+            propensity=pmf[index],
+            expected_rewards=tuple(expected),
+            model_version=version[1],
+            policy=self.name,
+        )
+        self._choice_memo = (decision, n, raw)
+        return decision
+
+    def _linked(self, costs: list[float]) -> list[float]:
+        """:meth:`_link` of the rewards ``-costs`` on a list, bit-identical."""
+        if self.loss == "squared":
+            return [0.0 - c for c in costs]  # = rewards_from_costs
+        if len(costs) < _NUMPY_LINK_K:  # 0.5 (1 + tanh(0.5 s)), the tanh in numpy as in _link
+            half = np.tanh(np.asarray([0.5 * (0.0 - c) for c in costs])).tolist()
+            return [0.5 * (1.0 + t) for t in half]
+        # the same elementwise operations in numpy
+        linked = 0.5 * (1.0 + np.tanh(0.5 * (0.0 - np.frombuffer(array("d", costs)))))
+        out: list[float] = linked.tolist()
+        return out
+
+    def _floored_pmf(self, expected: list[float], state: _RoundState) -> list[float]:
+        """:meth:`_pmf` and the base class's floor (:func:`~bandit.policies.smallk.
+        apply_floor_list`) on lists: the same operations in the same order, bit-identical."""
+        k = len(expected)
+        if k == 1:
+            pmf = [1.0]
+        else:
+            if self.optimism > 0:  # costs - optimism / sqrt(n_f + 1)
+                seen = self._family_n
+                per_family = [1.0 / math.sqrt(seen.get(f, 0.0) + 1.0) for f in state.families]
+                bonus = self.optimism
+                costs = [
+                    -r - bonus * per_family[code]
+                    for r, code in zip(expected, state.codes, strict=True)
+                ]
+            else:
+                costs = [-r for r in expected]
+            if self.exploration == "squarecb":  # squarecb_pmf_list
+                gamma = squarecb_gamma(
+                    self.gamma_scale, self.gamma_exponent, k, float(self.n_updates)
+                )
+                low = min(costs)
+                best = costs.index(low)  # the first minimum, as np.argmin
+                pmf = [1.0 / (k + gamma * (c - low)) for c in costs]
+                pmf[best] = 0.0
+                pmf[best] = max(1.0 - np_sum(pmf), 0.0)
+            else:
+                pmf = epsilon_greedy_pmf_list(costs, self.epsilon)
+        # apply_floor_list with floor * (w / sum(w)) (or floor / K) prepared per action set
+        total = np_sum(pmf)
+        if not math.isfinite(total) or total <= 0 or min(pmf) < 0:
+            pmf, total = [1.0 / k] * k, 1.0
+        keep = 1.0 - self.floor
+        spread = state.spread
+        if spread is None:
+            base = self.floor / k
+            if total == 1.0:  # p / 1.0 == p exactly
+                return [base + keep * p for p in pmf]
+            return [base + keep * (p / total) for p in pmf]
+        if total == 1.0:
+            return [a + keep * p for a, p in zip(spread, pmf, strict=True)]
+        return [a + keep * (p / total) for a, p in zip(spread, pmf, strict=True)]
+
+    def _round_state(self, prepared: ActionSet) -> _RoundState:
+        """What :meth:`choose` needs per action set and scorer (see :class:`_RoundState`)."""
+        actions = prepared.actions
+        codes = self._family_code_list(actions)
+        by_code = {code: family for family, code in self._family_index.items()}
+        present = sorted(set(codes))
+        local = {code: i for i, code in enumerate(present)}
+        weights = self._exploration_weights(actions)
+        spread = None
+        if weights is not None:  # apply_floor_list: floor * (w / sum(w)), sum in numpy's order
+            weight_list: list[float] = weights.tolist()
+            wsum = np_sum(weight_list)
+            spread = [self.floor * (w / wsum) for w in weight_list]
+        return _RoundState(
+            scorer=self._scorer,
+            examples=None,
+            families=[by_code[code] for code in present],
+            codes=[local[code] for code in codes],
+            spread=spread,
+        )
+
     def _family_code_list(self, actions: Sequence[Action]) -> list[int]:
         prepared = self._cached_set(actions)
         if prepared is None:
@@ -522,6 +674,9 @@ class VWPolicy(Policy):
         # numpy's tanh there, the elementwise steps (exact in Python too) as scalars.
         if self.learns_hazard or raw is None:
             return None
+        if len(raw) > 2:  # noqa: PLR2004 (the expected rewards choose() computed: the same
+            # operations; numpy's tanh of an element does not depend on the array around it)
+            return float(raw[2][index])
         score = 0.0 - float(raw[0][index])
         if self.loss == "squared":
             return score
@@ -584,10 +739,17 @@ class VWPolicy(Policy):
         else:
             shared = self._shared.line(context)
         line = self._lines.line(actions[index])
-        self._scorer.learn_text(f"{shared}\n{labelled(line, self._label(reward), 1.0)}")
+        label = self._label(reward)
+        cache = self._labelled
+        text = cache.get((line, label))
+        if text is None:
+            if len(cache) >= _MAX_LABELLED:
+                cache.clear()
+            text = cache[line, label] = labelled(line, label, 1.0)
+        self._scorer.learn_text(f"{shared}\n{text}")
         if self._explorer is not None:
-            label = (index, self._label(reward), propensity)
-            self._explorer.learn(self._example(context, actions, label=label))
+            cb_label = (index, label, propensity)
+            self._explorer.learn(self._example(context, actions, label=cb_label))
 
     def learn_at_risk(self, context: Features, action: Action, week: int, *, job: bool) -> None:
         """Learn one citizen-week at risk: week ``week`` after the decision, job found or not.
@@ -718,3 +880,26 @@ def _positive(x: object) -> bool:
 
 def _is_interaction(q: object) -> bool:
     return isinstance(q, str) and len(q) >= 2 and q.isalpha()  # noqa: PLR2004
+
+
+class _RoundState:
+    """Per action set and scorer: the parsed action examples (once needed), each action's family as an
+    index into ``families`` (the set's families), and the floor's spread
+    ``floor * w / sum(w)`` over the actions (``None``: ``floor / K`` each)."""
+
+    __slots__ = ("codes", "examples", "families", "scorer", "spread")
+
+    def __init__(
+        self,
+        *,
+        scorer: VWLearner,
+        examples: list[Any] | None,
+        families: list[str],
+        codes: list[int],
+        spread: list[float] | None,
+    ) -> None:
+        self.scorer = scorer
+        self.examples = examples
+        self.families = families
+        self.codes = codes
+        self.spread = spread

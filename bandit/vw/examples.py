@@ -80,17 +80,22 @@ def format_shared(context: Features) -> str:
     tokens: list[str] = []
     bands: list[str] = []
     cache = _SHARED_TOKENS
+    sector: str | None = None
     for name, value in context.items():
         hit = cache.get((name, value, type(value)))
         if hit is None:
             hit = _shared_tokens(name, value)
-        if hit[0]:
-            tokens.append(hit[0])
-        if hit[1]:
-            bands.append(hit[1])
-    line = f"shared |{CONTEXT_NAMESPACE} {' '.join(tokens + bands)}"
-    if "last_sector" in context:
-        sector = _shared_tokens("last_sector", context["last_sector"])[0]
+        token, band = hit
+        if token:
+            tokens.append(token)
+        if band:
+            bands.append(band)
+        if name == "last_sector":
+            sector = token
+    if bands:
+        tokens += bands
+    line = f"shared |{CONTEXT_NAMESPACE} {' '.join(tokens)}"
+    if sector is not None:
         line += f" |{LAST_SECTOR_NAMESPACE} {sector}"
     return line
 
