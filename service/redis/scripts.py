@@ -16,7 +16,8 @@ from redis.commands.core import Script
 PUT_DECISION = """
 -- KEYS: rec, idem, index, seq, pending, counts, events, protected, citizen, record_times
 -- ARGV: event_id, json, horizon_at, has_request, protected_json, events_maxlen, idem_ttl,
---       fingerprint ('' = none). The request-id key holds "event_id fingerprint".
+--       fingerprint ('' = none), decision timestamp (the record's own; passed so that the
+--       script never decodes the record). The request-id key holds "event_id fingerprint".
 -- Reply: {1, id} stored, {0, id} replay, {-1, id} event exists with other content,
 --        {-2, id} request id reused with another body.
 if ARGV[4] == '1' then
@@ -41,7 +42,7 @@ redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 -- erasure indexes (service/store/redis_erasure.py): the pseudonym's set, decision times, the
 -- request-id key and the stream entries that name this event
 redis.call('SADD', KEYS[9], ARGV[1])
-redis.call('ZADD', KEYS[10], cjson.decode(ARGV[2])['timestamp'], ARGV[1])
+redis.call('ZADD', KEYS[10], ARGV[9], ARGV[1])
 if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'idem', KEYS[2]) end
 redis.call('HINCRBY', KEYS[6], 'decisions', 1)
 if ARGV[5] ~= '' then redis.call('SET', KEYS[8], ARGV[5]) end

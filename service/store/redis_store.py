@@ -148,6 +148,7 @@ class RedisStore:
                 self.events_maxlen,
                 self.idempotency_ttl_seconds,
                 request_fingerprint or "",
+                repr(record.timestamp),
             ],
         )
         status, event_id = int(reply[0]), as_text(reply[1])
