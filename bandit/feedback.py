@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from bandit.errors import InvalidInputError
 from bandit.policies.base import Policy
@@ -346,8 +346,8 @@ class FeedbackLearner:
         if decision is None:
             self._open.pop(event.event_id, None)
             return 0
-        policy = self.policy
-        assert isinstance(policy, HazardLearner)  # noqa: S101 (checked in __init__)
+        # checked in __init__; a runtime_checkable isinstance here cost about 20 us a call
+        policy = cast("HazardLearner", self.policy)
         action = decision.chosen_action
         updates = 0
         start = event.weeks_learned
