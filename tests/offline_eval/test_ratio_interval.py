@@ -12,8 +12,8 @@ from scipy.optimize import brentq, minimize
 from offline_eval import ratio_interval as ri
 from offline_eval.ci import RoundRewards, analytic_interval, effective_df
 from offline_eval.estimators import SNIPS, SelfNormalizedDR
-from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import PrecomputedRewards
+from tests.helpers.ope_logs import RARE_TARGET_ACTIONS, rare_target_log
 
 
 def _ratio_rr(n: int, seed: int, *, offset: bool = False) -> RoundRewards:
@@ -136,23 +136,7 @@ def test_bootstrap_t_is_the_resample_loop(offset: bool) -> None:
     assert got == pytest.approx(tuple(expected), rel=1e-9)
 
 
-K = 10
-
-
-def _rare_target_log(n: int, rng: np.random.Generator) -> tuple[LoggedBandit, np.ndarray, float]:
-    """Target: always action 0, which the logger takes with probability 0.01-0.03 (ESS ~ 40)."""
-    x = rng.random(n)
-    mu = np.full((n, K), 0.99 / (K - 1))
-    mu[:, 0] = 0.01 + 0.02 * x
-    mu /= mu.sum(axis=1, keepdims=True)
-    q = np.clip(0.55 + 0.4 * x[:, None] * np.linspace(-1, 1, K)[None, :], 0, 1)
-    q[:, 0] = 0.2 + 0.7 * x
-    a = (rng.random(n)[:, None] > mu.cumsum(axis=1)).sum(axis=1).clip(max=K - 1)
-    r = (rng.random(n) < q[np.arange(n), a]).astype(float)
-    pi = np.zeros((n, K))
-    pi[:, 0] = 1.0
-    logs = LoggedBandit(x[:, None], a, r, mu[np.arange(n), a], K, pmf=mu)
-    return logs, pi, float((pi * q).sum(axis=1).mean())
+K = RARE_TARGET_ACTIONS
 
 
 def test_robust_fieller_interval_holds_its_level_on_a_low_ess_target() -> None:
@@ -168,7 +152,7 @@ def test_robust_fieller_interval_holds_its_level_on_a_low_ess_target() -> None:
     hits = np.zeros(2)
     width = np.zeros((2, 2))
     for _ in range(reps):
-        logs, pi, truth = _rare_target_log(2000, rng)
+        logs, pi, truth = rare_target_log(2000, rng)
         q_hat = np.repeat(0.4 + 0.3 * logs.context, K, axis=1)
         for j, est in enumerate((SNIPS(), SelfNormalizedDR(PrecomputedRewards(q_hat)))):
             rr = est.round_rewards(logs, pi)

@@ -14,24 +14,9 @@ from offline_eval.estimators import IPS, SNIPS, DoublyRobust
 from offline_eval.estimators.base import logger_variance
 from offline_eval.logs import LoggedBandit
 from offline_eval.reward_model import PrecomputedRewards
+from tests.helpers.ope_logs import RARE_TARGET_ACTIONS, rare_target_log
 
-K = 10
-
-
-def _rare_target_log(n: int, rng: np.random.Generator) -> tuple[LoggedBandit, np.ndarray, float]:
-    """Target: always action 0, which the logger takes with probability 0.01-0.03 (ESS ~ 40)."""
-    x = rng.random(n)
-    mu = np.full((n, K), 0.99 / (K - 1))
-    mu[:, 0] = 0.01 + 0.02 * x
-    mu /= mu.sum(axis=1, keepdims=True)
-    q = np.clip(0.55 + 0.4 * x[:, None] * np.linspace(-1, 1, K)[None, :], 0, 1)
-    q[:, 0] = 0.2 + 0.7 * x
-    a = (rng.random(n)[:, None] > mu.cumsum(axis=1)).sum(axis=1).clip(max=K - 1)
-    r = (rng.random(n) < q[np.arange(n), a]).astype(float)
-    pi = np.zeros((n, K))
-    pi[:, 0] = 1.0
-    logs = LoggedBandit(x[:, None], a, r, mu[np.arange(n), a], K, pmf=mu)
-    return logs, pi, float((pi * q).sum(axis=1).mean())
+K = RARE_TARGET_ACTIONS
 
 
 def test_effective_df_counts_the_rounds_that_carry_the_variance():
@@ -55,7 +40,7 @@ def test_robust_equals_textbook_t_when_no_floor_applies():
 
 def test_logger_variance_is_the_hand_formula():
     rng = np.random.default_rng(3)
-    logs, pi, _ = _rare_target_log(500, rng)
+    logs, pi, _ = rare_target_log(500, rng)
     r = logs.reward
     got = logger_variance(logs, pi, r**2)
     count = np.bincount(logs.action, minlength=K)
@@ -70,7 +55,7 @@ def test_logger_variance_is_the_hand_formula():
 def test_floor_widens_a_sample_that_drew_few_heavy_rounds():
     """A log where the rare target action was drawn only twice, both times a success."""
     rng = np.random.default_rng(5)
-    logs, pi, _ = _rare_target_log(2000, rng)
+    logs, pi, _ = rare_target_log(2000, rng)
     hit = np.flatnonzero(logs.action == 0)
     keep = np.concatenate([hit[:2], np.flatnonzero(logs.action != 0)])
     reward = logs.reward.copy()
@@ -103,7 +88,7 @@ def test_robust_interval_holds_its_level_for_a_low_ess_deterministic_target():
     widths = np.zeros((2, len(estimators)))
     reps = 400
     for _ in range(reps):
-        logs, pi, truth = _rare_target_log(2000, rng)
+        logs, pi, truth = rare_target_log(2000, rng)
         for j, est in enumerate(estimators):
             e = est.estimate(logs, pi)
             hits[j] += e.contains(truth)
