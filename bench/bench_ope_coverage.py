@@ -19,10 +19,14 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from offline_eval.logs import LoggedBandit
 
 TARGETS = (
     "uniform",
@@ -38,11 +42,33 @@ N_ROUNDS = 10_000
 CLAIM = 0.93
 
 
-def _one_seed(seed: int) -> list[tuple[str, str, float, bool, bool, float, float]]:
-    from offline_eval.ci import CIConfig, interval
-    from offline_eval.evaluation import build_estimators
+@dataclass(frozen=True)
+class SeedLogs:
+    """One seed's simulator log split in half: targets train on ``train`` (context ``records``
+    of its rounds) and are evaluated on ``test``, whose exact expected rewards are ``truth``."""
+
+    train: LoggedBandit
+    test: LoggedBandit
+    truth: np.ndarray
+    train_records: list[dict[str, Any]]
+    test_records: list[dict[str, Any]]
+
+    def target(self, name: str) -> tuple[np.ndarray, float]:
+        """The named target's probabilities on the test half and its true value there."""
+        from offline_eval.targets import always_family, policy_target_probs
+
+        if name.startswith("always:"):
+            probs, _ = always_family(self.test, name.removeprefix("always:"))
+        else:
+            probs = policy_target_probs(
+                name, self.train, self.test, self.train_records, self.test_records
+            )
+        return probs, float(np.mean(np.sum(probs * self.truth, axis=1)))
+
+
+def seed_logs(seed: int) -> SeedLogs:
+    """The simulator's historical log of ``seed`` (``N_ROUNDS`` rounds), split in half."""
     from offline_eval.logs import LoggedBandit
-    from offline_eval.targets import always_family, policy_target_probs
     from simulator.logs import generate_logs
 
     sim = generate_logs(N_ROUNDS, seed=5000 + seed)
@@ -53,19 +79,23 @@ def _one_seed(seed: int) -> list[tuple[str, str, float, bool, bool, float, float
     )
     train, test = logs.split(0.5)
     cut = train.n_rounds
-    truth = sim.expected_reward_matrix[cut:]
     records = [
         {str(k): v for k, v in row.items()}
         for row in sim.frame[list(sim.context_columns)].to_dict(orient="records")
     ]
+    return SeedLogs(train, test, sim.expected_reward_matrix[cut:], records[:cut], records[cut:])
+
+
+def _one_seed(seed: int) -> list[tuple[str, str, float, bool, bool, float, float]]:
+    from offline_eval.ci import CIConfig, interval
+    from offline_eval.evaluation import build_estimators
+
+    split = seed_logs(seed)
+    test = split.test
     estimators = build_estimators(None, test)
     out = []
     for target in TARGETS:
-        if target.startswith("always:"):
-            probs, _ = always_family(test, target.removeprefix("always:"))
-        else:
-            probs = policy_target_probs(target, train, test, records[:cut], records[cut:])
-        true_value = float(np.mean(np.sum(probs * truth, axis=1)))
+        probs, true_value = split.target(target)
         w = test.importance_weights(probs)
         ess = float(w.sum() ** 2 / (w * w).sum()) if (w * w).sum() > 0 else 0.0
         for est in estimators:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_ope_coverage import N_ROUNDS, TARGETS, _wilson
+from bench.bench_ope_coverage import N_ROUNDS, TARGETS, _wilson, seed_logs
 
 VARIANTS = ("delta", "fieller", "el", "jackknife", "boot_t")
 Row = tuple[str, str, float, dict[str, tuple[float, float]]]
@@ -36,32 +36,14 @@ def _one_seed(seed: int) -> list[Row]:
     from offline_eval import ratio_interval as ri
     from offline_eval.ci import analytic_interval, effective_df
     from offline_eval.evaluation import build_estimators
-    from offline_eval.logs import LoggedBandit
-    from offline_eval.targets import always_family, policy_target_probs
-    from simulator.logs import generate_logs
 
-    sim = generate_logs(N_ROUNDS, seed=5000 + seed)
-    logs = LoggedBandit.from_dataframe(
-        sim.frame,
-        context_columns=sim.context_columns,
-        action_features=[{"family": f} for f in sim.action_families],
-    )
-    train, test = logs.split(0.5)
-    cut = train.n_rounds
-    truth = sim.expected_reward_matrix[cut:]
-    records = [
-        {str(k): v for k, v in row.items()}
-        for row in sim.frame[list(sim.context_columns)].to_dict(orient="records")
-    ]
+    split = seed_logs(seed)
+    test = split.test
     estimators = [e for e in build_estimators(None, test) if e.name in ("snips", "sndr")]
     poisson = np.random.default_rng(seed).poisson(1.0, size=(999, test.n_rounds)).astype(float)
     out: list[Row] = []
     for target in TARGETS:
-        if target.startswith("always:"):
-            probs, _ = always_family(test, target.removeprefix("always:"))
-        else:
-            probs = policy_target_probs(target, train, test, records[:cut], records[cut:])
-        true_value = float(np.mean(np.sum(probs * truth, axis=1)))
+        probs, true_value = split.target(target)
         for est in estimators:
             rr = est.round_rewards(test, probs)
             v, n = rr.value(), rr.n
