@@ -213,7 +213,7 @@ class Catalog(Sequence[Intervention]):
 
     def __contains__(self, item: object) -> bool:
         if isinstance(item, str):
-            return item in self._index
+            return self.has(item)
         return item in self._items
 
     def has(self, action_id: str) -> bool:
