@@ -6,9 +6,10 @@ one bare pylibvw predict, pmf, top 4, a same-size answer and a durable write of 
 record) run under uvicorn with the same workers on 127.0.0.1; the load comes from ``wrk``
 (installed with apt-get when missing) with a Lua script for the POST bodies. Measured, for 50
 and 300 eligible actions: closed-loop throughput of 2xx answers (-> ratio; a 503 refusal is not
-throughput), p50/p99, server CPU per answered request (and Redis CPU per request); an open-loop run at a fixed 200 req/s with 300 actions (our own
-rate-limited client: latency from the scheduled send time, so a stall is not hidden by
-coordinated omission) -> p99 ratio; the stored bytes per decision record.
+throughput), p50/p99, server CPU per answered request (and Redis CPU per request); an open-loop
+run at a fixed 200 req/s with 300 actions (our own rate-limited client: latency from the
+scheduled send time, so a stall is not hidden by coordinated omission) -> p99 ratio; the stored
+bytes per decision record.
 
 ``python -m bench.run_all api [--quick]``.
 """
