@@ -324,7 +324,8 @@ class FeedbackLearner:
             predicted = event.predicted
             if predicted is None:
                 predicted = self.policy.estimate_of(decision.context, decision.chosen_action)
-            self.policy.track_error(predicted, value.value)
+            family = str(decision.chosen_action.features.get("family", ""))
+            self.policy.track_error(predicted, value.value, family=family)
         job_week: int | None = None
         until = self.horizon_weeks
         if outcome.status is OutcomeStatus.EMPLOYED:

@@ -34,6 +34,8 @@ ERROR_WINDOW = 5000.0
 an early, barely trained model's errors would otherwise widen the intervals for good)."""
 MODEL_ERROR_FLOOR = 0.02
 """Smallest model error (probability points) assumed in the shown intervals."""
+FAMILY_ERROR_WINDOW = 2000.0
+"""Effective number of recent outcomes per offer family its mean residual is estimated from."""
 _Z95 = 1.959963984540054
 _U64 = float(2**64)
 
@@ -143,6 +145,7 @@ class Policy(ABC):
         # n, sum (p-y)^2, sum p(1-p), sum (p-y), sum p
         self._error_stats = [0.0, 0.0, 0.0, 0.0, 0.0]
         self._family_n: dict[str, float] = {}
+        self._family_error: dict[str, list[float]] = {}  # family -> [n, sum (p - y)]
         self.learning_state: dict[str, Any] = {}
         """State of the feedback loop that trains this policy (open events), kept with the
         model so that a snapshot and the messages it acknowledges stay consistent."""
@@ -306,7 +309,9 @@ class Policy(ABC):
             msg = f"Expected a propensity in (0, 1], got {p}"
             raise InvalidInputError(msg)
         if self.tracks_errors:
-            self.track_error(self._prediction_before_learning(decision, index), float(reward))
+            family = str(decision.actions[index].features.get("family", ""))
+            predicted = self._prediction_before_learning(decision, index)
+            self.track_error(predicted, float(reward), family=family)
         self._learn(decision.context, decision.actions, index, p, float(reward))
         self.observe_outcome(decision.actions[index], float(reward))
         self.n_updates += 1
@@ -383,16 +388,26 @@ class Policy(ABC):
             out.append(RewardEstimate(m, low, high, int(n)))
         return out
 
-    def track_error(self, predicted: float, reward: float) -> None:
+    def track_error(self, predicted: float, reward: float, *, family: str | None = None) -> None:
         """Record the model's prediction for a settled decision and its 0/1 reward.
 
         The excess of the mean squared error over the mean predicted Bernoulli variance,
         ``mean((p - y)^2) - mean(p (1 - p))``, estimates ``mean((p - truth)^2)`` when the
-        model is calibrated; :meth:`estimates` uses it for its intervals.
+        model is calibrated; :meth:`estimates` uses it for its intervals. With ``family``
+        (the offer family of the recommended offer) the residual also counts in that family's
+        mean residual (:meth:`family_residual`).
         """
         if not (math.isfinite(predicted) and math.isfinite(reward)):
             return
         p = min(max(predicted, 0.0), 1.0)
+        if family is not None:
+            fam = self._family_error.setdefault(family, [0.0, 0.0])
+            if fam[0] >= FAMILY_ERROR_WINDOW:
+                keep = 1.0 - 1.0 / FAMILY_ERROR_WINDOW
+                fam[0] *= keep
+                fam[1] *= keep
+            fam[0] += 1.0
+            fam[1] += p - reward
         stats = self._error_stats
         if stats[0] >= ERROR_WINDOW:  # exponential forgetting: the model of months ago is gone
             keep = 1.0 - 1.0 / ERROR_WINDOW
@@ -411,6 +426,20 @@ class Policy(ABC):
         """
         n, total = self._error_stats[0], self._error_stats[3]
         return total / n if n >= MIN_TRACKED else 0.0
+
+    def family_residual(self, family: str, strength: float) -> float:
+        """How much more than the model's overall mean residual its predictions for
+        ``family`` exceeded the outcomes: ``n_f / (n_f + strength) * (bias_f - bias)``.
+
+        ``bias_f`` is the mean of (prediction - outcome) over the recent recommendations of
+        the family, ``bias`` the same over all families (:meth:`model_bias`); ``strength``
+        pseudo-outcomes shrink a family with little evidence towards no correction.
+        """
+        stats = self._family_error.get(family)
+        if stats is None or stats[0] <= 0.0:
+            return 0.0
+        n, total = stats
+        return n / (n + strength) * (total / n - self.model_bias())
 
     def model_error(self) -> tuple[float, float]:
         """``(outcomes tracked, estimated squared error of the model against the truth)``.
@@ -474,6 +503,7 @@ class Policy(ABC):
             "action_stats": self._action_stats,
             "error_stats": self._error_stats,
             "family_n": self._family_n,
+            "family_error": self._family_error,
             "model_version": self.model_version,
             "learning_state": self.learning_state,
         }
@@ -508,6 +538,9 @@ class Policy(ABC):
         stored = [float(v) for v in header.get("error_stats", ())]
         policy._error_stats = (stored + [0.0] * 5)[:5]
         policy._family_n = {k: float(v) for k, v in header.get("family_n", {}).items()}
+        policy._family_error = {
+            k: [float(x) for x in v][:2] for k, v in header.get("family_error", {}).items()
+        }
         return policy
 
     # ------------------------------------------------------------------ subclass hooks
