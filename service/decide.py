@@ -105,7 +105,8 @@ def build_options(
     if not record.pmf:
         return []
     by_id = actions_by_id(runtime.catalog)
-    if expected is None or len(expected) != len(record.eligible):
+    raw = expected is not None and len(expected) == len(record.eligible)  # the decision's own
+    if expected is None or not raw:
         with runtime.policy_lock:
             expected = [
                 e.mean for e in policy.estimates(features, [by_id[i] for i in record.eligible])
@@ -119,8 +120,9 @@ def build_options(
     tie_keys = [f"{(j * step + offset) % _TIE_PRIME:07d}" for j in range(n)]
     top = shortlist_indices(expected, tie_keys, max_options, rec_index)
     actions = tuple(by_id[record.eligible[i]] for i in top)
+    raw_top = [expected[i] for i in top] if raw else None  # no second model call
     with runtime.policy_lock:
-        estimates = [_finite(e) for e in policy.estimates(features, actions)]
+        estimates = [_finite(e) for e in policy.estimates(features, actions, raw=raw_top)]
     order = sorted(range(len(top)), key=lambda j: (-estimates[j].mean, tie_keys[top[j]]))
     top = [top[j] for j in order]
     actions = tuple(actions[j] for j in order)

@@ -321,8 +321,10 @@ class Replay:
             decision.expected_rewards, decision.action_ids, SHOWN_OPTIONS, decision.chosen
         )
         options = [decision.actions[j] for j in top]
+        raw = [decision.expected_rewards[j] for j in top]  # the choice's own model call
         for rank, (action, est) in enumerate(
-            zip(options, self.policy.estimates(features, options), strict=True), start=1
+            zip(options, self.policy.estimates(features, options, raw=raw), strict=True),
+            start=1,
         ):
             self._week_shown.append((i, rank, self._index[action.id], est.mean, est.low, est.high))
         shown = float(decision.expected_rewards[decision.chosen])

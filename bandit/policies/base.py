@@ -354,8 +354,18 @@ class Policy(ABC):
         self._reward_totals[0] += 1.0
         self._reward_totals[1] += reward
 
-    def estimates(self, context: Features, actions: Sequence[Action]) -> list[RewardEstimate]:
+    def estimates(
+        self,
+        context: Features,
+        actions: Sequence[Action],
+        *,
+        raw: Sequence[float] | None = None,
+    ) -> list[RewardEstimate]:
         """Expected reward of each action with a 95 % interval, from the model itself.
+
+        ``raw``: the model's raw expected rewards of ``actions`` for ``context`` when the
+        caller has them (``Decision.expected_rewards`` of the same model state), so the
+        model is not asked again.
 
         The mean is the model's own estimate (for a hazard learner ``P(job within H)``), the
         one that ranks the offers, less the model's mean error on the recommendations it made
@@ -369,7 +379,10 @@ class Policy(ABC):
         and the interval is the whole range, never a confident "0 %".
         """
         actions = self._check_actions(actions)
-        expected = np.asarray(self._expected_rewards(context, actions), dtype=float)
+        if raw is not None and len(raw) == len(actions):
+            expected = np.asarray(raw, dtype=float)
+        else:
+            expected = np.asarray(self._expected_rewards(context, actions), dtype=float)
         prior = self._overall_mean_reward()
         tracked, model_var = self.model_error()
         bias = self.model_bias()
