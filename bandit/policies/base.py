@@ -388,10 +388,10 @@ class Policy(ABC):
         bias = self.model_bias()
         trust = tracked / (tracked + PRIOR_STRENGTH * MIN_TRACKED / 5.0)
         out = []
-        for action, raw in zip(actions, expected, strict=True):
+        for action, score in zip(actions, expected.tolist(), strict=True):
             n = self._action_stats.get(action.id, (0.0, 0.0, 0.0))[0]
             family_n = self._family_n.get(str(action.features.get("family", "")), n)
-            corrected = min(max(float(raw) - bias, 0.0), 1.0) if math.isfinite(raw) else prior
+            corrected = min(max(score - bias, 0.0), 1.0) if math.isfinite(score) else prior
             m = trust * corrected + (1.0 - trust) * prior
             if tracked < MIN_TRACKED:
                 low, high = 0.0, 1.0
