@@ -123,10 +123,12 @@ class Settings(BaseSettings):
         description="Weeks an outcome may take to be reported; the hazard learner waits this "
         "long before it counts a week without a reported job as a week without a job",
     )
-    model_param_change: Literal["refuse", "restart"] = Field(
+    model_param_change: Literal["refuse", "restart", "migrate"] = Field(
         default="refuse",
         description="A stored model whose parameters differ from the settings: refuse to start "
-        "(default), or start a fresh model with the new parameters (the old one stays stored)",
+        "(default), start a fresh model with the new parameters (restart; the old one stays "
+        "stored), or keep its learned state when only exploration parameters differ (migrate: "
+        "floor, gamma_scale, epsilon, optimism...; anything else is still refused)",
     )
     model_approval: Literal["manual", "guardrail", "auto"] = Field(
         default="manual",

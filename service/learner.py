@@ -58,7 +58,7 @@ from bandit.records import DecisionRecord
 from bandit.types import Decision
 from service.metrics import ServiceMetrics
 from service.outage import is_store_outage
-from service.runtime import model_differences
+from service.runtime import migrated_policy, model_differences
 from service.store.base import DecisionStore, LearningMessage, ModelSnapshot
 
 logger = logging.getLogger("nbi.learner")
@@ -267,7 +267,9 @@ class Learner:
         """Start from the newest snapshot (and its open events), or from a fresh policy.
 
         A snapshot whose parameters differ from the configured policy's is refused
-        (:class:`~bandit.errors.ModelConfigError`) unless ``param_change == "restart"``.
+        (:class:`~bandit.errors.ModelConfigError`) unless ``param_change == "restart"`` (a
+        fresh policy) or ``"migrate"`` with only exploration parameters changed (the stored
+        model with the configured exploration, :func:`~service.runtime.migrated_policy`).
         """
         snapshot = self.store.latest_model()
         fresh = self.policy_factory()
@@ -277,16 +279,28 @@ class Learner:
             stored = policy_from_bytes(snapshot.data)
             differences = model_differences(stored, fresh)
             stored_strategy = stored.learning_state.get("strategy")
-            if stored_strategy is not None and stored_strategy != strategy.value:
+            strategy_changed = stored_strategy is not None and stored_strategy != strategy.value
+            if strategy_changed:
                 differences.append(f"delay_strategy: {stored_strategy!r} -> {strategy.value!r}")
+            migrated = None
+            if differences and self.param_change == "migrate" and not strategy_changed:
+                migrated = migrated_policy(stored, fresh)
             if not differences:
                 policy = stored
+                self.stats.last_version = snapshot.version
+            elif migrated is not None:
+                logger.warning(
+                    "stored model %s takes the configured exploration (%s); learning goes on",
+                    snapshot.version,
+                    "; ".join(differences),
+                )
+                policy = migrated
                 self.stats.last_version = snapshot.version
             elif self.param_change != "restart":
                 msg = (
                     f"The stored model {snapshot.version} differs from the learner's settings "
                     f"({'; '.join(differences)}); set NBI_MODEL_PARAM_CHANGE=restart to start "
-                    "a fresh model"
+                    "a fresh model (or =migrate where only exploration settings differ)"
                 )
                 raise ModelConfigError(msg)
         self.policy = policy

@@ -133,13 +133,38 @@ def model_differences(stored: Policy, configured: Policy) -> list[str]:
     return differences
 
 
+def migrated_policy(stored: Policy, configured: Policy) -> Policy | None:
+    """``stored`` (its learned state) with ``configured``'s values of the parameters that
+    only shape the served pmf (:meth:`~bandit.policies.base.Policy.exploration_params`),
+    when those are all that differ; ``None`` when anything else differs (or nothing does).
+
+    Examples
+    --------
+    >>> from bandit.policies import make_policy
+    >>> old = make_policy("vw", gamma_scale=50.0, seed=1)
+    >>> migrated_policy(old, make_policy("vw", seed=1)).gamma_scale
+    200.0
+    >>> migrated_policy(old, make_policy("vw", learning_rate=0.1, seed=1)) is None
+    True
+    """
+    if stored.name != configured.name:
+        return None
+    a, b = _normalised(stored.get_params()), _normalised(configured.get_params())
+    changed = {k for k in {*a, *b} if a.get(k) != b.get(k)}
+    if not changed or not changed <= stored.exploration_params():
+        return None
+    return stored.with_params(**{k: getattr(configured, k) for k in sorted(changed)})
+
+
 def initial_policy(settings: Settings, store: DecisionStore) -> Policy:
     """The newest stored snapshot of the configured policy, else a fresh one.
 
     A snapshot of another policy, or with parameters that differ from the settings (e.g. a
     changed ``NBI_FLOOR``), is never served silently: with ``model_param_change="refuse"``
     start-up fails with the list of differences; with ``"restart"`` a fresh model with the
-    configured parameters starts (the old snapshot stays in the store).
+    configured parameters starts (the old snapshot stays in the store); with ``"migrate"``
+    a snapshot that differs only in exploration parameters keeps its learned state and
+    takes the configured ones (:func:`migrated_policy`), anything else is refused.
 
     Raises
     ------
@@ -165,9 +190,19 @@ def initial_policy(settings: Settings, store: DecisionStore) -> Policy:
             "; ".join(differences),
         )
         return fresh
+    if settings.model_param_change == "migrate":
+        migrated = migrated_policy(policy, fresh)
+        if migrated is not None:
+            logger.warning(
+                "stored model %s takes the configured exploration (%s); its learned state is kept",
+                snapshot.version,
+                "; ".join(differences),
+            )
+            return migrated
     msg = (
         f"The stored model {snapshot.version} differs from the settings ({'; '.join(differences)})."
-        " Restore the settings it was trained with, or set NBI_MODEL_PARAM_CHANGE=restart to"
-        " start a fresh model with the new settings"
+        " Restore the settings it was trained with, set NBI_MODEL_PARAM_CHANGE=migrate to keep"
+        " its learned state where only exploration settings differ, or "
+        "NBI_MODEL_PARAM_CHANGE=restart to start a fresh model with the new settings"
     )
     raise ModelConfigError(msg)

@@ -504,6 +504,30 @@ class Policy(ABC):
             cached = self._fingerprint = hashlib.blake2b(blob, digest_size=4).hexdigest()
         return cached
 
+    def exploration_params(self) -> frozenset[str]:
+        """Parameters that only shape the served pmf, never the learned state: a stored model
+        may take new values of these (:meth:`with_params`) and keep what it learned."""
+        return frozenset({"floor"})
+
+    def with_params(self, **changes: Any) -> Self:
+        """This model, learned state included, with other values of
+        :meth:`exploration_params` (a new instance; this one is unchanged).
+
+        Raises
+        ------
+        InvalidInputError
+            For a parameter that is not an exploration parameter (it would change how the
+            stored state is read or learned).
+        """
+        fixed = sorted(set(changes) - self.exploration_params())
+        if fixed:
+            msg = f"Only exploration parameters can change on a trained model, not {fixed}"
+            raise InvalidInputError(msg)
+        head, _, payload = self.to_bytes().partition(b"\n")
+        header = json.loads(head)
+        header["params"] = {**header["params"], **changes}
+        return self.from_bytes(json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
+
     # ------------------------------------------------------------------ persistence
 
     def to_bytes(self) -> bytes:

@@ -424,6 +424,17 @@ class VWPolicy(Policy):
             prepared.cache["explore_weights"] = weights
         return weights
 
+    def exploration_params(self) -> frozenset[str]:
+        """:meth:`Policy.exploration_params`; with the pmf computed here (``squarecb``,
+        ``epsilon``) also SquareCB's gamma, epsilon, the optimism bonus, the family
+        calibration and the family spreading of the floor (VW's own explorers keep theirs
+        in their model)."""
+        base = super().exploration_params()
+        if self.exploration not in _OWN_PMF:
+            return base
+        own = {"gamma_scale", "gamma_exponent", "epsilon", "optimism", "family_calibration"}
+        return base | own | {"explore_families"}
+
     @property
     def learns_hazard(self) -> bool:
         """True when the model is a discrete-time hazard (learn with :meth:`learn_at_risk`)."""
