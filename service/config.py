@@ -226,13 +226,14 @@ class Settings(BaseSettings):
     )
     # -- equity in the allocation of scarce seats (bandit/equity.py) ------------------------
     equity_reserve_share: float = Field(
-        default=0.0,
+        default=0.25,
         ge=0.0,
         le=1.0,
         description="Share of each scarce family's weekly seats held for priority citizens "
         "(the highest need): anyone else sees the family as full once its free seats are down "
-        "to it; 0 = no reserve (default, chosen in the simulator; 0.25 where seats run out: "
-        "bench/bench_equity.py, docs/decisions.md issue 13 item 1). Needs capacity_tracking",
+        "to it; 0 = no reserve. 0.25 (default) kept the highest-need quartile's effect at "
+        "least as large in the simulator (bench/bench_equity.py, docs/decisions.md issue 13 "
+        "item 1). Acts only with capacity_tracking",
     )
     equity_priority_share: float = Field(
         default=0.25,

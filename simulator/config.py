@@ -167,7 +167,8 @@ class SimulationConfig:
     equity_reserve_share, equity_priority_share
         The scarce-seat reserve of :mod:`bandit.equity` (as ``NBI_EQUITY_RESERVE_SHARE`` and
         ``NBI_EQUITY_PRIORITY_SHARE``): the share of each scarce family's weekly seats held for
-        the ``equity_priority_share`` of citizens in highest need (0: no reserve).
+        the ``equity_priority_share`` of citizens in highest need (0: no reserve; 0.25 by
+        default, as the service).
     """
 
     dagpenge_per_year: int = DAGPENGE_PER_YEAR
@@ -202,7 +203,7 @@ class SimulationConfig:
     misclassification: float = 0.0
     capacity_scale: float = 1.0
     heterogeneity: float = 1.0
-    equity_reserve_share: float = 0.0
+    equity_reserve_share: float = 0.25
     equity_priority_share: float = 0.25
 
     def __post_init__(self) -> None:

@@ -161,6 +161,9 @@ def test_simulator_builds_the_gate_from_its_weekly_seats() -> None:
         PI: round(0.5 * by_family[PI]),
     }
     assert len(replay.run().decisions) > 0
-    off = Replay(build_policy("uniform", seed=1), SimulationConfig(scale=0.05), weeks=1, seed=1)
+    default = Replay(build_policy("uniform", seed=1), SimulationConfig(scale=0.05), weeks=1, seed=1)
+    assert default.equity is not None and default.equity.config.reserve_share == 0.25  # as served
+    no_reserve = SimulationConfig(scale=0.05, equity_reserve_share=0.0)
+    off = Replay(build_policy("uniform", seed=1), no_reserve, weeks=1, seed=1)
     assert off.equity is None
     assert default_catalog()  # the shipped catalog has a standard contact offer to measure need
