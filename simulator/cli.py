@@ -133,6 +133,7 @@ def _run(
     progress: bool,
     url: str | None = None,
     api_key: str | None = None,
+    equity_reserve: float = 0.25,
 ) -> None:
     from simulator.policies import CLI_POLICIES, build_policy
 
@@ -147,6 +148,7 @@ def _run(
         lag_weeks=lag,
         capacity_scale=capacity_scale,
         offers_per_family=offers_per_family,
+        equity_reserve_share=equity_reserve,
     )
     if delay not in DELAYS:
         _fail(f"unknown --delay {delay!r}; choose one of {', '.join(DELAYS)}")
@@ -395,6 +397,12 @@ def register(app: typer.Typer) -> None:
         offers_per_family: int = typer.Option(
             0, help="Offers per family in the action set (0 = the full catalog; 1 = 11 arms)."
         ),
+        equity_reserve: float = typer.Option(
+            0.25,
+            help="Share of each scarce family's weekly seats held for the highest-need "
+            "citizens, as NBI_EQUITY_RESERVE_SHARE (0 = off). With --url the service's own "
+            "setting applies, and only with its capacity tracking on.",
+        ),
         out: Annotated[
             Path | None, typer.Option(help="Directory for tables, PNG plots and report.html.")
         ] = None,
@@ -429,6 +437,7 @@ def register(app: typer.Typer) -> None:
             progress,
             url,
             api_key,
+            equity_reserve,
         )
 
     @simulate.command("calibrate")

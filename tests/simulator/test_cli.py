@@ -72,6 +72,7 @@ def test_run_table_output() -> None:
         (["run", "--weeks", "0"], "--weeks must be in"),
         (["run", "--compliance", "1.5"], "compliance must be in [0, 1]"),
         (["run", "--capacity-scale", "-1"], "capacity_scale must be >= 0"),
+        (["run", "--equity-reserve", "1.5"], "equity_reserve_share must be in [0, 1]"),
         (["calibrate", "--n", "5"], "--n must be at least 100"),
         (["logs", "--out", "x.txt"], "--out must end in .parquet or .csv"),
         (["logs", "--out", "x.csv", "--logging", "vw"], "unknown logging policy"),
