@@ -112,6 +112,11 @@ def _normalised(params: Mapping[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(dict(params), sort_keys=True, default=str)))
 
 
+def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Names whose (normalised) values differ between ``a`` and ``b``, sorted."""
+    return [k for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+
+
 def param_differences(stored: Mapping[str, Any], configured: Mapping[str, Any]) -> list[str]:
     """``name: stored -> configured`` for each parameter that differs.
 
@@ -121,7 +126,7 @@ def param_differences(stored: Mapping[str, Any], configured: Mapping[str, Any]) 
     ['floor: 0.02 -> 0.05']
     """
     a, b = _normalised(stored), _normalised(configured)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in _changed(a, b)]
 
 
 def model_differences(stored: Policy, configured: Policy) -> list[str]:
@@ -149,11 +154,10 @@ def migrated_policy(stored: Policy, configured: Policy) -> Policy | None:
     """
     if stored.name != configured.name:
         return None
-    a, b = _normalised(stored.get_params()), _normalised(configured.get_params())
-    changed = {k for k in {*a, *b} if a.get(k) != b.get(k)}
-    if not changed or not changed <= stored.exploration_params():
+    changed = _changed(_normalised(stored.get_params()), _normalised(configured.get_params()))
+    if not changed or not set(changed) <= stored.exploration_params():
         return None
-    return stored.with_params(**{k: getattr(configured, k) for k in sorted(changed)})
+    return stored.with_params(**{k: getattr(configured, k) for k in changed})
 
 
 def initial_policy(settings: Settings, store: DecisionStore) -> Policy:

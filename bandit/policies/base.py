@@ -415,16 +415,11 @@ class Policy(ABC):
         p = min(max(predicted, 0.0), 1.0)
         if family is not None:
             fam = self._family_error.setdefault(family, [0.0, 0.0])
-            if fam[0] >= FAMILY_ERROR_WINDOW:
-                keep = 1.0 - 1.0 / FAMILY_ERROR_WINDOW
-                fam[0] *= keep
-                fam[1] *= keep
+            _fade(fam, FAMILY_ERROR_WINDOW)
             fam[0] += 1.0
             fam[1] += p - reward
         stats = self._error_stats
-        if stats[0] >= ERROR_WINDOW:  # exponential forgetting: the model of months ago is gone
-            keep = 1.0 - 1.0 / ERROR_WINDOW
-            stats[:] = [v * keep for v in stats]
+        _fade(stats, ERROR_WINDOW)  # exponential forgetting: the model of months ago is gone
         stats[0] += 1.0
         stats[1] += (p - reward) ** 2
         stats[2] += p * (1.0 - p)
@@ -649,6 +644,14 @@ class StaticPolicy(Policy):
         reward: float,
     ) -> None:
         return None
+
+
+def _fade(stats: list[float], window: float) -> None:
+    """Exponential forgetting of running sums whose first entry is their count: once the
+    count reaches ``window``, every sum is scaled by ``1 - 1 / window`` (in place)."""
+    if stats[0] >= window:
+        keep = 1.0 - 1.0 / window
+        stats[:] = [v * keep for v in stats]
 
 
 def read_snapshot_header(data: bytes) -> tuple[Mapping[str, Any], bytes]:
