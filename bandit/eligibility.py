@@ -152,6 +152,32 @@ def _filter_slow(
     return eligible, excluded
 
 
+@lru_cache(maxsize=8)
+def _catalog_ids(catalog: Catalog) -> tuple[str, ...]:
+    return tuple(item.id for item in catalog)
+
+
+def _filter_requested(
+    catalog: Catalog,
+    facts: RuleFacts,
+    seats_left: Mapping[str, int] | None,
+    allowed: set[str],
+) -> tuple[list[Intervention], dict[str, str]]:
+    """:func:`_filter_slow` for a catalog and a requested shortlist, from the memoised legal
+    reasons: the same eligible list and the same reasons in the same (catalog) order, in one
+    comprehension each instead of a loop over the catalog (a third of the time at 330 offers).
+    """
+    legal_items, _ = _legal_split(catalog, facts)
+    full = {i for i, n in seats_left.items() if n <= 0} if seats_left else set()
+    eligible = [item for item in legal_items if item.id in allowed and item.id not in full]
+    excluded = {
+        i: "not_requested" if i not in allowed else "capacity" if r is None else r
+        for i, r in zip(_catalog_ids(catalog), _legal_reasons(catalog, facts), strict=True)
+        if i not in allowed or r is not None or i in full
+    }
+    return eligible, excluded
+
+
 def filter_eligible(
     catalog: Catalog | Sequence[Intervention],
     context: CitizenContext,
@@ -191,6 +217,8 @@ def filter_eligible(
                 excluded.update({item.id: "capacity" for item in legal_items if item.id in full})
         else:
             eligible = list(legal_items)
+    elif isinstance(catalog, Catalog) and allowed is not None:
+        eligible, excluded = _filter_requested(catalog, facts, seats_left, allowed)
     else:
         eligible, excluded = _filter_slow(catalog, facts, seats_left, allowed)
     if not eligible:

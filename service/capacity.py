@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -113,8 +113,11 @@ class CapacityTracker:
 
     def seats_left(self) -> dict[str, int]:
         """Free seats of every offer with a capacity this week (negative when overbooked)."""
-        taken: Mapping[str, int] = self._ledger.taken(self.week())
-        return {k: cap - taken.get(k, 0) for k, cap in self._capacity.items()}
+        left = dict(self._capacity)
+        for k, n in self._ledger.taken(self.week()).items():  # only the offers with takes
+            if k in left:
+                left[k] -= n
+        return left
 
     def take(self, event_id: str, action_id: str) -> SeatTake | None:
         """Count the assignment of ``event_id`` to ``action_id`` (``None``: no capacity)."""

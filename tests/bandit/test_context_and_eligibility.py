@@ -111,3 +111,34 @@ def test_memoised_filter_equals_the_rule_by_rule_filter() -> None:
         items, reasons = _filter_slow(catalog, RuleFacts.of(ctx), seats, None)
         assert fast.eligible_ids == tuple(i.id for i in items), trial
         assert dict(fast.excluded) == reasons, trial
+
+
+def test_memoised_filter_with_a_shortlist_equals_the_rule_by_rule_filter() -> None:
+    """With the case system's shortlist the cached path gives the per-offer evaluation exactly:
+    the same eligible offers, the same reasons, in the same catalog order."""
+    import numpy as np
+
+    from bandit.catalog import default_catalog
+    from bandit.eligibility import RuleFacts, _filter_slow, filter_eligible
+    from bandit.errors import NoEligibleActionError
+    from tests.helpers.contexts import citizen
+
+    catalog = default_catalog()
+    ids = [item.id for item in catalog]
+    rng = np.random.default_rng(5)
+    compared = 0
+    for trial in range(80):
+        ctx = citizen(weeks_unemployed=int(rng.integers(0, 80)), age=int(rng.integers(18, 67)))
+        seats = {i: int(rng.integers(-1, 3)) for i in ids if rng.random() < 0.5}
+        share = float(rng.choice([0.02, 0.2, 0.9]))
+        shortlist = [i for i in ids if rng.random() < share] + ["not-in-catalog"]
+        items, reasons = _filter_slow(catalog, RuleFacts.of(ctx), seats or None, set(shortlist))
+        if not items:
+            with pytest.raises(NoEligibleActionError):
+                filter_eligible(catalog, ctx, seats_left=seats, restrict_to=shortlist)
+            continue
+        fast = filter_eligible(catalog, ctx, seats_left=seats, restrict_to=shortlist)
+        assert fast.eligible_ids == tuple(i.id for i in items), trial
+        assert list(fast.excluded.items()) == list(reasons.items()), trial
+        compared += 1
+    assert compared > 40  # noqa: PLR2004 (most trials leave something eligible)
