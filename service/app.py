@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -130,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # starve the event loop (admission, fast 503s, /metrics) under load.
         sys.setswitchinterval(cfg.gil_switch_interval_seconds)
         runtime = _open_runtime(cfg)
+        runtime.decision_pool = ThreadPoolExecutor(  # one thread per admission slot
+            cfg.max_concurrent_requests, thread_name_prefix="nbi-decide"
+        )
         app.state.runtime = runtime
         app.state.metrics = runtime.metrics
         breaker = StoreBreaker(  # fast 503s while the store is unreachable
@@ -174,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 learning.stop()
             governance.stop()
             breaker.stop()
+            runtime.decision_pool.shutdown(wait=True)  # requests have drained before shutdown
             runtime.capacity.close()
             runtime.store.close()
             logger.info("service stopped")

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ class Runtime:
     """``live``, ``shadow`` or ``practice`` (kill switch); set by :mod:`service.lifecycle`."""
     equity: EquityGate | None = field(default=None, init=False)
     """The scarce-seat reserve (``NBI_EQUITY_*``); ``None`` when off."""
+    decision_pool: Executor | None = field(default=None, init=False)
+    """Threads of the recommendation use case (:mod:`service.blocking`), one per admission
+    slot; opened and shut down by the app's lifespan (``None`` outside it)."""
 
     def __post_init__(self) -> None:
         self.equity = build_equity(self.settings, self.catalog)

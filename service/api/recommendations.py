@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 from starlette.concurrency import run_in_threadpool
 
+from service.blocking import run_blocking
 from service.decide import recommend
 from service.deps import CaseRole, RuntimeDep
 from service.errors import PROBLEM_MEDIA_TYPE
@@ -58,12 +59,16 @@ async def create_recommendation(
     Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
     Role: case (the case system).
     """
-    # The decision blocks (model, store), so it runs in the thread pool; the handler itself is
-    # async so that FastAPI checks and serialises the response on the event loop instead of
-    # handing off to the thread pool a second time (as it does for a plain ``def`` handler).
-    answer = await run_in_threadpool(
-        recommend, runtime, body, request_id=idempotency_key or body.request_id
-    )
+    # The decision blocks (model, store), so it runs on the decision threads (one per admission
+    # slot, service/blocking.py); the handler itself is async so that FastAPI checks and
+    # serialises the response on the event loop instead of handing off a second time.
+    request_id = idempotency_key or body.request_id
+    if runtime.decision_pool is None:  # an app driven without its lifespan
+        answer = await run_in_threadpool(recommend, runtime, body, request_id=request_id)
+    else:
+        answer = await run_blocking(
+            runtime.decision_pool, recommend, runtime, body, request_id=request_id
+        )
     # Built and validated by the use case already: serialised once by pydantic-core, not
     # validated and encoded again by FastAPI (response_model still documents it).
     return Response(answer.model_dump_json(), media_type="application/json")

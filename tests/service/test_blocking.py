@@ -1,0 +1,69 @@
+"""The decision threads' hop (service/blocking.py): results, errors, context, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from service.blocking import run_blocking
+
+_REQUEST = contextvars.ContextVar("request", default="none")
+
+
+def test_result_error_and_context_reach_the_caller() -> None:
+    def work(x: int, *, y: int) -> tuple[int, str, str]:
+        return x + y, _REQUEST.get(), threading.current_thread().name
+
+    def fail() -> None:
+        msg = "boom"
+        raise KeyError(msg)
+
+    async def main() -> tuple[int, str, str]:
+        _REQUEST.set("r-1")
+        with pytest.raises(KeyError, match="boom"):
+            await run_blocking(pool, fail)
+        return await run_blocking(pool, work, 2, y=3)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="decide") as pool:
+        total, seen, thread = asyncio.run(main())
+    assert total == 5  # noqa: PLR2004
+    assert seen == "r-1"  # the caller's context variables, as anyio's hop copies them
+    assert thread.startswith("decide")
+
+
+def test_a_cancelled_caller_waits_until_the_thread_is_done() -> None:
+    """Admission frees a slot when its request ends: a cancelled request must not end while its
+    decision still runs in a thread, or more decisions than slots would run at once."""
+    started, release = threading.Event(), threading.Event()
+    finished: list[float] = []
+
+    def work() -> str:
+        started.set()
+        release.wait(5)
+        finished.append(time.monotonic())
+        return "done"
+
+    async def main() -> float:
+        task = asyncio.create_task(run_blocking(pool, work))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still waiting for the thread, despite the cancellation
+        task.cancel()  # a second cancellation does not cut the wait short either
+        await asyncio.sleep(0.02)
+        assert not task.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic()
+
+    with ThreadPoolExecutor(1) as pool:
+        ended = asyncio.run(main())
+    assert finished
+    assert finished[0] <= ended
