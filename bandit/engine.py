@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from bandit.catalog import Catalog
 from bandit.context import CitizenContext
@@ -24,6 +25,9 @@ from bandit.errors import InvalidInputError
 from bandit.policies.base import Policy
 from bandit.records import DecisionRecord
 from bandit.types import Action, Decision, FeatureValue
+
+TieKey = TypeVar("TieKey", str, int)
+"""What orders tied entries in :func:`top_indices`: offer ids, or integer keys."""
 
 
 @lru_cache(maxsize=8)
@@ -130,8 +134,9 @@ def decide(
     return Decided(record, decision, need)
 
 
-def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
-    """Indices of the ``k`` most probable entries, best first (ties: smaller id first).
+def top_indices(pmf: Sequence[float], ids: Sequence[TieKey], k: int) -> list[int]:
+    """Indices of the ``k`` most probable entries, best first (ties: smaller id first; ``ids``
+    may be any unique keys of one kind, e.g. integers).
 
     Equal to ``sorted(range(n), key=lambda i: (-pmf[i], ids[i]))[:k]`` (ids are unique, so the
     order is total) but about three times cheaper for a few hundred actions: the k-th largest
@@ -156,7 +161,7 @@ def top_indices(pmf: Sequence[float], ids: Sequence[str], k: int) -> list[int]:
 
 
 def shortlist_indices(
-    expected: Sequence[float], ids: Sequence[str], k: int, recommended: int | None
+    expected: Sequence[float], ids: Sequence[TieKey], k: int, recommended: int | None
 ) -> list[int]:
     """The shortlist shown to caseworkers: the ``k`` offers with the highest expected reward
     (ties: smaller id), with the recommended (sampled) offer always included.
@@ -166,7 +171,7 @@ def shortlist_indices(
     >>> shortlist_indices([0.3, 0.9, 0.5, 0.1], ["a", "b", "c", "d"], 2, recommended=3)
     [1, 3]
     """
-    top = top_indices(expected, ids, k)
+    top: list[int] = top_indices(expected, ids, k)
     if recommended is not None and recommended not in top:
         top = [*top[: k - 1], recommended]
     return top

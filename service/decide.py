@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
+import numpy as np
+
 from bandit.catalog import Catalog
 from bandit.context import TargetGroup
 from bandit.control import Group, Unit
@@ -117,7 +119,7 @@ def build_options(
     n = len(record.eligible)
     seed = int(record.event_id[:16], 16) if _is_hex(record.event_id[:16]) else 0
     step, offset = seed % (_TIE_PRIME - 1) + 1, (seed >> 20) % _TIE_PRIME
-    tie_keys = [f"{(j * step + offset) % _TIE_PRIME:07d}" for j in range(n)]
+    tie_keys: list[int] = ((np.arange(n, dtype=np.int64) * step + offset) % _TIE_PRIME).tolist()
     top = shortlist_indices(expected, tie_keys, max_options, rec_index)
     actions = tuple(by_id[record.eligible[i]] for i in top)
     raw_top = [expected[i] for i in top] if raw else None  # no second model call
@@ -227,6 +229,8 @@ def _check_requested(catalog: Catalog, ids: Sequence[str] | None) -> None:
     if not ids:
         return
     known = actions_by_id(catalog)
+    if known.keys() >= set(ids):  # all known: one set operation instead of a loop
+        return
     for i, action_id in enumerate(ids):
         if action_id not in known:  # the detail names the position, never the id
             msg = f"eligible_action_ids[{i}] is not in the catalog"

@@ -77,6 +77,25 @@ def test_top_indices_equals_sorting_everything() -> None:
         assert top_indices(pmf, ids, k) == slow, trial
 
 
+def test_integer_tie_keys_order_as_the_padded_strings_did() -> None:
+    """The shortlist's tie keys ``(j * step + offset) mod p`` are integers below ``p`` =
+    1,000,003 (seven digits): they order exactly as their zero-padded 7-digit strings, which
+    the shortlist used before, at the largest keys too."""
+    from service.decide import _TIE_PRIME
+
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        n = int(rng.integers(1, 400))
+        step = int(rng.integers(1, _TIE_PRIME))
+        offset = int(rng.choice([0, _TIE_PRIME - 1, int(rng.integers(0, _TIE_PRIME))]))
+        keys = ((np.arange(n, dtype=np.int64) * step + offset) % _TIE_PRIME).tolist()
+        padded = [f"{key:07d}" for key in keys]
+        pmf = [float(v) for v in rng.integers(0, 3, size=n) / 10.0]  # mostly ties
+        k = int(rng.integers(1, 12))
+        assert top_indices(pmf, keys, k) == top_indices(pmf, padded, k), trial
+        assert sorted(range(n), key=keys.__getitem__) == sorted(range(n), key=padded.__getitem__)
+
+
 def test_capacity_seats_left_tracks_takes_and_returns_a_copy(tmp_path: Path) -> None:
     catalog = default_catalog()
     cap = CapacityTracker(catalog, SQLiteSeatLedger(tmp_path / "seats.sqlite3"))
