@@ -152,11 +152,6 @@ def _filter_slow(
     return eligible, excluded
 
 
-@lru_cache(maxsize=8)
-def _catalog_ids(catalog: Catalog) -> tuple[str, ...]:
-    return tuple(item.id for item in catalog)
-
-
 def _filter_requested(
     catalog: Catalog,
     facts: RuleFacts,
@@ -172,7 +167,7 @@ def _filter_requested(
     eligible = [item for item in legal_items if item.id in allowed and item.id not in full]
     excluded = {
         i: "not_requested" if i not in allowed else "capacity" if r is None else r
-        for i, r in zip(_catalog_ids(catalog), _legal_reasons(catalog, facts), strict=True)
+        for i, r in zip(catalog.ids, _legal_reasons(catalog, facts), strict=True)
         if i not in allowed or r is not None or i in full
     }
     return eligible, excluded

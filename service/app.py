@@ -19,7 +19,6 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -131,9 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # starve the event loop (admission, fast 503s, /metrics) under load.
         sys.setswitchinterval(cfg.gil_switch_interval_seconds)
         runtime = _open_runtime(cfg)
-        runtime.decision_pool = ThreadPoolExecutor(  # one thread per admission slot
-            cfg.max_concurrent_requests, thread_name_prefix="nbi-decide"
-        )
         app.state.runtime = runtime
         app.state.metrics = runtime.metrics
         breaker = StoreBreaker(  # fast 503s while the store is unreachable

@@ -11,9 +11,8 @@ through the loop's ``run_in_executor`` instead, with anyio's two guarantees kept
   cancellation propagates, so admission control (:mod:`service.admission`) never frees a slot
   while its work still runs in a thread, and the number of decisions at work stays bounded.
 
-The pool is sized by the caller (the app uses admission's ``max_concurrent_requests``, plus
-room for requests already past admission when the limit changes); it is created and shut down
-by the app's lifespan.
+The pool is ``Runtime.decision_pool``: one thread per admission slot
+(``max_concurrent_requests``), started on first use and shut down by the app's lifespan.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +45,15 @@ class Runtime:
     """``live``, ``shadow`` or ``practice`` (kill switch); set by :mod:`service.lifecycle`."""
     equity: EquityGate | None = field(default=None, init=False)
     """The scarce-seat reserve (``NBI_EQUITY_*``); ``None`` when off."""
-    decision_pool: Executor | None = field(default=None, init=False)
+    decision_pool: ThreadPoolExecutor = field(init=False)
     """Threads of the recommendation use case (:mod:`service.blocking`), one per admission
-    slot; opened and shut down by the app's lifespan (``None`` outside it)."""
+    slot (started on first use); shut down by the app's lifespan."""
 
     def __post_init__(self) -> None:
         self.equity = build_equity(self.settings, self.catalog)
+        self.decision_pool = ThreadPoolExecutor(
+            self.settings.max_concurrent_requests, thread_name_prefix="nbi-decide"
+        )
 
     def swap_policy(self, policy: Policy, version: str | None = None) -> None:
         """Serve ``policy`` from now on (in-flight requests keep the old one)."""

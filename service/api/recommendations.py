@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
-from starlette.concurrency import run_in_threadpool
 
 from service.blocking import run_blocking
 from service.decide import recommend
@@ -62,13 +61,13 @@ async def create_recommendation(
     # The decision blocks (model, store), so it runs on the decision threads (one per admission
     # slot, service/blocking.py); the handler itself is async so that FastAPI checks and
     # serialises the response on the event loop instead of handing off a second time.
-    request_id = idempotency_key or body.request_id
-    if runtime.decision_pool is None:  # an app driven without its lifespan
-        answer = await run_in_threadpool(recommend, runtime, body, request_id=request_id)
-    else:
-        answer = await run_blocking(
-            runtime.decision_pool, recommend, runtime, body, request_id=request_id
-        )
+    answer = await run_blocking(
+        runtime.decision_pool,
+        recommend,
+        runtime,
+        body,
+        request_id=idempotency_key or body.request_id,
+    )
     # Built and validated by the use case already: serialised once by pydantic-core, not
     # validated and encoded again by FastAPI (response_model still documents it).
     return Response(answer.model_dump_json(), media_type="application/json")
