@@ -130,6 +130,9 @@ def start_api(store: str, url: str, policy: str = "vw") -> Server:
         "NBI_MAX_CONCURRENT_REQUESTS": str(CONNECTIONS),
         "NBI_MAX_QUEUED_REQUESTS": "1000",
         "NBI_QUEUE_TIMEOUT_SECONDS": "30",
+        # ...but decisions keep the production default's 2 threads per process (the default
+        # of one thread per slot would run 16 threads on 2 cores: GIL contention, not capacity)
+        "NBI_DECISION_THREADS": "2",
     }
     if store == "redis":
         env |= {"NBI_REDIS_URL": url, "NBI_REDIS_PREFIX": "bench:"}

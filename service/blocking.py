@@ -11,8 +11,10 @@ through the loop's ``run_in_executor`` instead, with anyio's two guarantees kept
   cancellation propagates, so admission control (:mod:`service.admission`) never frees a slot
   while its work still runs in a thread, and the number of decisions at work stays bounded.
 
-The pool is ``Runtime.decision_pool``: one thread per admission slot
-(``max_concurrent_requests``), started on first use and shut down by the app's lifespan.
+The pool is ``Runtime.decision_pool``: ``NBI_DECISION_THREADS`` threads, by default one per
+admission slot (``max_concurrent_requests``), started on first use and shut down by the app's
+lifespan. With fewer threads than slots an admitted request may wait for a thread; it still
+holds its slot, so the bound on decisions at work holds either way.
 """
 
 from __future__ import annotations

@@ -307,6 +307,14 @@ class Settings(BaseSettings):
         description="API requests processed at once per worker process (admission control); "
         "more wait in a bounded queue",
     )
+    decision_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Threads per worker process that run recommendations; 0 = one per "
+        "admission slot (max_concurrent_requests). Admitted requests beyond them wait for a "
+        "thread: on 2 cores, 2 threads served 5-12 % more than 16 (GIL contention)",
+    )
     max_queued_requests: int = Field(
         default=32,
         ge=0,

@@ -46,14 +46,13 @@ class Runtime:
     equity: EquityGate | None = field(default=None, init=False)
     """The scarce-seat reserve (``NBI_EQUITY_*``); ``None`` when off."""
     decision_pool: ThreadPoolExecutor = field(init=False)
-    """Threads of the recommendation use case (:mod:`service.blocking`), one per admission
-    slot (started on first use); shut down by the app's lifespan."""
+    """Threads of the recommendation use case (:mod:`service.blocking`): ``decision_threads``,
+    else one per admission slot (started on first use); shut down by the app's lifespan."""
 
     def __post_init__(self) -> None:
         self.equity = build_equity(self.settings, self.catalog)
-        self.decision_pool = ThreadPoolExecutor(
-            self.settings.max_concurrent_requests, thread_name_prefix="nbi-decide"
-        )
+        threads = self.settings.decision_threads or self.settings.max_concurrent_requests
+        self.decision_pool = ThreadPoolExecutor(threads, thread_name_prefix="nbi-decide")
 
     def swap_policy(self, policy: Policy, version: str | None = None) -> None:
         """Serve ``policy`` from now on (in-flight requests keep the old one)."""

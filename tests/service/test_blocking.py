@@ -7,6 +7,7 @@ import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,35 @@ def test_a_cancelled_caller_waits_until_the_thread_is_done() -> None:
         ended = asyncio.run(main())
     assert finished
     assert finished[0] <= ended
+
+
+@pytest.mark.parametrize(("threads", "slots", "expected"), [(0, 5, 5), (2, 16, 2), (3, 1, 3)])
+def test_decision_threads_default_to_one_per_admission_slot(
+    tmp_path: Path, threads: int, slots: int, expected: int
+) -> None:
+    from service.app import _open_runtime
+    from service.config import Settings
+
+    settings = Settings(
+        policy="uniform",
+        store="sqlite",
+        sqlite_path=str(tmp_path / "nbi.sqlite3"),
+        decision_threads=threads,
+        max_concurrent_requests=slots,
+    )
+    runtime = _open_runtime(settings)
+    try:
+        assert runtime.decision_pool._max_workers == expected  # noqa: SLF001
+    finally:
+        runtime.decision_pool.shutdown()
+        runtime.capacity.close()
+        runtime.store.close()
+
+
+def test_decision_threads_out_of_range_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from service.config import Settings
+
+    with pytest.raises(ValidationError, match="decision_threads"):
+        Settings(decision_threads=-1)
