@@ -36,19 +36,22 @@ if current then
   return {-1, ARGV[1]}
 end
 local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', seq)
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 -- erasure indexes (service/store/redis_erasure.py): the pseudonym's set, decision times, the
 -- request-id key and the stream entries that name this event
 redis.call('SADD', KEYS[9], ARGV[1])
 redis.call('ZADD', KEYS[10], ARGV[9], ARGV[1])
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'idem', KEYS[2]) end
 redis.call('HINCRBY', KEYS[6], 'decisions', 1)
 if ARGV[5] ~= '' then redis.call('SET', KEYS[8], ARGV[5]) end
 local sid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'decision',
   'event_id', ARGV[1])
-redis.call('HSET', KEYS[1], 'ev', sid)
+-- the record's fields in one HSET (the script is atomic: no reader sees it half written)
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', seq, 'ev', sid, 'idem', KEYS[2])
+else
+  redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', seq, 'ev', sid)
+end
 if ARGV[4] == '1' then
   local value = ARGV[1]
   if ARGV[8] ~= '' then value = value .. ' ' .. ARGV[8] end
