@@ -142,14 +142,20 @@ def option_costs(
     *,
     horizon_weeks: float,
     daily_rate_dkk: float,
+    baseline_raw: float | None = None,
 ) -> list[CostBenefit | None]:
     """:func:`cost_benefit` of each shown option (``None`` for all when the catalog has no
     standard-contact baseline or the baseline's estimate is not finite; ``None`` for an offer
-    not in the catalog). The caller holds any lock the policy needs."""
+    not in the catalog). The caller holds any lock the policy needs.
+
+    ``baseline_raw``: the model's raw expected reward of the baseline offer for ``context``
+    when the caller has it (e.g. the equity gate's need score of the same decision), so the
+    model is not asked again (:meth:`~bandit.policies.base.Policy.estimates` with ``raw``)."""
     base_id = baseline_action_id(catalog)
     if base_id is None:
         return [None] * len(actions)
-    p0 = policy.estimates(context, [catalog.action(base_id)])[0].mean
+    raw = None if baseline_raw is None else [baseline_raw]
+    p0 = policy.estimates(context, [catalog.action(base_id)], raw=raw)[0].mean
     if not math.isfinite(p0):
         return [None] * len(actions)
     out: list[CostBenefit | None] = []

@@ -338,19 +338,28 @@ def feature_effects(estimate: Callable[[Features], float], context: Features) ->
 
 
 def feature_effects_many(
-    estimate: Callable[[Features], Sequence[float]], context: Features, n: int
+    estimate: Callable[[Features], Sequence[float]],
+    context: Features,
+    n: int,
+    *,
+    base: Sequence[float] | None = None,
 ) -> list[dict[str, float]]:
     """:func:`feature_effects` of ``n`` offers at once: ``estimate(context)`` returns the
     ``n`` offers' estimates in one model call (one multi-action prediction per varied fact,
-    instead of one per fact and offer), so explaining a shortlist costs ``1 + facts`` calls.
+    instead of one per fact and offer), so explaining a shortlist costs ``1 + facts`` calls,
+    or ``facts`` calls when the caller passes ``base``, the ``n`` estimates for ``context``
+    itself that it already has (e.g. the decision's own scores).
 
     Examples
     --------
     >>> est = lambda ctx: (0.5 + 0.01 * float(ctx.get("weeks_unemployed", 0)), 0.3)
     >>> feature_effects_many(est, {"weeks_unemployed": 30}, 2)
     [{'weeks_unemployed': 0.26}, {'weeks_unemployed': 0.0}]
+    >>> feature_effects_many(est, {"weeks_unemployed": 30}, 2, base=(0.9, 0.3))
+    [{'weeks_unemployed': 0.36}, {'weeks_unemployed': 0.0}]
     """
-    base = estimate(context)
+    if base is None or len(base) != n:
+        base = estimate(context)
     out: list[dict[str, float]] = [{} for _ in range(n)]
     for name in DRIVER_FEATURES:
         if name not in context:

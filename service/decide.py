@@ -22,7 +22,7 @@ import numpy as np
 from bandit.catalog import Catalog
 from bandit.context import TargetGroup
 from bandit.control import Group, Unit
-from bandit.costs import CostBenefit, option_costs
+from bandit.costs import CostBenefit, baseline_action_id, option_costs
 from bandit.engine import Decided, actions_by_id, decide, shortlist_indices
 from bandit.errors import ConflictError, UnknownActionError
 from bandit.explain import OptionExplanation, explain, feature_effects_many
@@ -96,6 +96,7 @@ def build_options(
     features: Mapping[str, FeatureValue],
     max_options: int,
     expected: Sequence[float] | None = None,
+    need_score: float | None = None,
 ) -> list[OptionOut]:
     """The shortlist of a treatment record, best first, with estimates and drivers.
 
@@ -103,6 +104,12 @@ def build_options(
     the decision's own estimates in ``record.eligible`` order; recomputed when absent, e.g.
     for a replayed request), ties in an order fixed by the event (never alphabetical); the
     recommended (sampled) offer is always included. ``features`` are the requesting citizen's model features.
+
+    The decision's own scores are reused wherever the same model would be asked the same
+    question again (each offer's estimate depends only on the context and that offer): the
+    shortlist's estimates and the base of its feature effects come from ``expected``, and the
+    cost-benefit baseline (standard contact) from ``expected`` when it was eligible, else from
+    ``need_score``, the equity gate's estimate of that baseline for this citizen.
     """
     if not record.pmf:
         return []
@@ -140,9 +147,13 @@ def build_options(
         model_version=record.model_version,
         policy=record.policy,
     )
+    base = [expected[i] for i in top] if raw else None
     with runtime.policy_lock:
         effects = feature_effects_many(
-            lambda ctx: policy.estimates_of(ctx, actions).tolist(), features, len(actions)
+            lambda ctx: policy.estimates_of(ctx, actions).tolist(),
+            features,
+            len(actions),
+            base=base,
         )
         costs = option_costs(
             policy,
@@ -152,6 +163,7 @@ def build_options(
             estimates,
             horizon_weeks=runtime.settings.horizon_weeks,
             daily_rate_dkk=_daily_rate(runtime, features),
+            baseline_raw=_baseline_raw(runtime, record, expected if raw else None, need_score),
         )
     explained = explain(
         shortlist,
@@ -180,6 +192,24 @@ def build_options(
         )
         for option, cost in zip(explained, costs, strict=True)
     ]
+
+
+def _baseline_raw(
+    runtime: Runtime,
+    record: DecisionRecord,
+    expected: Sequence[float] | None,
+    need_score: float | None,
+) -> float | None:
+    """The decision's own raw estimate of the cost-benefit baseline offer, if it has one."""
+    base_id = baseline_action_id(runtime.catalog)
+    if base_id is None:
+        return None
+    if expected is not None and base_id in record.eligible:
+        return float(expected[record.eligible.index(base_id)])
+    gate = runtime.equity
+    if need_score is not None and gate is not None and gate.baseline.id == base_id:
+        return need_score
+    return None
 
 
 def _daily_rate(runtime: Runtime, features: Mapping[str, FeatureValue]) -> float:
@@ -336,11 +366,11 @@ def recommend(
                 "model_version": record.model_version,
             },
         )
-    expected = None
+    expected = need = None
     if result.changed and decided.decision is not None:
-        expected = decided.decision.expected_rewards
+        expected, need = decided.decision.expected_rewards, decided.need_score
     options = (
-        build_options(runtime, policy, record, features, request.max_options, expected)
+        build_options(runtime, policy, record, features, request.max_options, expected, need)
         if record.mode == "live"
         else []
     )

@@ -115,3 +115,132 @@ def test_capacity_seats_left_tracks_takes_and_returns_a_copy(tmp_path: Path) -> 
     snapshot[first] = 1000  # the caller's copy, not the tracker's state
     assert cap.seats_left()[first] == expected[first]
     cap.close()
+
+
+def test_options_reuse_the_decisions_own_scores(tmp_path: Path) -> None:
+    """The shortlist's explanation and cost-benefit take the decision's own scores (the
+    estimates of its offers and the equity gate's estimate of the baseline) instead of asking
+    the model again: the same numbers bit for bit, and only the varied facts cost model calls.
+    """
+    from bandit.context import CitizenContext
+    from bandit.control import Group
+    from bandit.costs import baseline_action_id, option_costs
+    from bandit.explain import DRIVER_FEATURES, REFERENCE_FACTS, drivers, feature_effects_many
+    from bandit.policies.vw_policy import VWPolicy
+    from service.app import _open_runtime
+    from service.config import Settings
+    from service.decide import _new_record, build_options
+    from service.schemas import RecommendationRequest
+    from tests.helpers.contexts import citizen
+
+    settings = Settings(
+        policy="vw", store="sqlite", sqlite_path=str(tmp_path / "nbi.sqlite3"), learning="worker"
+    )
+    runtime = _open_runtime(settings)
+    try:
+        policy = runtime.policy.get()
+        assert isinstance(policy, VWPolicy)
+        assert policy.learns_hazard
+        assert runtime.equity is not None  # the default capacity has scarce seats to reserve
+        catalog = runtime.catalog
+        actions = [item.as_action() for item in catalog]
+        rng = np.random.default_rng(5)
+        for t in range(6000):  # a model whose estimates differ between offers and citizens
+            weeks = int(rng.integers(0, 80))
+            ctx = citizen(weeks_unemployed=weeks).features()
+            rate = 0.2 * (t % 3 == 0) / (1.0 + weeks / 10.0) + 0.01
+            policy.learn_at_risk(ctx, actions[t % 60], t % 26, job=bool(rng.random() < rate))
+        for _ in range(500):  # settled outcomes: the shown estimates follow the model's
+            policy.track_error(0.6, float(rng.random() < 0.6))
+        base_id = baseline_action_id(catalog)
+        assert base_id is not None
+        context = citizen(weeks_unemployed=30, education="bachelor")
+        assert isinstance(context, CitizenContext)
+        request = RecommendationRequest.model_validate(
+            {"citizen_id": "c-1", "context": json.loads(context.model_dump_json())}
+        )
+        features = context.features()
+        decided = _new_record(runtime, policy, request, features, "k", Group.TREATMENT, None)
+        decision = decided.decision
+        assert decision is not None
+        assert decided.need_score is not None
+        # the invariant the reuse rests on: an offer's estimate depends on it and the context only
+        ids = list(decision.action_ids)
+        some = [ids[i] for i in (3, 0, len(ids) - 1, 7)]
+        fresh = policy.estimates_of(features, [catalog.action(i) for i in some]).tolist()
+        assert fresh == [decision.expected_rewards[ids.index(i)] for i in some]
+        assert decided.need_score == policy.estimate_of(features, catalog.action(base_id))
+        assert len(set(decision.expected_rewards)) > len(ids) // 2  # not a flat model
+
+        calls = [0]
+        predict = policy._expected_rewards  # noqa: SLF001
+
+        def counted(ctx: object, acts: object) -> object:
+            calls[0] += 1
+            return predict(ctx, acts)  # type: ignore[arg-type]
+
+        policy._expected_rewards = counted  # type: ignore[method-assign]  # noqa: SLF001
+        record = decided.record
+        reused = build_options(
+            runtime, policy, record, features, 4, decision.expected_rewards, decided.need_score
+        )
+        varied = [
+            n
+            for n in DRIVER_FEATURES
+            if n in features and (REFERENCE_FACTS[n] is None or features[n] != REFERENCE_FACTS[n])
+        ]
+        assert calls[0] == len(varied)  # one call per varied fact, none for the base or baseline
+        assert any(o.benefit_days_saved is not None for o in reused)
+        # ... and the same numbers as asking the model again
+        shown = [catalog.action(o.action_id) for o in reused]
+        own = [decision.expected_rewards[ids.index(a.id)] for a in shown]
+        estimate = lambda ctx: policy.estimates_of(ctx, shown).tolist()  # noqa: E731
+        effects = feature_effects_many(estimate, features, len(shown))
+        assert feature_effects_many(estimate, features, len(shown), base=own) == effects
+        for option, effect, action in zip(reused, effects, shown, strict=True):
+            item = catalog.get(action.id)
+            told = drivers(features, item.family.value, item.sector, effects=effect)
+            assert option.drivers == list(told)  # each option's drivers from its own effects
+        estimates = policy.estimates(features, shown, raw=own)
+        costs = {
+            raw: option_costs(
+                policy,
+                catalog,
+                features,
+                shown,
+                estimates,
+                horizon_weeks=26,
+                daily_rate_dkk=360.0,
+                baseline_raw=raw,
+            )
+            for raw in (decided.need_score, None)
+        }
+        assert costs[decided.need_score] == costs[None]
+        assert [o.net_value_dkk for o in reused] == [
+            None if c is None else round(c.net_value_dkk, 2) for c in costs[None]
+        ]
+        # a shortlist without the baseline takes it from the need score: still no extra call
+        restricted = RecommendationRequest.model_validate(
+            {
+                **request.model_dump(mode="json"),
+                "eligible_action_ids": [i for i in ids if i != base_id][5:8],
+            }
+        )
+        decided = _new_record(runtime, policy, restricted, features, "k", Group.TREATMENT, None)
+        assert decided.decision is not None
+        assert base_id not in decided.record.eligible
+        calls[0] = 0
+        build_options(
+            runtime,
+            policy,
+            decided.record,
+            features,
+            4,
+            decided.decision.expected_rewards,
+            decided.need_score,
+        )
+        assert calls[0] == len(varied)
+    finally:
+        runtime.decision_pool.shutdown()
+        runtime.capacity.close()
+        runtime.store.close()
