@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -182,10 +183,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _run_id() -> str:
+    """A token unique to one load run: its citizen ids are new to the service."""
+    return uuid.uuid4().hex[:12]
+
+
 def run_wrk(wrk: str, port: int, body_file: Path, seconds: int, connections: int) -> dict[str, Any]:
     argv = [wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     argv += ["-s", str(HERE / "wrk" / "post.lua"), f"http://127.0.0.1:{port}/v1/recommendations"]
-    env = {**os.environ, "NBI_BODY": str(body_file), "NBI_KEY": CASE_KEY}
+    # a fresh citizen per request and per run (a repeated id is a returning citizen)
+    env = {**os.environ, "NBI_BODY": str(body_file), "NBI_KEY": CASE_KEY, "NBI_RUN": _run_id()}
     out = subprocess.run(
         argv, env=env, capture_output=True, text=True, check=True, timeout=seconds + 30
     )
@@ -206,6 +213,7 @@ def fixed_rate(
     failures = [0]
     lock = threading.Lock()
     template = json.dumps(body)
+    run = _run_id()
     start = time.perf_counter() + 0.2
     interval = n_threads / rate
     n_per_thread = int(seconds * rate / n_threads)
@@ -223,7 +231,7 @@ def fixed_rate(
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            payload = template.replace("__CITIZEN__", f"r{k}-{i}")
+            payload = template.replace("__CITIZEN__", f"r{run}-{k}-{i}")
             conn.request("POST", "/v1/recommendations", body=payload, headers=headers)
             resp = conn.getresponse()
             resp.read()

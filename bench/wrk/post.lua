@@ -1,9 +1,12 @@
 -- POST the JSON body in the file named by the NBI_BODY environment variable, with a fresh
--- citizen id per request (so each request is a new decision, not an idempotent replay).
+-- citizen id per request (so each request is a new decision, not an idempotent replay, and a
+-- first spell: NBI_RUN, unique per wrk run, keeps the ids of one run apart from the last's,
+-- which would otherwise come back as returning citizens with a history to read).
 local f = assert(io.open(os.getenv("NBI_BODY"), "r"))
 local template = f:read("*a")
 f:close()
 local api_key = os.getenv("NBI_KEY") or ""
+local run = os.getenv("NBI_RUN") or ""
 local counter = 0
 
 local threads = {}
@@ -15,7 +18,7 @@ end
 
 function request()
   counter = counter + 1
-  local body = string.gsub(template, "__CITIZEN__", string.format("c%d-%d", thread_id, counter))
+  local body = string.gsub(template, "__CITIZEN__", string.format("c%s-%d-%d", run, thread_id, counter))
   local headers = {}
   headers["Content-Type"] = "application/json"
   headers["X-API-Key"] = api_key
