@@ -114,11 +114,12 @@ VW_PARAMS = [
     {"exploration": "epsilon", "epsilon": 0.1},
     {"loss": "squared", "optimism": 0.0},
     {"explore_families": False},
+    {"family_calibration": 20.0},
 ]
 
 
 @pytest.mark.parametrize("params", VW_PARAMS)
-@pytest.mark.parametrize("k", [2, 10, 64, 65, 120])
+@pytest.mark.parametrize("k", [2, 10, 23, 24, 50, 64, 65, 120])
 def test_vw_choices_are_bit_identical_to_the_numpy_pipeline(params: dict[str, Any], k: int) -> None:
     policy = VWPolicy(seed=3, **params)
     actions = catalog_actions(k)
