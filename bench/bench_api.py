@@ -9,7 +9,8 @@ and 300 eligible actions: closed-loop throughput of 2xx answers (-> ratio; a 503
 throughput), p50/p99, server CPU per answered request (and Redis CPU per request); an open-loop
 run at a fixed 200 req/s with 300 actions (our own rate-limited client: latency from the
 scheduled send time, so a stall is not hidden by coordinated omission) -> p99 ratio; the stored
-bytes per decision record. Each measurement alternates nbi and the reference for
+bytes per decision record, and the same records in the plain form stored before the compact
+codec (before/after). Each measurement alternates nbi and the reference for
 :data:`ROUNDS` rounds and reports the median of the paired per-round ratios (with each
 round's ratio), so a slow run of either side alone does not decide the figure.
 
@@ -306,6 +307,37 @@ def record_bytes(store: str, url: str, *, reference: bool) -> float:
     return round(sum(sizes) / max(1, len(sizes)), 1)
 
 
+def plain_record_bytes(store: str, url: str) -> float:
+    """Mean bytes of the same nbi records in the plain form stored before the compact codec
+    (``service/store/record_codec.py``): eligible ids and pmf as JSON lists (the "before"
+    of the record-size figure; the records are decoded from the store and re-encoded)."""
+    from service.store.record_codec import RecordCodec
+
+    plain = RecordCodec(lambda _fingerprint: None)  # no catalog in use: the plain lists
+    if store == "redis":
+        from service.store.redis_store import RedisStore
+
+        redis_store = RedisStore(url, prefix="bench:")
+        try:
+            client = redis_store.client
+            keys = list(client.scan_iter(match="bench:rec:*", count=1000))[:200]
+            texts: list[Any] = [client.hget(k, "json") for k in keys]
+            records = [redis_store.codec.loads(t) for t in texts if t]
+        finally:
+            redis_store.close()
+    else:
+        from service.store.sqlite_store import SQLiteStore
+
+        sqlite_store = SQLiteStore(url)
+        try:
+            rows = sqlite_store._conn.execute("SELECT record FROM decisions LIMIT 200").fetchall()  # noqa: SLF001
+            records = [sqlite_store.codec.loads(r[0]) for r in rows]
+        finally:
+            sqlite_store.close()
+    sizes = [len(plain.dumps(r)) for r in records]
+    return round(sum(sizes) / max(1, len(sizes)), 1)
+
+
 def _median_index(values: list[float]) -> int:
     """Index of the round whose value is the (lower) median: its raw figures are reported."""
     order = sorted(range(len(values)), key=values.__getitem__)
@@ -373,6 +405,7 @@ def _bench_store(
         }
         out["record_bytes"] = {
             "nbi": record_bytes(store, api_url, reference=False),
+            "nbi_before_compact_codec": plain_record_bytes(store, api_url),
             "reference": record_bytes(store, ref_url, reference=True),
         }
     finally:
