@@ -170,6 +170,7 @@ def test_options_reuse_the_decisions_own_scores(tmp_path: Path) -> None:
         fresh = policy.estimates_of(features, [catalog.action(i) for i in some]).tolist()
         assert fresh == [decision.expected_rewards[ids.index(i)] for i in some]
         assert decided.need_score == policy.estimate_of(features, catalog.action(base_id))
+        assert decided.need_score == decision.expected_rewards[ids.index(base_id)]  # 1 vs K rows
         assert len(set(decision.expected_rewards)) > len(ids) // 2  # not a flat model
 
         calls = [0]
