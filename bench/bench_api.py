@@ -417,6 +417,66 @@ def _bench_store(
     return out
 
 
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The benchmark's figures as a table (the JSON has the details).
+
+    Examples
+    --------
+    >>> side = {"ok_rps": 500.0, "server_cpu_us_per_request": 2800.0}
+    >>> ref = {"ok_rps": 2000.0, "server_cpu_us_per_request": 700.0}
+    >>> row = {"nbi": side, "reference": ref, "throughput_ratio": 0.25,
+    ...        "throughput_ratio_rounds": [0.25, 0.3, 0.2], "cpu_ratio": 4.0}
+    >>> fixed = {"nbi": {"p99_ms": 9.0}, "reference": {"p99_ms": 6.0}, "p99_ratio": 1.5,
+    ...          "p99_ratio_rounds": [1.5]}
+    >>> store = {"actions_50": row, "fixed_rate_200rps_300_actions": fixed,
+    ...          "record_bytes": {"nbi": 2700.0, "nbi_before_compact_codec": 7000.0,
+    ...                           "reference": 4000.0}}
+    >>> for line in summary_lines({"redis": store}):
+    ...     print(line)
+    store   offers  nbi req/s  ref req/s  ratio  rounds            CPU/request nbi vs ref
+    redis   50          500.0     2000.0   0.25  0.25 0.30 0.20    2.80 vs 0.70 ms (x4.00)
+    redis   p99 at 200 req/s, 300 offers: 9.0 vs 6.0 ms, ratio 1.50 (rounds 1.50)
+    redis   record bytes: nbi 2700 (7000 before the compact codec), reference 4000
+    """
+    lines = [
+        f"{'store':<8}{'offers':<8}{'nbi req/s':>9}  {'ref req/s':>9}  {'ratio':>5}  "
+        f"{'rounds':<16}  CPU/request nbi vs ref"
+    ]
+    for store in ("redis", "sqlite"):
+        data = result.get(store)
+        if not data:
+            continue
+        for key in sorted(
+            (k for k in data if k.startswith("actions_")),
+            key=lambda k: int(k.removeprefix("actions_")),
+        ):
+            row = data[key]
+            ours, theirs = row["nbi"], row["reference"]
+            rounds = " ".join(f"{r:.2f}" for r in row["throughput_ratio_rounds"])
+            lines.append(
+                f"{store:<8}{key.removeprefix('actions_'):<8}{ours['ok_rps']:>9.1f}  "
+                f"{theirs['ok_rps']:>9.1f}  {row['throughput_ratio']:>5.2f}  {rounds:<16}  "
+                f"{ours['server_cpu_us_per_request'] / 1000:.2f} vs "
+                f"{theirs['server_cpu_us_per_request'] / 1000:.2f} ms (x{row['cpu_ratio']:.2f})"
+            )
+        fixed = data.get("fixed_rate_200rps_300_actions")
+        if fixed:
+            rounds = " ".join(f"{r:.2f}" for r in fixed["p99_ratio_rounds"])
+            lines.append(
+                f"{store:<8}p99 at 200 req/s, 300 offers: {fixed['nbi']['p99_ms']:.1f} vs "
+                f"{fixed['reference']['p99_ms']:.1f} ms, ratio {fixed['p99_ratio']:.2f} "
+                f"(rounds {rounds})"
+            )
+        sizes = data.get("record_bytes")
+        if sizes:
+            lines.append(
+                f"{store:<8}record bytes: nbi {sizes['nbi']:.0f} "
+                f"({sizes['nbi_before_compact_codec']:.0f} before the compact codec), "
+                f"reference {sizes['reference']:.0f}"
+            )
+    return lines
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     wrk = ensure_wrk()
     seconds = 3 if quick else 10
@@ -445,6 +505,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
+    print("\n".join(summary_lines(result)), flush=True)
     return result
 
 
