@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bandit.catalog import Catalog, Family
+from bandit.costs import baseline_action_id
 from bandit.errors import InvalidInputError
 from bandit.policies.base import Policy
 from bandit.types import Action, Features
@@ -137,13 +138,13 @@ class EquityGate:
         """The gate for ``catalog`` with weekly seats ``capacity`` per offer id; ``None`` when
         nothing is reserved or the catalog has no standard-contact offer to measure need."""
         reserve = {f: n for f, n in reserved_seats(catalog, capacity, config).items() if n > 0}
-        base = next((i for i in catalog if i.family is Family.STANDARD_CONTACT), None)
-        if not reserve or base is None:
+        base_id = baseline_action_id(catalog)  # the cost-benefit baseline too
+        if not reserve or base_id is None:
             return None
         members = {
             f: tuple(i.id for i in catalog if i.family is f and i.id in capacity) for f in reserve
         }
-        return cls(config, reserve, members, catalog.action(base.id))
+        return cls(config, reserve, members, catalog.action(base_id))
 
     def need_score(self, policy: Policy, features: Features) -> float:
         """The model's expected employment under the baseline offer (lower = more need)."""

@@ -200,16 +200,13 @@ def _baseline_raw(
     expected: Sequence[float] | None,
     need_score: float | None,
 ) -> float | None:
-    """The decision's own raw estimate of the cost-benefit baseline offer, if it has one."""
+    """The decision's own raw estimate of the cost-benefit baseline offer: its entry in the
+    decision's estimates when it was eligible, else the equity gate's need score, which is the
+    estimate of that same offer (both take :func:`~bandit.costs.baseline_action_id`)."""
     base_id = baseline_action_id(runtime.catalog)
-    if base_id is None:
-        return None
-    if expected is not None and base_id in record.eligible:
+    if expected is not None and base_id is not None and base_id in record.eligible:
         return float(expected[record.eligible.index(base_id)])
-    gate = runtime.equity
-    if need_score is not None and gate is not None and gate.baseline.id == base_id:
-        return need_score
-    return None
+    return need_score
 
 
 def _daily_rate(runtime: Runtime, features: Mapping[str, FeatureValue]) -> float:

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bandit.catalog import Family
 from bandit.control import Group
+from bandit.costs import baseline_action_id
 from bandit.records import DecisionRecord
 from bandit.types import Action, FeatureValue
 from offline_eval.drift import Calibration, calibration, feature_psi
@@ -199,7 +199,5 @@ class EquityMonitor(PeriodicThread):
 
 def _baseline_action(runtime: Runtime) -> Action | None:
     """The catalog's first standard-contact offer (the need score's "no intervention")."""
-    for item in runtime.catalog:
-        if item.family is Family.STANDARD_CONTACT:
-            return runtime.catalog.action(item.id)
-    return None
+    base_id = baseline_action_id(runtime.catalog)
+    return None if base_id is None else runtime.catalog.action(base_id)
