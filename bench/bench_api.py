@@ -279,19 +279,19 @@ def _measured(
     return res
 
 
-def record_bytes(store: str, url: str, *, reference: bool) -> float:
-    """Mean stored bytes of one decision record (the record text, as written)."""
+def _mean(sizes: list[int]) -> float:
+    return round(sum(sizes) / max(1, len(sizes)), 1)
+
+
+def reference_record_bytes(store: str, url: str) -> float:
+    """Mean stored bytes of one of the reference's records (the record text, as written)."""
     if store == "redis":
         import redis
 
         client = redis.Redis.from_url(url)
         try:
-            if reference:
-                entries: Any = client.xrevrange("ref:records", count=200)
-                sizes = [len(fields[b"record"]) for _, fields in entries]
-            else:
-                keys = list(client.scan_iter(match="bench:rec:*", count=1000))[:200]
-                sizes = [int(client.hstrlen(k, "json")) for k in keys]
+            entries: Any = client.xrevrange("ref:records", count=200)
+            sizes = [len(fields[b"record"]) for _, fields in entries]
         finally:
             client.close()
     else:
@@ -299,21 +299,21 @@ def record_bytes(store: str, url: str, *, reference: bool) -> float:
 
         conn = sqlite3.connect(url)
         try:
-            table, column = ("r", "record") if reference else ("decisions", "record")
-            rows = conn.execute(f"SELECT length({column}) FROM {table} LIMIT 200").fetchall()  # noqa: S608
+            rows = conn.execute("SELECT length(record) FROM r LIMIT 200").fetchall()
         finally:
             conn.close()
         sizes = [int(r[0]) for r in rows]
-    return round(sum(sizes) / max(1, len(sizes)), 1)
+    return _mean(sizes)
 
 
-def plain_record_bytes(store: str, url: str) -> float:
-    """Mean bytes of the same nbi records in the plain form stored before the compact codec
-    (``service/store/record_codec.py``): eligible ids and pmf as JSON lists (the "before"
-    of the record-size figure; the records are decoded from the store and re-encoded)."""
+def nbi_record_bytes(store: str, url: str) -> dict[str, float]:
+    """Mean bytes of up to 200 of nbi's decision records: as stored (``nbi``), and the same
+    records in the plain form stored before the compact codec (``service/store/
+    record_codec.py``: eligible ids and pmf as JSON lists; ``nbi_before_compact_codec``),
+    read once through the store and re-encoded."""
     from service.store.record_codec import RecordCodec
 
-    plain = RecordCodec(lambda _fingerprint: None)  # no catalog in use: the plain lists
+    texts: list[Any]
     if store == "redis":
         from service.store.redis_store import RedisStore
 
@@ -321,8 +321,8 @@ def plain_record_bytes(store: str, url: str) -> float:
         try:
             client = redis_store.client
             keys = list(client.scan_iter(match="bench:rec:*", count=1000))[:200]
-            texts: list[Any] = [client.hget(k, "json") for k in keys]
-            records = [redis_store.codec.loads(t) for t in texts if t]
+            texts = [t for t in (client.hget(k, "json") for k in keys) if t]
+            records = [redis_store.codec.loads(t) for t in texts]
         finally:
             redis_store.close()
     else:
@@ -331,11 +331,15 @@ def plain_record_bytes(store: str, url: str) -> float:
         sqlite_store = SQLiteStore(url)
         try:
             rows = sqlite_store._conn.execute("SELECT record FROM decisions LIMIT 200").fetchall()  # noqa: SLF001
-            records = [sqlite_store.codec.loads(r[0]) for r in rows]
+            texts = [r[0] for r in rows]
+            records = [sqlite_store.codec.loads(t) for t in texts]
         finally:
             sqlite_store.close()
-    sizes = [len(plain.dumps(r)) for r in records]
-    return round(sum(sizes) / max(1, len(sizes)), 1)
+    plain = RecordCodec(lambda _fingerprint: None)  # no catalog in use: the plain lists
+    return {
+        "nbi": _mean([len(t) for t in texts]),
+        "nbi_before_compact_codec": _mean([len(plain.dumps(r)) for r in records]),
+    }
 
 
 def _median_index(values: list[float]) -> int:
@@ -404,9 +408,8 @@ def _bench_store(
             "p99_ratio_rounds": [round(r, 2) for r in p99_ratios],
         }
         out["record_bytes"] = {
-            "nbi": record_bytes(store, api_url, reference=False),
-            "nbi_before_compact_codec": plain_record_bytes(store, api_url),
-            "reference": record_bytes(store, ref_url, reference=True),
+            **nbi_record_bytes(store, api_url),
+            "reference": reference_record_bytes(store, ref_url),
         }
     finally:
         for server in (api, ref):
