@@ -350,6 +350,11 @@ def feature_effects_many(
     or ``facts`` calls when the caller passes ``base``, the ``n`` estimates for ``context``
     itself that it already has (e.g. the decision's own scores).
 
+    Raises
+    ------
+    ValueError
+        When ``base`` is given and does not hold ``n`` estimates.
+
     Examples
     --------
     >>> est = lambda ctx: (0.5 + 0.01 * float(ctx.get("weeks_unemployed", 0)), 0.3)
@@ -358,8 +363,11 @@ def feature_effects_many(
     >>> feature_effects_many(est, {"weeks_unemployed": 30}, 2, base=(0.9, 0.3))
     [{'weeks_unemployed': 0.36}, {'weeks_unemployed': 0.0}]
     """
-    if base is None or len(base) != n:
+    if base is None:
         base = estimate(context)
+    elif len(base) != n:
+        msg = f"base holds {len(base)} estimates for {n} offers"
+        raise ValueError(msg)
     out: list[dict[str, float]] = [{} for _ in range(n)]
     for name in DRIVER_FEATURES:
         if name not in context:

@@ -9,7 +9,13 @@ import pytest
 from bandit.catalog import Family, default_catalog
 from bandit.context import ProtectedAttributes
 from bandit.errors import InvalidInputError
-from bandit.explain import DRIVER_FEATURES, drivers, explain, lock_in_weeks
+from bandit.explain import (
+    DRIVER_FEATURES,
+    drivers,
+    explain,
+    feature_effects_many,
+    lock_in_weeks,
+)
 from bandit.policies import make_policy
 from bandit.policies.base import RewardEstimate
 from bandit.types import Action, Decision
@@ -142,6 +148,16 @@ def test_bad_inputs() -> None:
         explain(d, [], {}, CATALOG)
     with pytest.raises(InvalidInputError, match="top_n"):
         explain(d, [RewardEstimate(0.3, 0.2, 0.4, 1)], {}, CATALOG, top_n=0)
+
+
+def test_feature_effects_refuse_a_base_of_another_length() -> None:
+    def estimate(ctx: dict[str, object]) -> tuple[float, float]:
+        return (0.5 + 0.01 * float(str(ctx.get("weeks_unemployed", 0))), 0.3)
+
+    ctx = {"weeks_unemployed": 30}
+    assert feature_effects_many(estimate, ctx, 2, base=(0.9, 0.3))[0] == {"weeks_unemployed": 0.36}
+    with pytest.raises(ValueError, match="base holds 1 estimates for 2 offers"):
+        feature_effects_many(estimate, ctx, 2, base=(0.9,))
 
 
 @pytest.mark.parametrize("name", ["vw", "river"])

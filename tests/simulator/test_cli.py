@@ -119,3 +119,28 @@ def test_oracle_runs_past_the_horizon() -> None:
     """Outcomes learned after week 26 asked the oracle for a truth it only has per decision."""
     res = invoke("run", "--policy", "oracle", "--weeks", "28", "--scale", "0.01", "--json")
     assert res.exit_code == 0, res.output
+
+
+def test_run_defaults_are_the_simulation_configs() -> None:
+    """The CLI states its defaults as literals (so ``nbi --help`` imports no numpy); they
+    must stay those of :class:`~simulator.config.SimulationConfig`."""
+    import dataclasses
+
+    import typer.main
+
+    from simulator.config import SimulationConfig
+
+    group = typer.main.get_command(build_app())
+    run = group.commands["simulate"].commands["run"]  # type: ignore[attr-defined]
+    cli = {p.name: p.default for p in run.params}
+    config = {f.name: f.default for f in dataclasses.fields(SimulationConfig)}
+    pairs = {
+        "scale": "scale",
+        "compliance": "compliance",
+        "control_share": "control_share",
+        "lag": "lag_weeks",
+        "capacity_scale": "capacity_scale",
+        "offers_per_family": "offers_per_family",
+        "equity_reserve": "equity_reserve_share",
+    }
+    assert {c: cli[c] for c in pairs} == {c: config[f] for c, f in pairs.items()}
