@@ -19,6 +19,12 @@ holds a slot: the guard reads it first, under its own timeout), for ``/v1`` rout
 4. **Client gone**: a request whose client disconnected while it waited is dropped before
    any work (so is one whose client left while the guard read its body); counted as
    ``client_gone``.
+5. **Analyses in their own lane**: the model analyses (``GET /v1/models/compare``,
+   ``/v1/models/{version}/importance`` and ``/card``, seconds to a minute of work each) get
+   ``max_analyses`` slots of their own, with no queue, instead of the decisions' slots: an
+   analysis never holds a slot a recommendation needs (two long analyses used to answer every
+   recommendation 503 until they finished), and a second analysis while one runs is answered
+   503 at once (``analysis_busy``), with ``Retry-After`` of a few seconds.
 
 Every refusal is counted in ``nbi_requests_shed_total{reason}`` (and ``nbi_errors_total``);
 ``nbi_requests_in_flight`` and ``nbi_requests_queued`` show the current load. Refused requests
@@ -28,6 +34,7 @@ wrote nothing, so a case system may retry them safely (with the same ``Idempoten
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from typing import Any
@@ -41,6 +48,9 @@ from service.metrics import ServiceMetrics
 
 ADMITTED_PREFIX = "/v1/"
 """Only API routes are admission-controlled; health and metrics always answer."""
+ANALYSIS_PATH = re.compile(r"/v1/models/(?:compare|[^/]+/(?:importance|card))")
+"""The model analyses (``GET`` only): their own slots, never the decisions'."""
+ANALYSIS_RETRY_AFTER = "5"
 
 
 class AdmissionMiddleware:
@@ -62,7 +72,7 @@ class AdmissionMiddleware:
         wait only ``overload_wait`` seconds (the CoDel idea: keep the standing queue short).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (one keyword per admission rule)
         self,
         app: ASGIApp,
         *,
@@ -71,16 +81,24 @@ class AdmissionMiddleware:
         queue_timeout: float,
         overload_wait: float = 0.005,
         overload_interval: float = 0.1,
+        max_analyses: int = 1,
     ) -> None:
         self.app = app
-        self.max_concurrent = max_concurrent
-        self.max_queued = max_queued
         self.queue_timeout = queue_timeout
         self.overload_wait = overload_wait
         self.overload_interval = overload_interval
-        self._active = 0
-        self._last_empty = time.monotonic()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._decisions = _Lane(max_concurrent, max_queued)
+        self._analyses = _Lane(max_analyses, 0)
+
+    @property
+    def max_concurrent(self) -> int:
+        """Requests processed at once (the analyses' own slots not counted)."""
+        return self._decisions.max_concurrent
+
+    @property
+    def max_queued(self) -> int:
+        """Requests that may wait for a slot."""
+        return self._decisions.max_queued
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(ADMITTED_PREFIX):
@@ -96,19 +114,21 @@ class AdmissionMiddleware:
         ):
             await self._refuse(scope, receive, send, metrics, "store_unavailable", breaker)
             return
-        waited = self._active >= self.max_concurrent or bool(self._waiters)
+        analysis = scope["method"] == "GET" and ANALYSIS_PATH.fullmatch(scope["path"]) is not None
+        lane = self._analyses if analysis else self._decisions
+        waited = lane.active >= lane.max_concurrent or bool(lane.waiters)
         if waited:
-            if len(self._waiters) >= self.max_queued:
-                await self._refuse(scope, receive, send, metrics, "overloaded")
+            if len(lane.waiters) >= lane.max_queued:
+                reason = "analysis_busy" if analysis else "overloaded"
+                await self._refuse(scope, receive, send, metrics, reason)
                 return
-            if not await self._wait_for_slot(metrics):
+            if not await self._wait_for_slot(lane, metrics):
                 await self._refuse(scope, receive, send, metrics, "queue_timeout")
                 return
         else:
-            self._active += 1
-            self._last_empty = time.monotonic()
-        if metrics is not None:
-            metrics.in_flight.set(self._active)
+            lane.active += 1
+            lane.last_empty = time.monotonic()
+        self._report(metrics)
         try:
             if waited and await _client_gone(scope):
                 if metrics is not None:
@@ -116,47 +136,40 @@ class AdmissionMiddleware:
                 return  # it left while it waited: no work, no answer
             await self.app(scope, receive, send)
         finally:
-            self._release()
-            if metrics is not None:
-                metrics.in_flight.set(self._active)
+            lane.release()
+            self._report(metrics)
 
-    async def _wait_for_slot(self, metrics: ServiceMetrics | None) -> bool:
+    def _report(self, metrics: ServiceMetrics | None) -> None:
+        if metrics is not None:
+            metrics.in_flight.set(self._decisions.active + self._analyses.active)
+
+    async def _wait_for_slot(self, lane: _Lane, metrics: ServiceMetrics | None) -> bool:
         """Queue for a slot; True once admitted (the slot is then held), False on timeout."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        lane.waiters.append(waiter)
         if metrics is not None:
-            metrics.queued.set(len(self._waiters))
+            metrics.queued.set(len(lane.waiters))
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), self._timeout())
+            await asyncio.wait_for(asyncio.shield(waiter), self._timeout(lane))
         except TimeoutError:
             if waiter.done():  # handed a slot just as the deadline passed: give it back
-                self._release()
+                lane.release()
             else:
                 waiter.cancel()
             return False
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if waiter in lane.waiters:
+                lane.waiters.remove(waiter)
             if metrics is not None:
-                metrics.queued.set(len(self._waiters))
+                metrics.queued.set(len(lane.waiters))
         return True
 
-    def _timeout(self) -> float:
+    def _timeout(self, lane: _Lane) -> float:
         """The wait allowed now: the full deadline after the queue was empty recently (a
         burst), the short ``overload_wait`` when it has stayed non-empty for a whole
         ``overload_interval`` (a standing queue: waiting would only add latency)."""
-        standing = time.monotonic() - self._last_empty > self.overload_interval
+        standing = time.monotonic() - lane.last_empty > self.overload_interval
         return min(self.queue_timeout, self.overload_wait) if standing else self.queue_timeout
-
-    def _release(self) -> None:
-        """Hand the slot to the oldest live waiter, or free it."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes on; _active is unchanged
-                return
-        self._active -= 1
-        self._last_empty = time.monotonic()
 
     async def _refuse(
         self,
@@ -177,23 +190,53 @@ class AdmissionMiddleware:
         else:
             if metrics is not None:
                 metrics.errors.labels("overloaded").inc()
-            detail = (
-                "The service is at capacity; nothing was processed or stored. Retry later."
-                if reason == "overloaded"
-                else "The request waited too long for a free slot; nothing was processed or "
-                "stored. Retry later."
-            )
+            if reason == "analysis_busy":
+                detail = (
+                    "Another model analysis is running in this process (they take seconds "
+                    "each); nothing was processed. Retry when it has finished."
+                )
+            elif reason == "overloaded":
+                detail = "The service is at capacity; nothing was processed or stored. Retry later."
+            else:
+                detail = (
+                    "The request waited too long for a free slot; nothing was processed or "
+                    "stored. Retry later."
+                )
             response = problem_response(
                 503,
                 "overloaded",
                 "Service overloaded",
                 detail,
                 instance=instance,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": ANALYSIS_RETRY_AFTER if reason == "analysis_busy" else "1"},
             )
         # The connection stays open: the body (at most max_body_bytes) is already on its way
         # and the server discards it; closing would make every retry pay a new handshake.
         await response(scope, receive, send)
+
+
+class _Lane:
+    """The slots of one kind of request: at most ``max_concurrent`` at work, ``max_queued``
+    waiting in FIFO order."""
+
+    __slots__ = ("active", "last_empty", "max_concurrent", "max_queued", "waiters")
+
+    def __init__(self, max_concurrent: int, max_queued: int) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_queued = max_queued
+        self.active = 0
+        self.last_empty = time.monotonic()
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def release(self) -> None:
+        """Hand the slot to the oldest live waiter, or free it."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on; active is unchanged
+                return
+        self.active -= 1
+        self.last_empty = time.monotonic()
 
 
 async def _client_gone(scope: Scope) -> bool:

@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_concurrent=cfg.max_concurrent_requests,
         max_queued=cfg.max_queued_requests,
         queue_timeout=cfg.queue_timeout_seconds,
+        max_analyses=cfg.max_concurrent_analyses,
     )
     app.add_middleware(
         RequestGuardMiddleware, api_keys=cfg.api_keys, max_body_bytes=cfg.max_body_bytes

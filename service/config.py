@@ -315,6 +315,14 @@ class Settings(BaseSettings):
         "admission slot (max_concurrent_requests). Admitted requests beyond them wait for a "
         "thread: on 2 cores, 2 threads served 5-12 % more than 16 (GIL contention)",
     )
+    max_concurrent_analyses: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Model analyses (GET /v1/models/compare, /{version}/importance, /card) at "
+        "work at once per worker process, in slots of their own (never the decisions'); "
+        "another is answered 503 analysis_busy at once",
+    )
     max_queued_requests: int = Field(
         default=32,
         ge=0,

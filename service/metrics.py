@@ -57,7 +57,13 @@ ERROR_TYPES = (
     "internal",
     "other",
 )
-SHED_REASONS = ("overloaded", "queue_timeout", "store_unavailable", "client_gone")
+SHED_REASONS = (
+    "overloaded",
+    "queue_timeout",
+    "store_unavailable",
+    "client_gone",
+    "analysis_busy",
+)
 """Why admission control refused a request (``nbi_requests_shed_total``)."""
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WEEK = 7 * 24 * 3600.0
@@ -237,7 +243,8 @@ class ServiceMetrics:
         self.shed = Counter(
             "nbi_requests_shed",
             "Requests refused before any work by admission control (service/admission.py), "
-            "by reason: overloaded, queue_timeout, store_unavailable, client_gone.",
+            "by reason: overloaded, queue_timeout, store_unavailable, client_gone, analysis_busy "
+            "(a model analysis while another runs).",
             ("reason",),
             registry=r,
         )

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 
+from bandit.errors import InvalidInputError
 from service.blocking import run_blocking
 from service.decide import recommend
 from service.deps import CaseRole, RuntimeDep
@@ -56,8 +57,15 @@ async def create_recommendation(
     """Recommend the next-best intervention (control group: no recommendation).
 
     Idempotent on ``Idempotency-Key`` (or ``request_id``): a repeat returns the first answer.
-    Role: case (the case system).
+    Both may be sent only when they are equal (422 otherwise: a retry carrying one of them
+    must find the same decision). Role: case (the case system).
     """
+    if idempotency_key is not None and body.request_id not in (None, idempotency_key):
+        msg = (
+            "The Idempotency-Key header and the body's request_id differ: send one idempotency "
+            "key, or the same key in both"
+        )
+        raise InvalidInputError(msg)
     # The decision blocks (model, store), so it runs on the decision threads (one per admission
     # slot, service/blocking.py); the handler itself is async so that FastAPI checks and
     # serialises the response on the event loop instead of handing off a second time.

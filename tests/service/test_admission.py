@@ -36,6 +36,12 @@ def _held_app(max_concurrent: int, max_queued: int, queue_timeout: float) -> Any
         await request.app.state.release.wait()
         return {"ok": 1}
 
+    @app.get("/v1/models/{version}/importance")
+    async def analysis(version: str, request: Request) -> dict[str, str]:
+        request.app.state.started += 1
+        await request.app.state.release.wait()
+        return {"version": version}
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -89,6 +95,33 @@ def test_beyond_the_queue_a_request_is_refused_at_once_and_the_queued_one_runs()
             assert (await second).status_code == 200  # the queued one was admitted
             assert app.state.started == 2  # the refused one never reached the handler
             assert _shed(app, "overloaded") == 1.0
+
+    asyncio.run(scenario())
+
+
+def test_a_long_analysis_never_holds_a_decisions_slot() -> None:
+    """Model analyses have their own slot and no queue: one running leaves every decision
+    slot free, a second is refused at once (analysis_busy, not counted as overload)."""
+
+    async def scenario() -> None:
+        app = _held_app(max_concurrent=1, max_queued=0, queue_timeout=30.0)
+        async with _client(app) as client:
+            first = asyncio.create_task(client.get("/v1/models/v1/importance"))
+            await _until(lambda: app.state.started == 1)
+            busy = await client.get("/v1/models/v2/importance")
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+            assert busy.headers["content-type"] == "application/problem+json"
+            assert "Another model analysis is running" in busy.json()["detail"]
+            decision = asyncio.create_task(client.post("/v1/work", json={}))
+            await _until(lambda: app.state.started == 2)  # admitted beside the analysis
+            assert app.state.metrics.registry.get_sample_value("nbi_requests_in_flight") == 2
+            app.state.release.set()
+            assert (await first).status_code == 200
+            assert (await decision).status_code == 200
+            assert _shed(app, "analysis_busy") == 1.0
+            assert _shed(app, "overloaded") == 0.0
+            # the analysis slot was handed back
+            assert (await client.get("/v1/models/v3/importance")).status_code == 200
 
     asyncio.run(scenario())
 

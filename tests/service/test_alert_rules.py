@@ -120,12 +120,16 @@ def _latency(slow: bool) -> list[dict]:
     ]
 
 
-def _errors(share_5xx: int) -> list[dict]:
+def _errors(share_5xx: int, shed: int = 0) -> list[dict]:
+    """Per minute 1,000 requests, ``share_5xx`` of them 5xx, ``shed`` of those shed (503)."""
     labels = 'route="/v1/recommendations",method="POST"'
-    return [
+    series = [
         _s(f'nbi_http_requests_total{{{labels},status_class="2xx"}}', f"0+{1000 - share_5xx}x30"),
         _s(f'nbi_http_requests_total{{{labels},status_class="5xx"}}', f"0+{share_5xx}x30"),
     ]
+    if shed:
+        series.append(_s('nbi_requests_shed_total{reason="overloaded"}', f"0+{shed}x30"))
+    return series
 
 
 def _shedding(shed_per_minute: int) -> list[dict]:
@@ -159,6 +163,9 @@ CASES = {
     ),
     "5% errors": _case(_errors(50), "12m", "NbiHighErrorRate", True),
     "0.2% errors": _case(_errors(2), "12m", "NbiHighErrorRate", False),
+    # 5% answered 503 by admission control: load shedding, not failures
+    "5% shed": _case(_errors(50, shed=50), "12m", "NbiHighErrorRate", False),
+    "5% shed, 2% failed": _case(_errors(70, shed=50), "12m", "NbiHighErrorRate", True),
     "slow": _case(_latency(slow=True), "20m", "NbiHighLatency", True),
     "fast": _case(_latency(slow=False), "20m", "NbiHighLatency", False),
     "lag high": _case(

@@ -117,6 +117,24 @@ def test_a_request_id_reused_for_another_citizen_is_a_conflict(client):
     assert store_state(store) == before
 
 
+def test_header_and_body_idempotency_keys_must_agree(client):
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    body = {**rec_body("0101901111"), "request_id": "BODY-1"}
+    r = client.post("/v1/recommendations", json=body, headers={**CASE, "Idempotency-Key": "HDR-1"})
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+    assert "Idempotency-Key header and the body's request_id differ" in r.json()["detail"]
+    assert "BODY-1" not in r.text and "HDR-1" not in r.text  # no input value echoed
+    assert store_state(store) == before
+    # the same key in both is one key: a retry with either finds the same decision
+    same = client.post(
+        "/v1/recommendations", json=body, headers={**CASE, "Idempotency-Key": "BODY-1"}
+    )
+    assert same.status_code == 200 and not same.json()["replayed"]
+    retry = client.post("/v1/recommendations", json=body, headers=CASE)
+    assert retry.json()["event_id"] == same.json()["event_id"] and retry.json()["replayed"]
+
+
 @pytest.mark.parametrize("change", ["context", "max_options", "eligible_action_ids"])
 def test_an_idempotency_key_reused_with_another_body_is_a_conflict(client, change):
     store = client.app.state.runtime.store
