@@ -37,6 +37,7 @@ from service.lifecycle import LifecycleWatcher, start_serving
 from service.metrics import ServiceMetrics
 from service.model_watcher import PolicyRef
 from service.monitor import EquityMonitor
+from service.openapi import install_openapi
 from service.outage import StoreBreaker, store_probe
 from service.persistence import PersistenceCheck
 from service.runtime import Runtime, build_catalog, build_experiment, initial_policy
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
+    install_openapi(app)  # the shared error answers (503, 401, 400/413/415) on every operation
     install_error_handlers(app)
     app.include_router(build_router())
     app.add_middleware(  # innermost: runs once the guard has read and checked the body

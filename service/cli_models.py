@@ -20,7 +20,7 @@ import typer
 if TYPE_CHECKING:
     from bandit.catalog import Catalog
     from service.config import Settings
-    from service.lifecycle import LifecycleStore
+    from service.lifecycle import LifecycleState, LifecycleStore
 
 StoreOpt = typer.Option(None, "--store", help="Store backend: sqlite or redis (NBI_STORE).")
 SqliteOpt = typer.Option(None, "--sqlite-path", help="SQLite file (NBI_SQLITE_PATH).")
@@ -94,6 +94,13 @@ def _audit(
         trail.close()
 
 
+def _mark(state: LifecycleState, version: str) -> str:
+    """``approved``, ``vetted`` (approved before: a rollback target) or ``candidate``, padded."""
+    if version == state.approved:
+        return "approved "
+    return "vetted   " if state.was_approved(version) else "candidate"
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -117,7 +124,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
     ) -> None:
-        """Kept versions (newest first), which one is approved, the mode and the kill switch."""
+        """Kept versions (newest first): approved (serving), vetted (approved before: a rollback
+        target) or candidate; the mode and the kill switch."""
         from service.lifecycle import read_state
 
         def action(backend: LifecycleStore, settings: Settings, _c: Catalog) -> None:
@@ -129,8 +137,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
             )
             typer.echo(f"approved: {state.approved or 'none (cold start)'}")
             for version, created in backend.model_versions():
-                mark = "approved " if version == state.approved else "candidate"
-                typer.echo(f"{mark}  {version}  {_when(created)}")
+                typer.echo(f"{_mark(state, version)}  {version}  {_when(created)}")
 
         run(action, store, sqlite_path, redis_url, redis_prefix)
 
@@ -157,15 +164,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
 
     @models.command("rollback")
     def rollback_cmd(
-        version: str = typer.Argument(..., help="A kept earlier version."),
+        version: str = typer.Argument(..., help="A kept version that was approved before."),
         store: str = StoreOpt,
         sqlite_path: str = SqliteOpt,
         redis_url: str = RedisOpt,
         redis_prefix: str = PrefixOpt,
         api_key: str | None = ApiKeyOpt,
     ) -> None:
-        """Serve a kept earlier version again (learning continues on the newest candidate);
-        audited."""
+        """Serve again a kept version that was approved before (a never-approved candidate is
+        refused: approve it instead); learning continues on the newest candidate; audited."""
         from service.lifecycle import approval_detail, rollback
 
         def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:

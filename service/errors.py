@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bandit.errors import (
     BanditError,
@@ -30,7 +31,7 @@ from bandit.errors import (
     UnknownEventError,
 )
 from bandit.privacy import redact_cpr
-from service.lifecycle import ChangeCapError, UnknownModelError
+from service.lifecycle import ChangeCapError, NotApprovedError, UnknownModelError
 from service.metrics import ERROR_TYPES
 from service.outage import is_store_outage, outage_errors
 
@@ -65,6 +66,7 @@ DOMAIN_ERRORS: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (UnknownEventError, status.HTTP_404_NOT_FOUND, "unknown_event", "Unknown event"),
     (UnknownModelError, status.HTTP_404_NOT_FOUND, "unknown_model", "Unknown model version"),
     (ChangeCapError, status.HTTP_409_CONFLICT, "change_cap", "Change cap exceeded"),
+    (NotApprovedError, status.HTTP_409_CONFLICT, "conflict", "Model version never approved"),
     (ConflictError, status.HTTP_409_CONFLICT, "conflict", "Conflict"),
     (
         ModelFormatError,
@@ -236,14 +238,39 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     kind, title = _HTTP_TYPES.get(exc.status_code, ("other", "HTTP error"))
     count_error(request, kind)
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return problem_response(
         exc.status_code,
         kind,
         title,
         str(exc.detail),
         instance=instance_of(request),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method some route serves on the request's path.
+
+    Starlette answers a 405 from the first route whose path matches, naming that route's
+    methods only; a path served by two routes (``POST`` and ``DELETE /v1/models/kill``) would
+    advertise one of them.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 STORE_UNAVAILABLE_DETAIL = "The decision store cannot be reached; nothing was stored. Retry later."

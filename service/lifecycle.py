@@ -1,7 +1,7 @@
 """Model lifecycle: candidates, approval, rollback, serving modes and the kill switch.
 
 Every snapshot the learner publishes is a *candidate*; only the *approved* version serves.
-The store holds three control values, read by every replica's :class:`LifecycleWatcher` once
+The store holds these control values, read by every replica's :class:`LifecycleWatcher` once
 per ``Settings.model_poll_seconds`` (so an admin action reaches every worker within one poll
 interval; the replica that took the action applies it at once):
 
@@ -13,6 +13,10 @@ interval; the replica that took the action applies it at once):
 ``kill``
     Kill switch: when set (``practice`` or ``shadow``) it overrides the mode at once;
     ``practice`` does not even ask the model.
+``vetted:<version>``
+    One marker per version that was ever approved (by an admin or by auto-approval), written
+    in the same transaction as the ``approved`` pointer; markers of versions no longer kept
+    are dropped at the next approval.
 
 Cold start: with no approved version (and ``model_approval`` not ``auto``) the fresh model runs
 in **shadow** mode: caseworkers work as usual, the matched decisions train the first candidate,
@@ -21,8 +25,12 @@ candidate, whichever version serves.
 
 Approval refuses a candidate trained with other settings and one that would move any action's
 probability on the reference contexts (the most recent decisions) by more than
-``Settings.change_cap`` (:class:`ChangeCapError`, 409). Rollback to a kept version is exempt
-from the cap: it returns to a version that was vetted before.
+``Settings.change_cap`` (:class:`ChangeCapError`, 409). Rollback (also ``POST /v1/models/reload``
+with a version) is exempt from the cap because it returns to a version that was vetted before:
+it is refused (:class:`NotApprovedError`, 409) for a kept version that was never approved (no
+``vetted:`` marker and not the approved pointer), so a candidate the gate refused cannot
+reach serving that way. A store written before the markers existed knows only its approved
+version as vetted: approve an older version again to make it a rollback target.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ MODES: tuple[str, ...] = ("live", "shadow")
 KILL_MODES: tuple[str, ...] = ("practice", "shadow")
 """What the kill switch serves: practice as usual (the model is not asked) or shadow."""
 APPROVED, MODE, KILL = "approved", "mode", "kill"
+VETTED = "vetted:"
+"""Prefix of the control values that mark a version as approved at some time."""
 
 
 class UnknownModelError(BanditError, LookupError):
@@ -61,6 +71,10 @@ class UnknownModelError(BanditError, LookupError):
 
 class ChangeCapError(ConflictError):
     """An approval would move the policy by more than ``Settings.change_cap`` (409)."""
+
+
+class NotApprovedError(ConflictError):
+    """A rollback to a version that was never approved (409): it has to pass approval."""
 
 
 class LifecycleStore(Protocol):
@@ -95,11 +109,16 @@ class LifecycleState:
     ('shadow', 'live')
     >>> LifecycleState("v1", "live", "practice").serving_mode("manual")
     'practice'
+    >>> s = LifecycleState.from_control({"approved": "v2", "vetted:v1": "approve"})
+    >>> s.was_approved("v1"), s.was_approved("v2"), s.was_approved("v3")
+    (True, True, False)
     """
 
     approved: str | None = None
     mode: str = "live"
     kill: str | None = None
+    vetted: frozenset[str] = frozenset()
+    """Versions with a ``vetted:`` marker (approved at some time)."""
 
     @classmethod
     def from_control(cls, values: Mapping[str, str]) -> LifecycleState:
@@ -110,7 +129,13 @@ class LifecycleState:
             approved=values.get(APPROVED) or None,
             mode=mode if mode in MODES else "shadow",
             kill=None if kill is None else (kill if kill in KILL_MODES else "practice"),
+            vetted=frozenset(k.removeprefix(VETTED) for k in values if k.startswith(VETTED)),
         )
+
+    def was_approved(self, version: str) -> bool:
+        """``True`` when ``version`` is approved now or was approved before (a rollback
+        target)."""
+        return version == self.approved or version in self.vetted
 
     def serving_mode(self, approval: str) -> str:
         """``live``, ``shadow`` or ``practice``: the kill switch first, then the cold start
@@ -258,7 +283,8 @@ def approve(  # noqa: PLR0913 (one keyword per aspect of the action)
             "it cannot serve this configuration"
         )
         raise ConflictError(msg)
-    previous = read_state(store).approved
+    state = read_state(store)
+    previous = state.approved
     change: float | None = None
     n_ref = 0
     if check_cap and settings.change_cap < 1.0:
@@ -276,7 +302,7 @@ def approve(  # noqa: PLR0913 (one keyword per aspect of the action)
                 f"{action}_refused", version, role=role, detail={"max_change": f"{change:.4f}"}
             )
             raise ChangeCapError(msg)
-    store.set_control({APPROVED: version})
+    store.set_control({APPROVED: version, **_vetting(store, state, version, action)})
     detail = {"previous": previous or "none"}
     if change is not None:
         detail["max_change"] = f"{change:.4f}"
@@ -284,10 +310,46 @@ def approve(  # noqa: PLR0913 (one keyword per aspect of the action)
     return ApprovalResult(action, version, previous, change, n_ref)
 
 
+def _vetting(
+    store: LifecycleStore, state: LifecycleState, version: str, action: str
+) -> dict[str, str | None]:
+    """The marker changes that go with approving ``version``: mark it (and the version it
+    replaces, which was approved, e.g. in a store from before the markers) as vetted, and drop
+    the markers of versions the store no longer keeps."""
+    changes: dict[str, str | None] = {}
+    for vetted, how in ((version, action), (state.approved, APPROVED)):
+        if vetted is not None and vetted not in state.vetted:
+            changes[VETTED + vetted] = how
+    kept = {v for v, _ in store.model_versions()}
+    for old in state.vetted - kept - {version}:
+        changes[VETTED + old] = None
+    return changes
+
+
 def rollback(
     store: LifecycleStore, settings: Settings, catalog: Catalog, version: str
 ) -> ApprovalResult:
-    """Serve the kept earlier ``version`` again (exempt from the change cap)."""
+    """Serve the kept earlier ``version`` again (exempt from the change cap: it was vetted).
+
+    Raises
+    ------
+    UnknownModelError
+        The version is not kept.
+    NotApprovedError
+        The version was never approved (a candidate goes live only through :func:`approve`,
+        and its change cap); nothing changes.
+    ConflictError
+        The snapshot was trained with other settings than the running service's.
+    """
+    if not read_state(store).was_approved(version):
+        load_snapshot_policy(store, version)  # an unknown version is a 404 first
+        record_admin_action("rollback_refused", version, detail={"reason": "never_approved"})
+        msg = (
+            f"Model version {version} was never approved; a rollback only returns to a version "
+            f"approved before. Approve it first (POST /v1/models/{version}/approve or "
+            f"nbi models approve {version}), which applies the change cap"
+        )
+        raise NotApprovedError(msg)
     return approve(store, settings, catalog, version, action="rollback", check_cap=False)
 
 

@@ -10,7 +10,13 @@ propensity is not the probability of the action the caseworker took (docs/decisi
   facts) from :mod:`offline_eval.estimators` with their analytic 95 % intervals, and the
   effective sample size of the importance weights;
 - practice as usual: the control arm is an on-policy sample of it, so its value is the control
-  arm's mean outcome in the same window (normal 95 % interval; ESS = n).
+  arm's mean outcome in the same window (Wilson 95 % interval of the employment share, which
+  keeps its width when every outcome is alike; ESS = n).
+
+The reward is 26-week employment, so every value lies in [0, 1]: estimates and interval bounds
+are clipped to that range (the truth is always inside it, so clipping keeps an interval's
+coverage and can only bring a point estimate closer; a SNIPS interval of [-27.7, 29.5] from a
+few dozen followed decisions is shown as [0, 1], "nothing known yet").
 
 The guardrail (``model_approval="guardrail"``) approves a candidate when both its SNIPS and DR
 lower bounds are at least the live model's estimate minus ``guardrail_margin``.
@@ -18,6 +24,7 @@ lower bounds are at least the live model's estimate minus ``guardrail_margin``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -36,6 +43,7 @@ from offline_eval.estimators.dr import DoublyRobust
 from offline_eval.estimators.snips import SNIPS
 from offline_eval.logs import LoggedBandit
 from service.lifecycle import LifecycleStore, load_snapshot_policy, read_state, serving_policy
+from service.summary import wilson
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -150,6 +158,28 @@ def target_matrix(
     return out
 
 
+REWARD_RANGE = (0.0, 1.0)
+"""Rewards are employment indicators (service/settle.py): every policy value lies here."""
+
+
+def within_rewards(est: Estimate) -> Estimate:
+    """``est`` with its value and bounds clipped to :data:`REWARD_RANGE`.
+
+    Examples
+    --------
+    >>> within_rewards(Estimate(0.88, -27.7, 29.5, 91)).ci_low
+    0.0
+    """
+    low, high = REWARD_RANGE
+
+    def clip(x: float) -> float:
+        return min(max(x, low), high)
+
+    return dataclasses.replace(
+        est, value=clip(est.value), ci_low=clip(est.ci_low), ci_high=clip(est.ci_high)
+    )
+
+
 def _policy_row(
     name: str, version: str, policy: Policy, records: list[DecisionRecord], catalog: Catalog
 ) -> CompareRow:
@@ -157,8 +187,8 @@ def _policy_row(
         return CompareRow(name, version, None, None, 0.0, len(records))
     logs, ids = logged_bandit(records)
     target = target_matrix(policy, records, ids, catalog)
-    snips = SNIPS().estimate(logs, target)
-    dr = DoublyRobust().estimate(logs, target)
+    snips = within_rewards(SNIPS().estimate(logs, target))
+    dr = within_rewards(DoublyRobust().estimate(logs, target))
     return CompareRow(name, version, snips, dr, diagnose(logs, target).ess, len(records))
 
 
@@ -168,8 +198,12 @@ def _practice_row(control: list[DecisionRecord]) -> CompareRow:
         return CompareRow("practice as usual", "control arm", None, None, float(n), n)
     y = np.array([float(r.reward or 0.0) for r in control])
     mean = float(y.mean())
-    half = _Z95 * float(y.std(ddof=1)) / math.sqrt(n)
-    est = Estimate(mean, mean - half, mean + half, n, estimator="mean")
+    if np.isin(y, REWARD_RANGE).all():  # employed or not: the Wilson score interval
+        low, high = wilson(int(y.sum()), n, _Z95)
+    else:
+        half = _Z95 * float(y.std(ddof=1)) / math.sqrt(n)
+        low, high = mean - half, mean + half
+    est = within_rewards(Estimate(mean, low, high, n, estimator="mean"))
     return CompareRow("practice as usual", "control arm", est, est, float(n), n)
 
 
@@ -198,7 +232,8 @@ def compare(
     rows.append(_practice_row(control))
     note = (
         f"{len(treated)} followed live treatment decisions (SNIPS, DR with 95 % intervals), "
-        f"{len(control)} settled control decisions (practice as usual, on-policy mean)"
+        f"{len(control)} settled control decisions (practice as usual, on-policy mean with a "
+        "Wilson interval); values and bounds clipped to the reward range [0, 1]"
     )
     if len(treated) < MIN_ROUNDS:
         note += f"; fewer than {MIN_ROUNDS} logged decisions: no off-policy estimate"

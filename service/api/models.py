@@ -39,6 +39,11 @@ _APPROVAL_PROBLEMS = _problems(
     (409, "Refused: beyond the change cap, or trained with other settings"),
     (422, "Invalid version"),
 )
+_ROLLBACK_PROBLEMS = _problems(
+    (404, "Version not kept in the store"),
+    (409, "Refused: the version was never approved, or trained with other settings"),
+    (422, "Invalid version"),
+)
 VersionPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9._-]{1,128}$", description="A kept model version")
 ]
@@ -50,6 +55,9 @@ class VersionOut(BaseModel):
     version: str
     created_at: float
     approved: bool
+    vetted: bool = Field(
+        description="Approved now or at some earlier time: a rollback may return to it"
+    )
     serving: bool = Field(description="Served by the replica that answered")
 
 
@@ -134,7 +142,13 @@ def _state(runtime: Runtime) -> LifecycleOut:
         mode=state.mode,
         kill=state.kill,
         versions=[
-            VersionOut(version=v, created_at=t, approved=v == state.approved, serving=v == serving)
+            VersionOut(
+                version=v,
+                created_at=t,
+                approved=v == state.approved,
+                vetted=state.was_approved(v),
+                serving=v == serving,
+            )
             for v, t in store.model_versions()
         ],
     )
@@ -189,11 +203,13 @@ def approve_model(
     return _approval(runtime, result)
 
 
-@router.post("/{version}/rollback", response_model=ApprovalOut, responses=_APPROVAL_PROBLEMS)
+@router.post("/{version}/rollback", response_model=ApprovalOut, responses=_ROLLBACK_PROBLEMS)
 def rollback_model(
     version: VersionPath, request: Request, runtime: RuntimeDep, _role: AdminRole
 ) -> ApprovalOut:
-    """Serve a kept earlier version again (not subject to the change cap). Role: admin.
+    """Serve again a kept version that was approved before (``vetted`` in
+    ``GET /v1/models/versions``); not subject to the change cap. A version that was
+    never approved is refused (409, nothing changes): approve it instead. Role: admin.
     Audited."""
     store = lifecycle.lifecycle_store(runtime)
     result = lifecycle.rollback(store, runtime.settings, runtime.catalog, version)
@@ -201,7 +217,7 @@ def rollback_model(
     return _approval(runtime, result)
 
 
-@router.post("/reload", response_model=ReloadResponse, responses=_APPROVAL_PROBLEMS)
+@router.post("/reload", response_model=ReloadResponse, responses=_ROLLBACK_PROBLEMS)
 def reload_model(
     request: Request,
     runtime: RuntimeDep,
@@ -209,8 +225,9 @@ def reload_model(
     body: Annotated[ReloadIn | None, Body()] = None,
 ) -> ReloadResponse:
     """Apply the stored approved version now on this replica; with ``{"version": ...}`` roll
-    back to that kept version first (as ``POST /v1/models/{version}/rollback``). A candidate
-    never serves through a reload. Role: admin."""
+    back to that kept version first (as ``POST /v1/models/{version}/rollback``: only a version
+    approved before, else 409 and nothing changes). A candidate never serves through a
+    reload. Role: admin."""
     if body is not None and body.version is not None:
         store = lifecycle.lifecycle_store(runtime)
         result = lifecycle.rollback(store, runtime.settings, runtime.catalog, body.version)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from service.docs import ASSETS, STATIC_URL
+from tests.helpers.api import CASE
 
 _URL = re.compile(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""")
 
@@ -67,3 +68,42 @@ def test_the_security_schemes_do_not_change_what_is_allowed(client):
     assert client.get("/v1/experiment/summary").status_code == 401
     basic = client.get("/v1/experiment/summary", headers={"Authorization": "Basic eDp5"})
     assert basic.status_code == 401
+
+
+def test_every_operation_documents_the_shared_error_answers_as_problem_json(client):
+    """Admission control and the request guard answer before any handler: 401 and 503 on
+    every /v1 operation, 400/413/415 on those with a body; every error is problem JSON."""
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if not path.startswith("/v1/") or method not in {"get", "post", "put", "delete"}:
+                continue
+            answers = op["responses"]
+            expected = {"401", "503"} | ({"400", "413", "415"} if "requestBody" in op else set())
+            assert expected <= set(answers), (method, path, expected - set(answers))
+            for code, answer in answers.items():
+                if code[0] in "45":
+                    assert list(answer["content"]) == ["application/problem+json"], (path, code)
+            checked += 1
+    assert checked >= 18
+    # the answers are real: an unsupported media type is 415 problem JSON, as documented
+    r = client.post(
+        "/v1/recommendations", content=b"x", headers={**CASE, "Content-Type": "text/plain"}
+    )
+    assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_405_names_every_method_of_the_path(client):
+    """Two routes serve /v1/models/kill (POST, DELETE): Allow lists both, not the first's."""
+    admin = {"X-API-Key": "dev-admin-key", "Content-Type": "application/json"}
+    r = client.put("/v1/models/kill", content=b"{}", headers=admin)
+    assert r.status_code == 405 and r.headers["allow"] == "POST, DELETE"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert client.delete("/healthz").headers["allow"] == "GET"

@@ -3,6 +3,7 @@ kill switch and change cap, with two app instances on one store as two workers."
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -163,6 +164,117 @@ def test_rollback_serves_the_chosen_version(workers: Workers) -> None:
     assert "not kept" in missing.json()["detail"]
 
 
+def test_a_never_approved_candidate_goes_live_neither_by_rollback_nor_by_reload(
+    workers: Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # QA report 1 (HIGH): manual approval and a change cap that refuses the candidate; the
+    # rollback and the reload forms then put it live (200, approved and serving).
+    (a,) = workers(1)
+    for i in range(5):  # reference contexts for the cap (shadow at cold start)
+        recommend(a, i)
+    v1 = publish(a, 10)
+    assert a.post(f"/v1/models/{v1}/approve", headers=ADMIN).status_code == 200
+    (b,) = workers(1, change_cap=0.001)  # a second worker on the same store, with the cap
+    v2 = publish(b, 40)
+    refused = b.post(f"/v1/models/{v2}/approve", headers=ADMIN)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/change-cap")
+    store = b.app.state.runtime.store  # type: ignore[attr-defined]
+    control = store.get_control()
+    v3 = publish(b, 5)  # a candidate nobody tried to approve: the same rule
+    caplog.set_level(logging.INFO, logger="nbi.lifecycle")
+    for client, candidate in ((b, v2), (a, v2), (b, v3)):
+        for r in (
+            client.post(f"/v1/models/{candidate}/rollback", headers=ADMIN),
+            client.post("/v1/models/reload", json={"version": candidate}, headers=ADMIN),
+        ):
+            assert r.status_code == 409, r.text
+            assert r.headers["content-type"] == PROBLEM
+            problem = r.json()
+            assert problem["type"].endswith("/conflict")
+            assert problem["title"] == "Model version never approved"
+            assert problem["detail"].startswith(f"Model version {candidate} was never approved;")
+            assert f"POST /v1/models/{candidate}/approve" in problem["detail"]
+    # nothing changed: the store's control values, what serves on both workers, the listing
+    assert store.get_control() == control
+    assert serving(a) == serving(b) == (v1, "live")
+    time.sleep(POLL + SLACK)  # a poll later, still nothing
+    assert serving(a) == serving(b) == (v1, "live")
+    listed = a.get("/v1/models/versions", headers=ADMIN).json()
+    assert listed["approved"] == v1
+    flags = {v["version"]: (v["approved"], v["vetted"], v["serving"]) for v in listed["versions"]}
+    assert flags == {
+        v1: (True, True, True),
+        v2: (False, False, False),
+        v3: (False, False, False),
+    }
+    refusals = [r for r in caplog.records if getattr(r, "action", "") == "rollback_refused"]
+    assert [r.target for r in refusals] == [v2] * 4 + [v3] * 2  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if getattr(r, "action", "") == "rollback"]
+    # the OpenAPI text states the rule
+    paths = a.get("/openapi.json").json()["paths"]
+    rollback_op = paths["/v1/models/{version}/rollback"]["post"]
+    assert "never approved" in rollback_op["description"]
+    assert "never approved" in rollback_op["responses"]["409"]["description"]
+    reload_op = paths["/v1/models/reload"]["post"]
+    assert "approved before" in reload_op["description"] and "409" in reload_op["responses"]
+
+
+def test_rollback_returns_to_any_version_approved_before_despite_the_cap(
+    workers: Workers,
+) -> None:
+    (a,) = workers(1)
+    for i in range(5):
+        recommend(a, i)
+    v1 = publish(a, 10)
+    assert a.post(f"/v1/models/{v1}/approve", headers=ADMIN).status_code == 200
+    v2 = publish(a, 40)
+    assert a.post(f"/v1/models/{v2}/approve", headers=ADMIN).status_code == 200
+    (b,) = workers(1, change_cap=0.001)
+    # approved before: the rollback is exempt from the cap, both ways
+    back = b.post(f"/v1/models/{v1}/rollback", headers=ADMIN)
+    assert back.status_code == 200, back.text
+    assert back.json()["serving_version"] == v1 and back.json()["previous"] == v2
+    assert wait_for(a, lambda s: s[0] == v1) <= POLL + SLACK
+    forth = b.post("/v1/models/reload", json={"version": v2}, headers=ADMIN)
+    assert forth.json() == {"reloaded": True, "model_version": v2}
+    # rolling back to the approved version itself is allowed (and changes nothing)
+    assert b.post(f"/v1/models/{v2}/rollback", headers=ADMIN).json()["previous"] == v2
+    listed = b.get("/v1/models/versions", headers=ADMIN).json()["versions"]
+    assert {v["version"]: v["vetted"] for v in listed} == {v1: True, v2: True}
+
+
+def test_a_store_from_before_the_markers_keeps_its_approved_version_as_rollback_target(
+    workers: Workers,
+) -> None:
+    (a,) = workers(1)
+    v1, v2 = publish(a, 10), publish(a, 20)
+    store = a.app.state.runtime.store  # type: ignore[attr-defined]
+    store.set_control({"approved": v1})  # as the lifecycle wrote it before the vetted markers
+    assert a.post(f"/v1/models/{v2}/approve", headers=ADMIN).status_code == 200
+    assert a.post(f"/v1/models/{v1}/rollback", headers=ADMIN).status_code == 200
+    assert serving(a)[0] == v1
+
+
+def test_auto_approval_keeps_earlier_auto_approved_versions_as_rollback_targets(
+    workers: Workers,
+) -> None:
+    from service.lifecycle import lifecycle_store, on_candidate
+
+    (a,) = workers(1, model_approval="auto", change_cap=0.001)
+    runtime = a.app.state.runtime  # type: ignore[attr-defined]
+    auto = runtime.settings
+    store = lifecycle_store(runtime)
+    v1, v2 = publish(a, 10), publish(a, 20)
+    for version in (v1, v2):  # as the learner does on each commit (no reference contexts yet)
+        assert on_candidate(store, auto, runtime.catalog, store.get_model(version))
+    assert a.get("/v1/models/versions", headers=ADMIN).json()["approved"] == v2
+    r = a.post(f"/v1/models/{v1}/rollback", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert serving(a)[0] == v1
+    assert a.post("/v1/models/reload", json={"version": v2}, headers=ADMIN).status_code == 200
+    assert serving(a)[0] == v2
+
+
 def test_kill_switch_reaches_every_worker_within_one_poll(workers: Workers) -> None:
     a, b = workers(2)
     version = publish(a, 10)
@@ -316,6 +428,13 @@ def test_compare_and_guardrail_on_logged_decisions(
     assert cand["snips_low"] < cand["snips"] < cand["snips_high"]
     assert 0 < cand["ess"] <= treated + 1e-9  # = n when the weights are all 1
     assert practice["snips"] == pytest.approx(sum(control) / len(control))
+    from service.summary import wilson
+
+    low, high = wilson(int(sum(control)), len(control))
+    assert (practice["snips_low"], practice["snips_high"]) == pytest.approx((low, high))
+    for row in (cand, live, practice):  # employment shares: every value and bound in [0, 1]
+        for key in ("snips", "snips_low", "snips_high", "dr", "dr_low", "dr_high"):
+            assert 0.0 <= row[key] <= 1.0, (row["name"], key, row[key])
     runtime = a.app.state.runtime  # type: ignore[attr-defined]
     store = lifecycle_store(runtime)
     strict = runtime.settings.model_copy(update={"guardrail_margin": 0.0})
@@ -328,6 +447,20 @@ def test_compare_and_guardrail_on_logged_decisions(
     assert guardrail(store, loose, runtime.catalog, v2).passed  # bounds are wide on few rows
     assert on_candidate(store, loose, runtime.catalog, store.get_model(v2))
     assert wait_for(a, lambda s: s[0] == v2) <= POLL + SLACK
+
+
+def test_practice_interval_keeps_its_width_when_every_outcome_is_alike() -> None:
+    """21 of 21 employed: the normal interval was [1, 1]; Wilson's is about [0.85, 1]."""
+    from types import SimpleNamespace
+
+    from offline_eval.ci import Estimate
+    from service.model_compare import _practice_row, within_rewards
+
+    row = _practice_row([SimpleNamespace(reward=1.0)] * 21)  # type: ignore[list-item]
+    assert row.snips is not None and row.snips.value == 1.0
+    assert row.snips.ci_low == pytest.approx(0.8454, abs=1e-4) and row.snips.ci_high == 1.0
+    clipped = within_rewards(Estimate(1.07, -27.7, 29.5, 91))
+    assert (clipped.value, clipped.ci_low, clipped.ci_high) == (1.0, 0.0, 1.0)
 
 
 def test_cli_lists_approves_compares_and_refuses(tmp_path: Path) -> None:
@@ -378,7 +511,16 @@ def test_cli_lists_approves_compares_and_refuses(tmp_path: Path) -> None:
     assert refused.returncode == 1 and len(lines) == 1
     assert lines[0].startswith("error: Approving") and "NBI_CHANGE_CAP=0.001" in lines[0]
     assert f"approved   {v1.version}" in nbi_run("list").stdout  # unchanged
+    # the refused candidate cannot go live by a rollback either: one line, exit 1, no change
+    sneaked = nbi_run("rollback", v2.version, NBI_CHANGE_CAP="0.001")
+    lines = sneaked.stderr.strip().splitlines()
+    assert sneaked.returncode == 1 and len(lines) == 1, sneaked.stderr
+    assert lines[0].startswith(f"error: Model version {v2.version} was never approved;")
+    assert f"nbi models approve {v2.version}" in lines[0]
+    listed = nbi_run("list").stdout
+    assert f"approved   {v1.version}" in listed and f"candidate  {v2.version}" in listed
     assert nbi_run("approve", v2.version).returncode == 0
+    assert f"vetted     {v1.version}" in nbi_run("list").stdout  # a rollback target
     back = nbi_run("rollback", v1.version)
     assert back.returncode == 0 and f"rolled back to {v1.version}; was {v2.version}" in back.stdout
     unknown = nbi_run("rollback", "vw-none-1")
