@@ -193,8 +193,34 @@ def safe_validation_errors(errors: Sequence[Any]) -> tuple[list[dict[str, Any]],
         loc = [p for p in err.get("loc", ()) if isinstance(p, (str, int))]
         if err.get("type") == "extra_forbidden" and loc:
             loc[-1] = UNKNOWN_FIELD
-        out.append({"loc": loc, "msg": scrub(str(err.get("msg", ""))), "type": err.get("type", "")})
+        msg = _scrub_keeping_limits(str(err.get("msg", "")), err.get("ctx") or {})
+        out.append({"loc": loc, "msg": msg, "type": err.get("type", "")})
     return out, sensitive
+
+
+def _scrub_keeping_limits(msg: str, ctx: dict[str, Any]) -> str:
+    """:func:`scrub` ``msg`` but keep the numbers of the schema's own constraints (``ctx``,
+    e.g. ``le=2147483647``, which is CPR-shaped): they are no input, and the client needs them.
+
+    Examples
+    --------
+    >>> _scrub_keeping_limits("Input should be less than or equal to 2147483647", {"le": 2147483647})
+    'Input should be less than or equal to 2147483647'
+    >>> _scrub_keeping_limits("Value error, 0101901234 is not allowed", {"error": ValueError()})
+    'Value error, [redacted] is not allowed'
+    """
+    limits = sorted(
+        {str(v) for v in ctx.values() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        key=len,
+        reverse=True,
+    )
+    kept = msg
+    for i, limit in enumerate(limits):
+        kept = kept.replace(limit, f"\x00{i}\x00")
+    kept = scrub(kept)
+    for i, limit in enumerate(limits):
+        kept = kept.replace(f"\x00{i}\x00", limit)
+    return kept
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -263,8 +289,7 @@ def allowed_methods(request: Request) -> str:
         method
         for method in _METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL
-            for route in routes
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     ]
     return ", ".join(allowed)

@@ -154,3 +154,14 @@ def test_a_percent_encoded_cpr_never_reaches_the_access_log(tmp_path):
     text = log.read_text()
     assert "access" in text or "POST" in text, text[-2000:]
     assert "1234" not in text, [line for line in text.splitlines() if "1234" in line]
+
+
+def test_a_limit_of_the_schema_is_shown_even_when_cpr_shaped(client):
+    """The seed's bound 2147483647 has ten digits like a CPR number; it is the schema's, not
+    the client's, so the message keeps it (the value sent is never echoed)."""
+    admin = {"X-API-Key": "dev-admin-key"}
+    r = client.get("/v1/models/v1/importance?seed=2147483648", headers=admin)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["msg"] == "Input should be less than or equal to 2147483647"
+    assert "2147483648" not in r.text
