@@ -189,7 +189,8 @@ class Settings(BaseSettings):
     simulated_time: bool = Field(
         default=False,
         description="A simulation drives the service with weeks that pass in seconds: outcomes "
-        "are not checked against the clock (horizon passed, job date not in the future). "
+        "are not checked against the clock (horizon passed; job or dropout not later than "
+        "today). "
         "Development only",
     )
     sweep_interval_seconds: float = Field(default=60.0, gt=0)

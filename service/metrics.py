@@ -127,7 +127,7 @@ class ServiceMetrics:
         )
         self.outcomes_received = Counter(
             "nbi_outcomes_received",
-            "Outcome reports received (including idempotent replays), by status.",
+            "Outcome reports accepted (including idempotent replays; not those refused), by status.",
             ("status",),
             registry=r,
         )

@@ -10,15 +10,19 @@ finalised the event (``bandit.feedback``). Both paths are idempotent: the store 
 *different* second reported outcome (409) and ignores the same one.
 
 Reports the clock contradicts are refused (422): ``unemployed_at_horizon`` before the horizon
-has passed since the decision, and an ``employed_on`` date in the future (unless
-``Settings.simulated_time``: a simulation whose weeks pass in seconds).
+has passed since the decision, and an event later than today: an ``employed_on`` date in the
+future, or a ``weeks_to_job`` / ``weeks_observed`` that puts the event after today (the same
+rule in UTC dates: ``w`` weeks is the day ``floor(7 w)`` days after the decision date, the day
+``employed_on`` converts to ``w``). Not with ``Settings.simulated_time``: a simulation whose
+weeks pass in seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from bandit.errors import ConflictError, InvalidInputError
 from bandit.records import DecisionRecord
@@ -32,6 +36,23 @@ logger = logging.getLogger("nbi.settle")
 
 _DAYS_PER_WEEK = 7.0
 _DAY_SECONDS = 24 * 3600.0
+_DAY_EPSILON = 1e-9  # 7 * (days / 7) is ``days`` again, not a hair below
+
+
+def _check_not_after_today(field: str, weeks: float, decided: date, today: date) -> None:
+    """Refuse ``weeks`` after the decision (date) that fall after ``today`` (both UTC dates).
+
+    The event is on the day ``floor(7 * weeks)`` days after the decision date: the day an
+    ``employed_on`` date converts to these weeks, so both forms of a report pass or fail alike
+    (a report of the decision day itself, ``weeks < 1/7``, passes at once).
+    """
+    elapsed = max((today - decided).days, 0)
+    if math.floor(weeks * _DAYS_PER_WEEK + _DAY_EPSILON) > elapsed:
+        msg = (
+            f"{field}={weeks:g} is later than today: the decision was {elapsed} days "
+            f"({elapsed / _DAYS_PER_WEEK:.1f} weeks) ago, on {decided.isoformat()} (UTC)"
+        )
+        raise InvalidInputError(msg)
 
 
 def outcome_from_request(
@@ -45,20 +66,26 @@ def outcome_from_request(
 
     With ``now`` (Unix seconds) the report is checked against the clock:
     ``unemployed_at_horizon`` needs ``horizon_weeks`` to have passed since the decision, and
-    ``employed_on`` must not be after today (UTC). Failures raise :class:`InvalidInputError`.
+    ``employed_on``, or the day ``weeks_to_job`` / ``weeks_observed`` put the event on, must not
+    be after today (UTC). Failures raise :class:`InvalidInputError`.
     """
     status = OutcomeStatus(request.status.value)
     weeks_to_job = request.weeks_to_job
+    decided = datetime.fromtimestamp(record.timestamp, tz=UTC).date()
+    today = None if now is None else datetime.fromtimestamp(now, tz=UTC).date()
     if request.employed_on is not None:
-        decided = datetime.fromtimestamp(record.timestamp, tz=UTC).date()
         days = (request.employed_on - decided).days
         if days < 0:
             msg = "employed_on is before the decision date"
             raise InvalidInputError(msg)
-        if now is not None and request.employed_on > datetime.fromtimestamp(now, tz=UTC).date():
+        if today is not None and request.employed_on > today:
             msg = "employed_on is in the future"
             raise InvalidInputError(msg)
         weeks_to_job = days / _DAYS_PER_WEEK
+    elif today is not None and request.weeks_to_job is not None:
+        _check_not_after_today("weeks_to_job", request.weeks_to_job, decided, today)
+    if today is not None and request.weeks_observed is not None:
+        _check_not_after_today("weeks_observed", request.weeks_observed, decided, today)
     if (
         status is OutcomeStatus.UNEMPLOYED_AT_HORIZON
         and now is not None
@@ -110,9 +137,9 @@ def settle_outcome(
         now=moment if check_clock else None,
     )
     value = EmployedWithinHorizon(horizon_weeks)(outcome)
-    if metrics is not None:
-        metrics.outcomes_received.labels(outcome.status.value).inc()
     result = store.record_outcome(request.event_id, outcome, value.value, censored=value.censored)
+    if metrics is not None:  # after the store took it: a refused report (409) is not received
+        metrics.outcomes_received.labels(outcome.status.value).inc()
     stored = result.record
     corrected = result.changed and is_correction(record.outcome, outcome)
     if corrected:

@@ -410,7 +410,10 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, help="Progress bar on stderr."),
         url: Annotated[
             str | None,
-            typer.Option(help="Drive a running service (e.g. http://127.0.0.1:8000) instead."),
+            typer.Option(
+                help="Drive a running service (e.g. http://127.0.0.1:8000) instead; start it "
+                "with NBI_SIMULATED_TIME=true (simulated weeks pass in seconds).",
+            ),
         ] = None,
         api_key: Annotated[
             str | None, typer.Option(envvar="NBI_API_KEY", help="API key of the case role.")

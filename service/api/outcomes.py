@@ -21,7 +21,11 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (403, "Wrong role"),
         (404, "Unknown event"),
         (409, "A different reported outcome is already stored"),
-        (422, "Invalid outcome, or one the clock contradicts (horizon not passed, future date)"),
+        (
+            422,
+            "Invalid outcome, or one the clock contradicts (horizon not passed; a job date, "
+            "weeks_to_job or weeks_observed later than today)",
+        ),
     )
 }
 

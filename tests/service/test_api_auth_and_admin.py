@@ -56,36 +56,42 @@ def test_readiness_fails_when_the_store_is_gone(settings):
         c.app.state.runtime.store = type(c.app.state.runtime.store)(settings.sqlite_path)
 
 
-def test_experiment_summary_counts_arms_and_rates(client):
-    events = {"treatment": [], "control": []}
-    for group in events:
-        for k in range(3):
-            raw = citizen_in_group(client, group, start=1000 * (k + 1))
-            body = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
-            events[group].append(body["event_id"])
-    outcomes = {
-        events["treatment"][0]: {"status": "employed", "weeks_to_job": 3},
-        events["treatment"][1]: {"status": "employed", "weeks_to_job": 8},
-        events["treatment"][2]: {"status": "dropout", "weeks_observed": 2},
-        events["control"][0]: {"status": "employed", "weeks_to_job": 5},
-        events["control"][1]: {"status": "employed", "weeks_to_job": 30},  # after the horizon
-    }
-    for event_id, outcome in outcomes.items():
-        assert (
-            client.post(
-                "/v1/outcomes", json={"event_id": event_id, **outcome}, headers=CASE
-            ).status_code
-            == 200
-        )
-    s = client.get("/v1/experiment/summary", headers=RESEARCHER).json()
+def test_experiment_summary_counts_arms_and_rates(settings):
+    """Counters and rates through the API. Week counts seconds after the decision are facts
+    only in simulated time (in real time they are later than today: 422), where every settled
+    outcome counts for the analysis; the analysis in information time (real time) is tested in
+    test_summary_information_time.py."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"simulated_time": True}))) as client:
+        events: dict[str, list[str]] = {"treatment": [], "control": []}
+        for group in events:
+            for k in range(3):
+                raw = citizen_in_group(client, group, start=1000 * (k + 1))
+                body = client.post("/v1/recommendations", json=rec_body(raw), headers=CASE).json()
+                events[group].append(body["event_id"])
+        outcomes = {
+            events["treatment"][0]: {"status": "employed", "weeks_to_job": 3},
+            events["treatment"][1]: {"status": "employed", "weeks_to_job": 8},
+            events["treatment"][2]: {"status": "dropout", "weeks_observed": 2},
+            events["control"][0]: {"status": "employed", "weeks_to_job": 5},
+            events["control"][1]: {"status": "employed", "weeks_to_job": 30},  # after the horizon
+        }
+        for event_id, outcome in outcomes.items():
+            r = client.post("/v1/outcomes", json={"event_id": event_id, **outcome}, headers=CASE)
+            assert r.status_code == 200, r.text
+        s = client.get("/v1/experiment/summary", headers=RESEARCHER).json()
     t, c = s["treatment"], s["control"]
     assert (t["decisions"], t["settled"], t["censored"], t["employed"]) == (3, 3, 1, 2)
     assert (c["decisions"], c["settled"], c["censored"], c["employed"]) == (3, 2, 0, 1)
-    # Information time: decided seconds ago, so no outcome is known for the analysis yet (the
-    # early jobs are reported, the zeros are not); rates and the difference wait.
-    assert (t["analysed"], t["pending"], c["analysed"], c["pending"]) == (0, 2, 0, 3)
-    assert t["employment_rate"] is None and s["difference"] is None
-    assert s["report_lag_weeks"] == 0 and "information time" in s["note"]
+    # Simulated time: every settled, uncensored outcome is analysed; the unreported one waits.
+    assert (t["analysed"], t["analysed_employed"], t["pending"]) == (2, 2, 0)
+    assert (c["analysed"], c["analysed_employed"], c["pending"]) == (2, 1, 1)
+    assert t["employment_rate"] == 1.0 and c["employment_rate"] == 0.5
+    assert s["difference"] == pytest.approx(0.5)
+    assert s["report_lag_weeks"] == 0 and "simulated time" in s["note"]
     assert s["control_share"] == 0.2 and s["experiment"].startswith("nbi-rct:0.2:")
 
 

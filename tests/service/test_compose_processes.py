@@ -82,7 +82,8 @@ def test_round_trip_through_api_learner_and_hot_swap(tmp_path):
         assert "nbi_learner_lag_messages 0.0" in learner_metrics
         assert call(port, "GET", "/v1/models", key=ADMIN_KEY)[1]["model_version"] == before
 
-        outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 3}
+        # a job on the decision day: a later week would be later than today (422)
+        outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 0}
         status, settled = call(port, "POST", "/v1/outcomes", outcome)
         assert status == 200, settled
 

@@ -78,7 +78,8 @@ def _learnable_round(port: int, start: int, n: int) -> tuple[set[str], int]:
             {"assigned_action_id": rec["action_id"]},
         )
         assert status == 200, answer
-        outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 6}
+        # a job on the decision day: a later week would be later than today (422)
+        outcome = {"event_id": event_id, "status": "employed", "weeks_to_job": 0}
         status, answer = call(port, "POST", "/v1/outcomes", outcome)
         assert status == 200, answer
         learnable += 1

@@ -41,7 +41,8 @@ def _traffic(client) -> None:
             )
         client.post(
             "/v1/outcomes",
-            json={"event_id": body["event_id"], "status": "employed", "weeks_to_job": 2},
+            # a job on the decision day: a later week would be later than today (422)
+            json={"event_id": body["event_id"], "status": "employed", "weeks_to_job": 0},
             headers=CASE,
         )
     client.post(

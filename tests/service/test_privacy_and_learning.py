@@ -1,7 +1,9 @@
 """No raw citizen id on disk, in logs or in metrics; in-process learning from complied events.
 
 The settings' default delay strategy is ``hazard`` (vw with target="hazard"): a job in week 2
-teaches the model three citizen-weeks (weeks 0 and 1 without a job, week 2 with one)."""
+teaches the model three citizen-weeks (weeks 0 and 1 without a job, week 2 with one). The
+learning tests report those weeks seconds after the decision, so their app runs in simulated
+time (in real time a week count later than today is refused)."""
 
 from __future__ import annotations
 
@@ -31,11 +33,8 @@ def test_raw_ids_never_reach_the_store_file_logs_or_metrics(settings, caplog):
             )
             r = client.post("/v1/recommendations", json=body, headers=CASE)
             assert r.status_code == 200
-            client.post(
-                "/v1/outcomes",
-                json={"event_id": r.json()["event_id"], "status": "dropout", "weeks_observed": 1},
-                headers=CASE,
-            )
+            outcome = {"event_id": r.json()["event_id"], "status": "dropout", "weeks_observed": 0}
+            assert client.post("/v1/outcomes", json=outcome, headers=CASE).status_code == 200
         # bad requests with the id in odd places must not leak either
         client.post(
             "/v1/recommendations",
@@ -102,8 +101,12 @@ def _wait_for(predicate, timeout: float = 10.0) -> bool:
     return False
 
 
+def _simulated(settings):
+    return settings.model_copy(update={"simulated_time": True})
+
+
 def test_inprocess_learning_learns_only_complied_treatment_events(inprocess_settings):
-    with TestClient(create_app(inprocess_settings)) as client:
+    with TestClient(create_app(_simulated(inprocess_settings))) as client:
         _learn_only_complied(client)
 
 
@@ -150,6 +153,7 @@ def _learn_only_complied(client) -> None:
 
 
 def test_a_restarted_app_serves_the_learned_model(inprocess_settings):
+    inprocess_settings = _simulated(inprocess_settings)
     with TestClient(create_app(inprocess_settings)) as client:
         _complied_employed(client, 0)
         runtime = client.app.state.runtime
