@@ -24,11 +24,24 @@ from service.errors import ApiProblem
 
 ADMIN = "admin"
 _BEARER = "bearer "
+AMBIGUOUS_KEY = "\x00ambiguous"
+"""Stands for the key of a request that sent two different keys (``X-API-Key`` headers, bearer
+tokens): never valid, as the request guard and the router could read different ones."""
+AMBIGUOUS_DETAIL = "Send one API key: the request carries two different ones"
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key sent with ``request``, if any."""
-    key = request.headers.get("x-api-key")
+    """The API key sent with ``request``, if any (:data:`AMBIGUOUS_KEY`, which matches no key,
+    when it sent two different keys in ``X-API-Key`` headers and bearer tokens)."""
+    headers = request.headers
+    bearers = [
+        a[len(_BEARER) :].strip()
+        for a in headers.getlist("authorization")
+        if a.lower().startswith(_BEARER)
+    ]
+    if len({*headers.getlist("x-api-key"), *bearers}) > 1:
+        return AMBIGUOUS_KEY
+    key = headers.get("x-api-key")
     if key:
         return key
     auth = request.headers.get("authorization", "")
@@ -77,13 +90,13 @@ def authorize(request: Request, api_keys: Mapping[str, Sequence[str]], roles: Se
             "Send an API key in the X-API-Key header or as a bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    found = identify(key, api_keys)
+    found = None if key is AMBIGUOUS_KEY else identify(key, api_keys)
     if found is None:
         raise ApiProblem(
             status.HTTP_401_UNAUTHORIZED,
             "unauthorized",
             "Unauthorized",
-            "The API key is not valid",
+            AMBIGUOUS_DETAIL if key is AMBIGUOUS_KEY else "The API key is not valid",
             headers={"WWW-Authenticate": "Bearer"},
         )
     role, key_id = found

@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import role_of
+from service.auth import AMBIGUOUS_DETAIL, AMBIGUOUS_KEY, role_of
 from service.errors import problem_response, scrub
 from service.metrics import ServiceMetrics
 
@@ -119,11 +119,12 @@ class RequestGuardMiddleware:
 
     def _check_head(self, head: _RequestHead) -> _Refusal | None:
         if head.key is None or role_of(head.key, self.api_keys) is None:
-            detail = (
-                "Send an API key in the X-API-Key header or as a bearer token"
-                if head.key is None
-                else "The API key is not valid"
-            )
+            if head.key is None:
+                detail = "Send an API key in the X-API-Key header or as a bearer token"
+            elif head.key is AMBIGUOUS_KEY:
+                detail = AMBIGUOUS_DETAIL
+            else:
+                detail = "The API key is not valid"
             return _Refusal(
                 status.HTTP_401_UNAUTHORIZED,
                 "unauthorized",
@@ -205,6 +206,7 @@ class _RequestHead:
     def parse(cls, raw: Iterable[tuple[bytes, bytes]]) -> _RequestHead:
         length = content_type = api_key = bearer = b""
         chunked = False
+        credentials: set[bytes] = set()  # two different keys sent: ambiguous
         for name, value in raw:
             lower = name.lower()
             if lower == b"content-length":
@@ -215,9 +217,13 @@ class _RequestHead:
                 chunked = b"chunked" in value.lower()
             elif lower == b"x-api-key":
                 api_key = value
+                credentials.add(value)
             elif lower == b"authorization" and value[:7].lower() == _BEARER:
                 bearer = value[7:].strip()
+                credentials.add(bearer)
         key = (api_key or bearer).decode("latin-1") or None
+        if len(credentials) > 1:
+            key = AMBIGUOUS_KEY
         declared = length.decode("latin-1").strip()
         return cls(
             content_type.decode("latin-1"),

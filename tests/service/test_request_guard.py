@@ -132,3 +132,25 @@ def test_errors_from_the_guard_are_counted(client):
     client.post("/v1/recommendations", content=b"x", headers={**CASE, "content-type": "text/plain"})
     metrics = client.app.state.metrics
     assert metrics.errors.labels("unsupported_media_type")._value.get() >= 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/v1/recommendations"), ("GET", "/v1/experiment/summary")]
+)
+def test_two_different_keys_are_refused_whichever_is_valid(client, method, path):
+    """The guard (POST, before the body) and the router (GET) must not read different copies:
+    two different keys are a 401 in any order; the same key twice is one key."""
+    store = client.app.state.runtime.store
+    before = store_state(store)
+    body = rec_body() if method == "POST" else None
+    for keys in (["dev-case-key", "dev-researcher-key"], ["dev-researcher-key", "dev-case-key"]):
+        headers = [("X-API-Key", k) for k in keys]
+        r = client.request(method, path, json=body, headers=headers)
+        assert r.status_code == 401 and r.headers["content-type"] == PROBLEM, r.text
+        assert "two different" in r.json()["detail"]
+    mixed = {"X-API-Key": "dev-case-key", "Authorization": "Bearer dev-admin-key"}
+    assert client.request(method, path, json=body, headers=mixed).status_code == 401
+    assert store_state(store) == before
+    key = "dev-case-key" if method == "POST" else "dev-researcher-key"  # the route's role
+    same = [("X-API-Key", key), ("Authorization", f"Bearer {key}")]
+    assert client.request(method, path, json=body, headers=same).status_code == 200
