@@ -168,7 +168,12 @@ def test_a_paused_lease_holder_publishes_nothing_and_loses_nothing(
         assert a.count("commit", after=woken_at) == 0
         assert store.latest_model_version() == newest and n_updates(store) == 50
         a_exit = a.stop()
-        assert a_exit["fenced_out"] >= 1, a.log.read_text()
+        # Stale either way: if a woke at its commit, the store refused the write (fenced
+        # out); if it woke at its lease check, it saw the lease gone and dropped its updates
+        # (which path depends on where SIGSTOP caught it: under load both happen). The
+        # store's refusal of a stale token is checked deterministically below.
+        log = a.log.read_text()
+        assert a_exit["fenced_out"] >= 1 or "learner lease lost by a/" in log, log
         assert a_exit["snapshots"] == 0
         # the current holder goes on learning
         events += [add_event(store) for _ in range(10)]
