@@ -36,7 +36,8 @@ _COLUMN_HELP = {
     "when present; else everybody is followed --horizon weeks).",
     "cluster": "Column with the randomisation cluster (pseudonymised caseworker or job centre) "
     "when the control arm was assigned by cluster: the ITT (and Lin) get CR2 cluster-robust "
-    "intervals with Bell-McCaffrey df, and the MDE the ICC's design effect.",
+    "intervals with Bell-McCaffrey df, the MDE the ICC's design effect, and the sample-ratio "
+    "check counts clusters (exact binomial). Every cluster must be in one arm.",
 }
 
 
@@ -55,12 +56,19 @@ def register_experiment(app: typer.Typer) -> None:
         ] = "treatment",
         control_label: Annotated[str, typer.Option(help="Label of the control arm.")] = "control",
         control_share: Annotated[
-            float, typer.Option(help="Configured control share (for SRM).")
+            float,
+            typer.Option(
+                help="Configured control share, 0 < share < 1 (for the sample-ratio check; "
+                "of clusters with --cluster-col)."
+            ),
         ] = 0.2,
         covariate: Annotated[
             list[str] | None,
             typer.Option(
-                "--covariate", help="Pre-treatment covariate for Lin adjustment (repeatable)."
+                "--covariate",
+                help="Pre-treatment covariate for Lin adjustment (repeatable). Refused: the "
+                "group, outcome, received, time and event columns, latent_type, and any "
+                "covariate that determines the arm.",
             ),
         ] = None,
         hc: Annotated[
@@ -101,6 +109,8 @@ def register_experiment(app: typer.Typer) -> None:
             )
             result = load_experiment(rct_file, spec)
             nv = _net_value(rct_file, spec)
+            for note in result.warnings:
+                typer.echo(f"warning: {note}", err=True)
             if as_json:
                 emit_json({**result.to_dict(), "net_value": None if nv is None else nv.to_dict()})
                 return
@@ -119,7 +129,8 @@ def _net_value(rct_file: Path, spec: ExperimentSpec) -> TrialNetValue | None:
 
 
 def _row(label: str, value: str) -> str:
-    return f"{label:<31}{value}"
+    """One line: the value at column 31, or 2 spaces after a longer label."""
+    return f"{label:<29}  {value}"
 
 
 def _effect(label: str, e: Any) -> str:
@@ -168,12 +179,13 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     flag = "MISMATCH" if s.mismatch else "ok"
     lines.append(
         _row(
-            "control share",
-            f"{s.observed_share:.4f} vs {s.expected_share:.4f}  p={s.p_value:.3g} {flag}",
+            f"control share ({s.unit})",
+            f"{s.observed_share:.4f} vs {s.expected_share:.4f}  p={s.p_value:.3g} {flag}  "
+            f"({s.n_control} of {s.n_total} {s.unit}, {s.test})",
         )
     )
     basis = "control rate" if result.outcome_type == "binary" else "pooled SD"
-    lines.append(_row(f"MDE (80 % power, {basis})", f"{result.mde:.4f}"))
+    lines.append(_row(f"MDE (80% power, {basis})", f"{result.mde:.4f}"))
     lines += _survival_lines(result)
     return lines
 

@@ -15,7 +15,8 @@ _HELP = """Minimum detectable effect (MDE) of a planned trial, or the duration f
 MDE = (z(1-alpha/2) + z(power)) x sqrt(var x (1/n_t + 1/n_c) x deff x (1 - R^2))
 
 var = p(1-p) for a 0/1 outcome (--baseline-rate p), SD^2 for a continuous one (--sd).
-n = inflow x duration, split by --control-share.
+n = inflow x duration, split by --control-share (at least 2 citizens per arm). For a 0/1
+outcome the MDE must stay below max(p, 1-p): p +- MDE has to be a rate.
 
 deff = 1 + ((1 + CV^2) m - 1) ICC for cluster randomisation (m = mean cluster size).
 
@@ -70,7 +71,9 @@ def power(  # noqa: PLR0913 (one option per planning input)
         float, typer.Option(help="Outcome variance explained by the adjustment covariates.")
     ] = 0.0,
     alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
-    power_: Annotated[float, typer.Option("--power", help="Power (1 - beta).")] = 0.8,
+    power_: Annotated[
+        float, typer.Option("--power", help="Power (1 - beta), above --alpha and below 1.")
+    ] = 0.8,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Minimum detectable effect of a planned trial, or the duration for a target MDE."""

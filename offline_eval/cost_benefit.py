@@ -124,17 +124,29 @@ def net_value_lines(nv: TrialNetValue) -> list[str]:
     d = nv.net_value_per_citizen
     lines = [
         "net value (DKK, control - treatment cost; benefit + programme)",
-        f"{'  mean cost treatment / control':<31}{nv.cost_treatment:,.0f} / {nv.cost_control:,.0f}",
-        f"{'  of which programme t / c':<31}"
-        f"{nv.programme_cost_treatment:,.0f} / {nv.programme_cost_control:,.0f}",
-        f"{'  net value per citizen':<31}{d.estimate:+,.0f}  [{d.ci_low:+,.0f}, {d.ci_high:+,.0f}]",
+        _line("  mean cost t / c", f"{nv.cost_treatment:,.0f} / {nv.cost_control:,.0f}"),
+        _line(
+            "  of which programme t / c",
+            f"{nv.programme_cost_treatment:,.0f} / {nv.programme_cost_control:,.0f}",
+        ),
+        _line(
+            "  net value per citizen", f"{d.estimate:+,.0f}  [{d.ci_low:+,.0f}, {d.ci_high:+,.0f}]"
+        ),
     ]
     if nv.benefit_days_saved_per_citizen is not None:
         b = nv.benefit_days_saved_per_citizen
         lines.append(
-            f"{'  benefit days saved per cit.':<31}{b.estimate:+.2f}  [{b.ci_low:+.2f}, {b.ci_high:+.2f}]"
+            _line(
+                "  benefit days saved per cit.",
+                f"{b.estimate:+.2f}  [{b.ci_low:+.2f}, {b.ci_high:+.2f}]",
+            )
         )
     return lines
+
+
+def _line(label: str, value: str) -> str:
+    """``label`` padded to ``nbi experiment``'s value column (31), with at least 2 spaces."""
+    return f"{label:<29}  {value}"
 
 
 def net_value_section(nv: TrialNetValue) -> list[str]:

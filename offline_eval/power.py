@@ -28,6 +28,8 @@ from typing import Literal
 from bandit.errors import InvalidInputError
 
 Period = Literal["week", "month"]
+MIN_PER_ARM = 2
+"""Fewest citizens per arm a planned trial may have (a variance needs two)."""
 
 
 def _check(ok: bool, message: str) -> None:
@@ -51,6 +53,12 @@ def z_sum(alpha: float = 0.05, power: float = 0.8) -> float:
 
     _check(_finite(alpha) and 0.0 < alpha < 1.0, f"Expected 0 < alpha < 1, got {alpha}")
     _check(_finite(power) and 0.0 < power < 1.0, f"Expected 0 < power < 1, got {power}")
+    _check(
+        power > alpha,
+        f"Expected a power above alpha (alpha < power < 1), got power {power:g} with alpha "
+        f"{alpha:g}: a two-sided level-{alpha:g} test already rejects with probability {alpha:g} "
+        "when there is no effect",
+    )
     return float(norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power))
 
 
@@ -270,9 +278,35 @@ class Design:
         factor = self.variance * (1 / (1 - s) + 1 / s) * limit * (1 - self.r_squared)
         return z_sum(self.alpha, self.power) * math.sqrt(factor)
 
+    def largest_effect(self) -> float:
+        """The largest difference the outcome can show: ``max(p, 1 - p)`` for a 0/1 outcome at
+        the baseline rate ``p`` (the rate ``p +- MDE`` must stay inside (0, 1) in at least one
+        direction), unbounded for a continuous one."""
+        p = self.baseline_rate
+        return math.inf if p is None else max(p, 1.0 - p)
+
     def plan(self, duration: float) -> PowerPlan:
-        """The full result for a duration (in periods)."""
+        """The full result for a duration (in periods).
+
+        Raises when either arm gets fewer than :data:`MIN_PER_ARM` citizens, and, for a 0/1
+        outcome, when the MDE is beyond :meth:`largest_effect` (the trial is too small for any
+        effect the outcome can have).
+        """
         n_total = self.inflow * duration
+        n_c = n_total * self.control_share
+        _check(
+            _finite(n_total) and min(n_c, n_total - n_c) >= MIN_PER_ARM,
+            f"The design has {n_total - n_c:.3g} citizens in treatment and {n_c:.3g} in control "
+            f"(inflow x duration, split by the control share); a trial needs at least "
+            f"{MIN_PER_ARM} per arm",
+        )
+        mde_n = self.mde_at(n_total)
+        _check(
+            mde_n < self.largest_effect(),
+            f"With {n_total:.3g} citizens the MDE would be {mde_n:.3g}, more than a 0/1 outcome "
+            f"at baseline rate {self.baseline_rate} can move (p +- MDE must stay inside (0, 1)): "
+            "the trial is too small; raise the inflow or the duration",
+        )
         return PowerPlan(
             outcome="binary" if self.baseline_rate is not None else "continuous",
             baseline_rate=self.baseline_rate,
@@ -292,7 +326,7 @@ class Design:
             r_squared=self.r_squared,
             alpha=self.alpha,
             power=self.power,
-            mde=self.mde_at(n_total),
+            mde=mde_n,
             mde_floor=self.mde_floor(),
         )
 
@@ -326,6 +360,12 @@ def plan_duration(design: Design, target_mde: float) -> PowerPlan:
     (29433, 2.0)
     """
     _check(_finite(target_mde) and target_mde > 0, f"Expected a target MDE > 0, got {target_mde}")
+    _check(
+        target_mde < design.largest_effect(),
+        f"A target MDE of {target_mde:g} is impossible for a 0/1 outcome at baseline rate "
+        f"{design.baseline_rate}: the rate p +- MDE must stay inside (0, 1) in at least one "
+        f"direction, so the MDE must be below {design.largest_effect():g}",
+    )
     s = design.control_share
     k = (
         z_sum(design.alpha, design.power) ** 2

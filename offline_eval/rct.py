@@ -79,7 +79,13 @@ def lin_adjusted(
 
 @dataclass(frozen=True)
 class SampleRatioCheck:
-    """Observed vs configured control share, with a chi-square goodness-of-fit test."""
+    """Observed vs configured control share of the randomisation ``unit``.
+
+    ``n_control`` / ``n_total`` count that unit (citizens, or clusters under cluster
+    randomisation). ``chi2`` is Pearson's statistic on the counts; ``p_value`` comes from
+    ``test``: the chi-square (1 df) test for citizens, the exact two-sided binomial test for
+    clusters (a handful of job centres is too few for the chi-square approximation).
+    """
 
     n_control: int
     n_total: int
@@ -88,6 +94,8 @@ class SampleRatioCheck:
     chi2: float
     p_value: float
     mismatch: bool
+    unit: Literal["citizens", "clusters"] = "citizens"
+    test: Literal["chi-square", "exact binomial"] = "chi-square"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -95,28 +103,55 @@ class SampleRatioCheck:
 
 
 def sample_ratio_check(
-    n_control: int, n_total: int, expected_share: float, threshold: float = 0.001
+    n_control: int,
+    n_total: int,
+    expected_share: float,
+    threshold: float = 0.001,
+    *,
+    unit: Literal["citizens", "clusters"] = "citizens",
 ) -> SampleRatioCheck:
-    """Chi-square (1 df) test of the control count against ``expected_share``.
+    """Test of the control count against ``expected_share`` in the randomisation unit.
 
-    Flags a mismatch when ``p < threshold`` (0.001 is the usual SRM alarm level).
+    Citizens: chi-square goodness of fit (1 df). Clusters (cluster randomisation, where the
+    coin is tossed per cluster and the citizens of a cluster are not independent draws): the
+    exact two-sided binomial test of the number of control clusters (scipy's ``binomtest``,
+    the same as statsmodels' ``binom_test``). Flags a mismatch when ``p < threshold`` (0.001
+    is the usual SRM alarm level).
 
     Examples
     --------
     >>> sample_ratio_check(2000, 10000, 0.2).mismatch, sample_ratio_check(2300, 10000, 0.2).mismatch
     (False, True)
+    >>> round(sample_ratio_check(3, 12, 0.2, unit="clusters").p_value, 4)  # 3 of 12 job centres
+    0.7165
     """
     from scipy import stats
 
-    if not 0.0 < expected_share < 1.0 or n_total < 1:
-        msg = f"Expected 0 < control share < 1 and rows, got {expected_share}, {n_total}"
+    if not 0.0 < expected_share < 1.0:
+        msg = f"Expected 0 < control share < 1, got {expected_share}"
+        raise InvalidInputError(msg)
+    if not 0 <= n_control <= n_total or n_total < 1:
+        msg = f"Expected 0 <= control count <= total >= 1, got {n_control} of {n_total}"
         raise InvalidInputError(msg)
     exp_c = n_total * expected_share
     exp_t = n_total - exp_c
     chi2 = (n_control - exp_c) ** 2 / exp_c + (n_total - n_control - exp_t) ** 2 / exp_t
-    p = float(stats.chi2.sf(chi2, df=1))
+    if unit == "clusters":
+        p = float(stats.binomtest(n_control, n_total, expected_share).pvalue)
+        test: Literal["chi-square", "exact binomial"] = "exact binomial"
+    else:
+        p = float(stats.chi2.sf(chi2, df=1))
+        test = "chi-square"
     return SampleRatioCheck(
-        n_control, n_total, n_control / n_total, expected_share, float(chi2), p, p < threshold
+        n_control,
+        n_total,
+        n_control / n_total,
+        expected_share,
+        float(chi2),
+        p,
+        p < threshold,
+        unit,
+        test,
     )
 
 

@@ -12,6 +12,9 @@ import numpy as np
 
 from offline_eval.stats import z_value
 
+MEDIAN_TOLERANCE = 1e-12
+"""Floating-point slack of the median's ``S(t) <= 0.5`` (far below any real step of ``S``)."""
+
 
 @dataclass(frozen=True)
 class KaplanMeier:
@@ -39,8 +42,19 @@ class KaplanMeier:
     ci_high: np.ndarray
 
     def median(self) -> float | None:
-        """First time with ``S(t) <= 0.5``, or ``None`` when the curve stays above one half."""
-        below = np.flatnonzero(self.survival <= 0.5)  # noqa: PLR2004
+        """First time with ``S(t) <= 0.5``, or ``None`` when the curve stays above one half.
+
+        ``S`` is a product of fractions, so an exact half (67 of 134 left) can come out as
+        0.5000000000000001; the comparison allows ``MEDIAN_TOLERANCE`` for that rounding
+        (lifelines' median agrees on such ties).
+
+        Examples
+        --------
+        >>> km = kaplan_meier(np.arange(1.0, 25.0), np.ones(24))  # one job a week, 24 citizens
+        >>> float(km.survival[11]), km.median()  # 12 of 24 left at week 12
+        (0.5000000000000001, 12.0)
+        """
+        below = np.flatnonzero(self.survival <= 0.5 + MEDIAN_TOLERANCE)
         return float(self.times[below[0]]) if below.size else None
 
     def to_dict(self) -> dict[str, object]:

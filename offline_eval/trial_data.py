@@ -32,6 +32,31 @@ from offline_eval.errors import ExperimentDataError
 DEFAULT_RECEIVED_COL = "complied"
 DEFAULT_TIME_COL = "weeks_to_job"
 DEFAULT_FOLLOW_UP_COL = "follow_up_weeks"
+HIDDEN_COLUMNS = frozenset({"latent_type"})
+"""The simulator's hidden truth: no real analysis can observe it, so it is never a covariate."""
+POST_TREATMENT_COLUMNS = frozenset(
+    {
+        "recommended",
+        "assigned",
+        "recommended_family",
+        "assigned_family",
+        "complied",
+        "p_recommended",
+        "shown_recommended",
+        "p_assigned",
+        "regret",
+        "employed",
+        "reward",
+        "job_week",
+        "weeks_to_job",
+        "benefit_weeks",
+        "benefit_dkk",
+        "programme_cost_dkk",
+        "true_cost_dkk",
+    }
+)
+"""Columns of the simulator's ``decisions.csv`` recorded at or after the decision (what was
+recommended and received, and the outcomes): adjusting for one can bias the ITT."""
 _TRUE = {"true"}
 _FALSE = {"false"}
 
@@ -69,6 +94,20 @@ def numeric_column(frame: pd.DataFrame, name: str, *, what: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
+def examples(values: Sequence[object], limit: int = 5) -> str:
+    """``values`` for a message: all of them, or the first ``limit`` and how many there are.
+
+    Examples
+    --------
+    >>> examples(["a", "b"]), examples([str(i) for i in range(9)], limit=2)
+    ("['a', 'b']", "['0', '1', ...] (9 distinct)")
+    """
+    if len(values) <= limit:
+        return repr(list(values))
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return f"[{shown}, ...] ({len(values)} distinct)"
+
+
 def arms(
     frame: pd.DataFrame, group_col: str, treatment_label: str, control_label: str
 ) -> np.ndarray:
@@ -78,7 +117,7 @@ def arms(
     unknown = sorted(set(labels) - {treatment_label, control_label})
     if unknown:
         msg = (
-            f"Unknown group label(s) {unknown} in column {group_col!r} "
+            f"Unknown group label(s) {examples(unknown)} in column {group_col!r} "
             f"(expected {treatment_label!r} or {control_label!r})"
         )
         raise ExperimentDataError(msg)
@@ -197,6 +236,34 @@ def time_to_event(frame: pd.DataFrame, cols: SurvivalColumns, horizon: float) ->
     censor = np.minimum(np.where(has_time & ~raw_event, time, np.inf), limit)
     duration = np.where(event, time, censor)
     return TimeToEvent(duration, event, time_col, cols.event_col, follow_up_col, float(horizon))
+
+
+def outcome_time_conflicts(frame: pd.DataFrame, y: np.ndarray, data: TimeToEvent) -> int:
+    """Rows whose 0/1 outcome says "no job" although the time column has a job earlier than
+    the latest job of a row whose outcome says "job".
+
+    Under the column convention ``employed`` is a job within the outcome's horizon and
+    ``weeks_to_job`` is empty when there was no job. Whatever that horizon is, it is at least
+    the latest ``weeks_to_job`` of an ``employed = 1`` row, so ``employed = 0`` with an earlier
+    job contradicts itself (a job exactly at or after that week may be past the horizon and is
+    not counted). With an event column only the rows with an event have a job time.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"weeks_to_job": [4.0, None, 30.0, 25.0]})
+    >>> y = np.array([0.0, 0.0, 0.0, 1.0])
+    >>> outcome_time_conflicts(f, y, time_to_event(f, SurvivalColumns(), 26))  # week 4 only
+    1
+    """
+    time = numeric_column(frame, data.time_col, what="weeks to the event")
+    job = np.isfinite(time)
+    if data.event_col is not None:
+        job &= _event_flags(frame, data.event_col)
+    employed = job & (y == 1.0)
+    if not employed.any():
+        return 0
+    last = float(time[employed].max())
+    return int((job & (y == 0.0) & (time < last)).sum())
 
 
 def _follow_up_name(frame: pd.DataFrame, follow_up_col: str | None) -> str | None:

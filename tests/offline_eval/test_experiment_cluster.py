@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from offline_eval.cluster import cluster_analysis, cluster_fit
+from offline_eval.errors import ExperimentDataError
 from offline_eval.experiment import ExperimentSpec, analyse
 from service.cli import build_app
 
@@ -68,3 +70,76 @@ def test_cli_cluster_col_json_and_bad_column(tmp_path):
     assert bad.exit_code == 2
     assert "No cluster column 'nope'" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def _job_centres(n_control: int = 3, n_centres: int = 12, size: int = 60) -> pd.DataFrame:
+    """12 job centres of 60 citizens, the first ``n_control`` randomised to control."""
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(n_centres), size)
+    return pd.DataFrame(
+        {
+            "jc": [f"JC{i}" for i in g],
+            "group": np.where(g < n_control, "control", "treatment"),
+            "employed": (rng.random(g.shape[0]) < 0.6).astype(int),
+        }
+    )
+
+
+def _binomial_two_sided(k: int, n: int, p: float) -> float:
+    """Exact two-sided binomial p-value by hand: the outcomes no likelier than ``k``
+    (statsmodels' ``binom_test``, R's ``binom.test``)."""
+    pmf = [math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
+    return sum(q for q in pmf if q <= pmf[k] * (1 + 1e-7))
+
+
+def test_sample_ratio_check_counts_clusters_under_cluster_randomisation(tmp_path):
+    """QA D9: 3 of 12 job centres in control at 20 % is a plausible draw, but the citizen-level
+    chi-square (180 of 720 citizens) said p=0.0008 MISMATCH."""
+    frame = _job_centres()
+    citizens = analyse(frame).srm
+    assert citizens.unit == "citizens" and citizens.mismatch  # the old, wrong alarm
+    assert citizens.p_value == pytest.approx(0.000796, rel=1e-3)
+    srm = analyse(frame, ExperimentSpec(cluster_col="jc")).srm
+    assert (srm.unit, srm.test, srm.n_control, srm.n_total) == ("clusters", "exact binomial", 3, 12)
+    assert srm.observed_share == 0.25
+    assert srm.p_value == pytest.approx(_binomial_two_sided(3, 12, 0.2), rel=1e-12)
+    assert srm.p_value == pytest.approx(0.7165, abs=1e-4) and not srm.mismatch
+    path = tmp_path / "jc.csv"
+    frame.to_csv(path, index=False)
+    runner = CliRunner()
+    table = runner.invoke(build_app(), ["experiment", str(path), "--cluster-col", "jc"])
+    assert table.exit_code == 0, table.output
+    line = next(x for x in table.stdout.splitlines() if x.startswith("control share"))
+    assert line.startswith("control share (clusters)") and "MISMATCH" not in line
+    assert "(3 of 12 clusters, exact binomial)" in line
+    doc = json.loads(
+        runner.invoke(
+            build_app(), ["experiment", str(path), "--cluster-col", "jc", "--json"]
+        ).stdout
+    )
+    assert doc["sample_ratio"]["unit"] == "clusters" and doc["sample_ratio"]["n_total"] == 12
+    # a real imbalance of clusters is still flagged: 10 of 12 in control at 20 %
+    lopsided = analyse(_job_centres(n_control=10), ExperimentSpec(cluster_col="jc")).srm
+    assert lopsided.p_value == pytest.approx(_binomial_two_sided(10, 12, 0.2), rel=1e-12)
+    assert lopsided.mismatch
+
+
+def test_clusters_holding_both_arms_are_refused(tmp_path):
+    """QA D10: a "cluster" column spanning both arms gave a CR2 ITT with 2 clusters."""
+    frame = _job_centres()
+    mixed = frame["jc"].isin(["JC0", "JC5"]) & (frame.index % 2 == 0)
+    frame.loc[mixed, "group"] = np.where(
+        frame.loc[mixed, "group"] == "control", "treatment", "control"
+    )
+    path = tmp_path / "mixed.csv"
+    frame.to_csv(path, index=False)
+    res = CliRunner().invoke(build_app(), ["experiment", str(path), "--cluster-col", "jc"])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert res.stderr.startswith(
+        "error: 2 of 12 clusters in column 'jc' hold citizens of both arms (['JC0', 'JC5'])"
+    ), res.stderr
+    with pytest.raises(ExperimentDataError, match="hold citizens of both arms"):
+        analyse(frame, ExperimentSpec(cluster_col="jc"))
+    # without --cluster-col the same file is an ordinary per-citizen trial
+    assert analyse(frame).cluster is None

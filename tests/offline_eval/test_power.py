@@ -127,3 +127,45 @@ def test_design_effect_and_validation():
         power.mde(0.24, 10, 10, r_squared=1.0)
     with pytest.raises(InvalidInputError):
         power.Design(control_share=0.2, inflow=10, sd=1.0, cluster_size=5, n_clusters=3)
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        # QA D14: power 0.01 < alpha / 2 gave an MDE of -0.235 pp; power = alpha is no test either
+        (["--duration", "52", "--power", "0.01"], "power above alpha (alpha < power < 1)"),
+        (["--duration", "52", "--power", "0.05"], "got power 0.05 with alpha 0.05"),
+        (["--duration", "52", "--power", "0.2", "--alpha", "0.3"], "got power 0.2 with alpha 0.3"),
+        # an effect of 200 pp on a 0/1 outcome at p = 0.6 printed "duration 0.0 weeks"
+        (["--mde", "2"], "the MDE must be below 0.6"),
+        (["--mde", "0.6"], "the MDE must be below 0.6"),
+        # 0.01 citizens a week for a week printed "citizens 0 (0 in control)"
+        (["--inflow", "0.01", "--duration", "1"], "a trial needs at least 2 per arm"),
+        (["--inflow", "5", "--duration", "1"], "4 citizens in treatment and 1 in control"),
+        # 10 citizens: an MDE of 2.8016 sqrt(0.24 (1/8 + 1/2)) = 109 pp, more than the rate moves
+        (["--inflow", "10", "--duration", "1"], "the MDE would be 1.09, more than a 0/1 outcome"),
+    ],
+)
+def test_impossible_power_mde_and_tiny_designs_are_refused(args, text):
+    base = ["power", "--baseline-rate", "0.6"]
+    if "--inflow" not in args:
+        base += ["--inflow", "700"]
+    res = RUNNER.invoke(build_app(), [*base, *args])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and text in lines[0], lines
+
+
+def test_edges_of_the_new_rules_still_plan():
+    # power just above alpha: the MDE is positive, z(1 - a/2) + z(power) by hand
+    doc = _power("--baseline-rate", "0.6", "--inflow", "700", "--duration", "52", "--power", "0.06")
+    assert doc["mde"] > 0
+    assert doc["mde"] == pytest.approx(_hand_mde(0.24, 700 * 52, 0.2, pw=0.06), rel=1e-12)
+    # a large harmful effect is detectable at p = 0.6 (0.6 - 0.55 > 0), so it is a valid target
+    doc = _power("--baseline-rate", "0.6", "--inflow", "700", "--mde", "0.55")
+    assert doc["mde"] == pytest.approx(0.55, rel=1e-9) and doc["n_control"] >= 2
+    # 2 citizens per arm is the smallest design; a continuous outcome has no MDE bound
+    doc = _power("--sd", "8", "--inflow", "4", "--duration", "1", "--control-share", "0.5")
+    assert doc["n_control"] == 2 and doc["mde"] == pytest.approx(_hand_mde(64, 4, 0.5), rel=1e-12)
+    with pytest.raises(InvalidInputError, match="power above alpha"):
+        power.z_sum(0.05, 0.025)

@@ -156,3 +156,38 @@ def test_analyse_full_file():
 def test_analyse_bad_input(frame, match):
     with pytest.raises(ExperimentDataError, match=match):
         analyse(frame)
+
+
+def test_kaplan_meier_median_at_an_exact_half_despite_rounding():
+    """QA D15: the control arm of a simulated trial (jobs per week below, 46 without a job by
+    week 26) has 67 of 134 left after week 7, so S(7) = 1/2, but the product of the factors
+    gave 0.5000000000000001 and a median of 8 (the rule is the first time with S(t) <= 0.5).
+    lifelines 0.30.3 on these data: ``KaplanMeierFitter().fit(...).median_survival_time_`` =
+    7.0 (and 12.0 for the 24-citizen curve)."""
+    jobs = {0: 20, 1: 10, 2: 14, 3: 7, 4: 5, 5: 2, 6: 6, 7: 3, 8: 4, 10: 3, 11: 4, 12: 1,
+            15: 2, 16: 2, 19: 2, 20: 1, 21: 2}  # fmt: skip
+    durations = np.concatenate(
+        [np.repeat(float(w), k) for w, k in jobs.items()] + [np.full(46, 26.0)]
+    )
+    events = np.concatenate([np.ones(134 - 46), np.zeros(46)])
+    km = kaplan_meier(durations, events)
+    week7 = int(np.flatnonzero(km.times == 7.0)[0])
+    assert km.at_risk[week7] - km.events[week7] == 67  # exactly half of 134 left
+    assert km.survival[week7] == pytest.approx(0.5, abs=1e-15) and km.survival[week7] > 0.5
+    assert km.median() == 7.0
+    week = kaplan_meier(np.arange(1.0, 25.0), np.ones(24))  # 12 of 24 left after week 12
+    assert week.survival[11] > 0.5 and week.median() == 12.0
+    assert kaplan_meier(np.array([1.0, 2.0, 9.0]), np.array([1, 0, 0])).median() is None
+
+
+def test_sample_ratio_check_on_clusters_is_the_exact_binomial_test():
+    """Cluster randomisation tosses one coin per cluster: the number of control clusters is
+    Binomial(G, share); hand computation of the two-sided exact test (statsmodels' binom_test)."""
+    pmf = [math.comb(12, j) * 0.2**j * 0.8 ** (12 - j) for j in range(13)]
+    s = sample_ratio_check(3, 12, 0.2, unit="clusters")
+    assert s.p_value == pytest.approx(sum(q for q in pmf if q <= pmf[3] * (1 + 1e-7)), rel=1e-12)
+    assert s.chi2 == pytest.approx(0.6**2 / 2.4 + 0.6**2 / 9.6)  # Pearson, for the record
+    assert (s.unit, s.test, s.mismatch) == ("clusters", "exact binomial", False)
+    assert sample_ratio_check(3, 12, 0.2).test == "chi-square"
+    with pytest.raises(ValueError, match="control count"):
+        sample_ratio_check(13, 12, 0.2, unit="clusters")
