@@ -5,7 +5,14 @@ attributes and, for the treatment arm, the recommended family, whether the casew
 and which families were eligible. For each protected attribute and level it reports:
 recommendation rates per family (raw, and among citizens for whom the family was eligible),
 override rate, employment rate, the treatment-vs-control effect with CI, and a one-sided
-"do no harm" test (H1: effect < -margin) with Holm adjustment across all audited groups.
+"do no harm" test (H1: effect < -margin) with Holm adjustment across the groups that could be
+tested.
+
+The outcome must be 0/1 (employment within the horizon): the rates are employment shares and the
+margin is a share, so ``0 <= margin < 1`` (0.02 = 2 percentage points) and ``0 < alpha < 1``.
+The file needs at least 2 citizens in each arm, as ``nbi experiment`` does. A group with fewer
+than 2 citizens in an arm, or no variation in the outcome (standard error 0), is not tested: its
+``p_harm`` is NaN and it does not count in Holm's number of tests.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import pandas as pd
 from bandit.context import age_band
 from offline_eval.errors import ExperimentDataError
 from offline_eval.stats import holm, lower_p, neyman_difference
+from offline_eval.trial_data import arms, is_binary, numeric_column
 
 DEFAULT_ATTRIBUTES = ("gender", "origin", "age_band")
 
@@ -54,6 +62,21 @@ class FairnessReport:
         rows = self.groups[self.groups["harm_flag"]]
         return [f"{a}={v}" for a, v in zip(rows["attribute"], rows["level"], strict=True)]
 
+    @property
+    def n_tested(self) -> int:
+        """Number of groups with a do-no-harm p-value (Holm's number of tests)."""
+        if "p_harm" not in self.groups.columns:
+            return 0
+        return int(np.isfinite(self.groups["p_harm"].to_numpy(dtype=float)).sum())
+
+    @property
+    def untested(self) -> list[str]:
+        """``"attribute=level"`` of every group that could not be tested (no p-value)."""
+        if "p_harm" not in self.groups.columns:
+            return []
+        rows = self.groups[~np.isfinite(self.groups["p_harm"].to_numpy(dtype=float))]
+        return [f"{a}={v}" for a, v in zip(rows["attribute"], rows["level"], strict=True)]
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (NaN as ``None``)."""
         clean = self.groups.astype(object).where(self.groups.notna(), None)
@@ -64,6 +87,8 @@ class FairnessReport:
             "alpha": self.alpha,
             "margin": self.margin,
             "multiple_testing": "holm",
+            "groups_tested": self.n_tested,
+            "untested": self.untested,
             "flagged": self.flagged,
             "groups": clean.to_dict(orient="records"),
             "recommendation_rates": rates.to_dict(orient="records"),
@@ -88,6 +113,7 @@ def audit(
     >>> report.groups[["level", "employment_treatment", "effect"]].values.tolist()
     [['female', 1.0, 1.0], ['male', 1.0, 1.0]]
     """
+    check_alpha_margin(alpha, margin)
     cols = columns or AuditColumns()
     frame = _prepare(frame, attributes, cols)
     treated = frame[cols.group] == cols.treatment_label
@@ -105,6 +131,30 @@ def audit(
     return FairnessReport(groups, pd.DataFrame(rate_rows), alpha, margin)
 
 
+def check_alpha_margin(
+    alpha: float, margin: float, *, alpha_name: str = "alpha", margin_name: str = "margin"
+) -> None:
+    """Raise :class:`ValueError` unless ``0 < alpha < 1`` and ``0 <= margin < 1`` (finite).
+
+    Examples
+    --------
+    >>> check_alpha_margin(0.05, 0.02)
+    >>> check_alpha_margin(1.5, 0.0, alpha_name="--alpha")
+    Traceback (most recent call last):
+    ...
+    ValueError: --alpha must be in (0, 1), got 1.5
+    """
+    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
+        msg = f"{alpha_name} must be in (0, 1), got {alpha:g}"
+        raise ValueError(msg)
+    if not (math.isfinite(margin) and 0.0 <= margin < 1.0):
+        msg = (
+            f"{margin_name} must be in [0, 1) (a share of the 0/1 outcome: 0.02 = 2 pp), "
+            f"got {margin:g}"
+        )
+        raise ValueError(msg)
+
+
 def _prepare(frame: pd.DataFrame, attributes: Sequence[str], cols: AuditColumns) -> pd.DataFrame:
     frame = frame.copy()
     if "age_band" in attributes and "age_band" not in frame.columns and "age" in frame.columns:
@@ -113,17 +163,32 @@ def _prepare(frame: pd.DataFrame, attributes: Sequence[str], cols: AuditColumns)
     if missing:
         msg = f"Missing column(s) for the fairness audit: {', '.join(missing)}"
         raise ExperimentDataError(msg)
-    labels = set(frame[cols.group].astype(str))
-    unknown = labels - {cols.treatment_label, cols.control_label}
-    if unknown:
-        msg = f"Unknown group label(s) {sorted(unknown)} (expected {cols.treatment_label!r}/{cols.control_label!r})"
-        raise ExperimentDataError(msg)
+    # Unknown labels and fewer than 2 citizens in an arm are refused as by nbi experiment.
+    arms(frame, cols.group, cols.treatment_label, cols.control_label)
     frame[cols.group] = frame[cols.group].astype(str)
-    frame[cols.outcome] = pd.to_numeric(frame[cols.outcome], errors="coerce")
-    if frame[cols.outcome].isna().any():
-        msg = f"Column {cols.outcome!r} must be numeric 0/1 with no missing values"
+    y = numeric_column(frame, cols.outcome, what="the outcome")
+    if not is_binary(y):
+        msg = (
+            f"Column {cols.outcome!r} must be 0/1 with no missing values (the audit compares "
+            f"employment shares), found {_first(frame[cols.outcome], ~np.isin(y, (0.0, 1.0)))}"
+        )
         raise ExperimentDataError(msg)
+    frame[cols.outcome] = y
+    if cols.complied in frame.columns:
+        followed = numeric_column(frame, cols.complied, what="received treatment")
+        odd = np.isfinite(followed) & ~np.isin(followed, (0.0, 1.0))
+        if odd.any():
+            example = _first(frame[cols.complied], odd)
+            msg = f"Column {cols.complied!r} must be 0/1 (or empty), found {example}"
+            raise ExperimentDataError(msg)
+        frame[cols.complied] = followed
     return frame
+
+
+def _first(column: pd.Series, mask: np.ndarray) -> str:
+    """The first value of ``column`` where ``mask`` holds, as the user wrote it."""
+    value = column[mask].iloc[0]
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _group_row(
@@ -141,7 +206,7 @@ def _group_row(
     z = (effect.estimate + margin) / effect.se if effect.se > 0 else math.nan
     override = math.nan
     if cols.complied in part.columns and t.any():
-        followed = pd.to_numeric(part.loc[t, cols.complied], errors="coerce").dropna()
+        followed = part.loc[t, cols.complied].dropna()
         override = float(1.0 - followed.mean()) if len(followed) else math.nan
     return {
         "attribute": attr,
@@ -165,10 +230,17 @@ def _rate_rows(
 ) -> list[dict[str, object]]:
     if cols.recommended_family not in treated_part.columns or treated_part.empty:
         return []
-    recommended = treated_part[cols.recommended_family].astype(str)
+    # pandas 3 keeps a missing value as NaN through astype(str): blank it first.
+    recommended = treated_part[cols.recommended_family].astype(object).fillna("").astype(str)
     eligible = None
     if cols.eligible_families in treated_part.columns:
-        eligible = treated_part[cols.eligible_families].fillna("").astype(str).str.split(";")
+        eligible = (
+            treated_part[cols.eligible_families]
+            .astype(object)
+            .fillna("")
+            .astype(str)
+            .str.split(";")
+        )
     out: list[dict[str, object]] = []
     for family in sorted(set(recommended) - {"nan", "None", ""}):
         is_rec = (recommended == family).to_numpy()

@@ -646,12 +646,34 @@ def _ope_section(evaluations: Sequence[PolicyEvaluation]) -> list[str]:
 def _fairness_card(report: FairnessReport) -> str:
     flagged = report.flagged
     alpha = fmt.pct(report.alpha, 0)
+    tested = f"{fmt.count(report.n_tested)} of {fmt.count(len(report.groups))} groups tested"
+    if report.groups.empty:
+        return _card(
+            "Fairness (do-no-harm audit)",
+            "Not audited",
+            "",
+            ["The audit file has no protected-attribute column."],
+        )
+    if report.n_tested == 0:
+        return _card(
+            "Fairness (do-no-harm audit)",
+            "No group could be tested",
+            tested,
+            ["Each group needs 2 or more citizens in both arms and some variation in the outcome."],
+            "warn",
+        )
     if not flagged:
+        untested = report.untested
         return _card(
             "Fairness (do-no-harm audit)",
             "No group flagged",
-            f"{fmt.count(len(report.groups))} groups tested",
-            [f"One-sided test of harm per protected group, Holm-adjusted at {alpha}."],
+            tested,
+            [
+                f"One-sided test of harm per protected group, Holm-adjusted at {alpha}.",
+                f"Not tested (too few citizens or no variation): {_e(', '.join(untested))}."
+                if untested
+                else "",
+            ],
             "good",
         )
     return _card(

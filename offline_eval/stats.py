@@ -56,20 +56,24 @@ class Effect:
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm step-down adjusted p-values (family-wise error control).
 
+    A NaN p-value (a test that could not be run) stays NaN and is not counted: the number of
+    tests ``m`` is the number of finite p-values.
+
     Examples
     --------
     >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
     [0.03, 0.06, 0.06]
+    >>> [round(p, 3) for p in holm([0.01, float("nan"), 0.04])]  # m = 2, not 3
+    [0.02, nan, 0.04]
     """
     p = np.asarray(p_values, dtype=float)
-    m = p.shape[0]
-    order = np.argsort(p)
-    adjusted = np.empty(m)
+    adjusted = np.full(p.shape[0], math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = tested.shape[0]
     running = 0.0
-    for rank, idx in enumerate(order):
-        value = min(1.0, (m - rank) * p[idx]) if math.isfinite(p[idx]) else math.nan
-        running = max(running, value) if math.isfinite(value) else running
-        adjusted[idx] = running if math.isfinite(value) else math.nan
+    for rank, idx in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * float(p[idx])))
+        adjusted[idx] = running
     return [float(x) for x in adjusted]
 
 
