@@ -9,7 +9,7 @@ model as JSON; ``score`` adds its ``prognostic_score`` column to a trial file, w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,11 +32,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(prognostic, name="prognostic")
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def fit_cmd(
     history: Annotated[
         Path, typer.Argument(help="Pre-trial decisions with case facts and a 0/1 outcome.")
@@ -52,24 +47,21 @@ def fit_cmd(
     ] = False,
 ) -> None:
     """Fit the score on historical decisions (practice as usual before the trial)."""
-    from bandit.errors import InvalidInputError
+    from offline_eval.cli import bad_input_exits, check_output
     from offline_eval.logs import read_frame
     from offline_eval.prognostic import fit
 
-    if out.suffix.lower() != ".json":
-        _fail(f"--out must end in .json, got {out.name!r}")
-    try:
+    with bad_input_exits():
+        check_output(out, "--out", suffixes=(".json",), inputs=[history])
         frame = read_frame(history)
         if control_only:
             col = next((c for c in ("rct_group", "group") if c in frame.columns), None)
             if col is None:
-                _fail("--control-only needs a rct_group or group column")
+                msg = "--control-only needs a rct_group or group column"
+                raise ValueError(msg)
             frame = frame[frame[str(col)] == "control"]
         model = fit(frame, outcome, ridge=ridge)
-    except InvalidInputError as exc:
-        _fail(str(exc).splitlines()[0])
-        return
-    model.save(out)
+        model.save(out)
     typer.echo(
         f"fitted on {model.n_fit} decisions (base rate {model.base_rate:.4f}, "
         f"Brier {model.brier_fit:.4f}); wrote {out}"
@@ -80,24 +72,60 @@ def score_cmd(
     model_path: Annotated[Path, typer.Argument(help="A model from 'nbi prognostic fit'.")],
     data: Annotated[Path, typer.Argument(help="Trial file (.csv or .parquet) with case facts.")],
     out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet; may be DATA).")],
-    column: Annotated[str, typer.Option(help="Name of the score column.")] = "prognostic_score",
+    column: Annotated[
+        str,
+        typer.Option(help="Name of the new score column; must not be in DATA (see --overwrite)."),
+    ] = "prognostic_score",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the --column of that name if DATA already has one."
+        ),
+    ] = False,
 ) -> None:
-    """Add the score column to a trial file (for ``nbi experiment --covariate``)."""
-    from bandit.errors import InvalidInputError
+    """Add the score column to a trial file (for 'nbi experiment --covariate')."""
+    import numpy as np
+
+    from offline_eval.cli import bad_input_exits, check_output
     from offline_eval.logs import read_frame
     from offline_eval.prognostic import PrognosticModel
 
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        _fail(f"--out must end in .csv or .parquet, got {out.name!r}")
-    try:
+    with bad_input_exits():
+        if not column.strip():
+            msg = "--column must be a non-empty name"
+            raise ValueError(msg)
+        check_output(out, "--out", suffixes=(".csv", ".parquet", ".pq"), inputs=[model_path])
         model = PrognosticModel.load(model_path)
         frame = read_frame(data)
-        frame[column] = model.score(frame)
-    except InvalidInputError as exc:
-        _fail(str(exc).splitlines()[0])
-        return
-    if out.suffix.lower() == ".csv":
-        frame.to_csv(out, index=False)
-    else:
-        frame.to_parquet(out, index=False)
-    typer.echo(f"scored {len(frame)} rows (mean {frame[column].mean():.4f}); wrote {out}")
+        if column in frame.columns and not overwrite:
+            msg = (
+                f"--column {column!r} is already a column of {data.name}; choose another name "
+                "or pass --overwrite to replace it"
+            )
+            raise ValueError(msg)
+        scores = model.score(frame)
+        if not np.isfinite(scores).all():
+            msg = f"the model gives non-finite scores on {data.name}; refit it"
+            raise ValueError(msg)
+        frame[column] = scores
+        _write_replacing(frame, out)
+    typer.echo(f"scored {len(frame)} rows (mean {float(np.mean(scores)):.4f}); wrote {out}")
+
+
+def _write_replacing(frame: Any, out: Path) -> None:
+    """Write ``frame`` to a temporary file beside ``out``, then move it over ``out``: a failed
+    write never leaves DATA half-written when ``out`` is DATA."""
+    import os
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        if out.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -286,10 +286,7 @@ class LoggedBandit:
                 raise LoggedDataError(msg)
             action_raw = as_float
         action = action_raw.astype(np.int64)
-        pmf_cols = sorted(
-            (c for c in frame.columns if str(c).startswith(PMF_PREFIX)),
-            key=lambda c: int(str(c)[len(PMF_PREFIX) :]),
-        )
+        pmf_cols = _pmf_columns(frame, n_actions)
         pmf = frame[pmf_cols].to_numpy(dtype=float) if pmf_cols else None
         k = n_actions or (len(pmf_cols) if pmf_cols else int(action.max(initial=-1)) + 1)
         ctx_frame = _context_frame(frame, context_columns, pmf_cols)
@@ -304,6 +301,40 @@ class LoggedBandit:
             context_columns=tuple(str(c) for c in ctx_frame.columns),
             action_features=tuple(action_features),
         )
+
+
+def _pmf_columns(frame: pd.DataFrame, n_actions: int | None) -> list[str]:
+    """The ``pmf_0 .. pmf_{K-1}`` columns in action order; a gap or a bad name is refused,
+    naming the columns (a missing ``pmf_3`` used to shift every later action by one).
+
+    Examples
+    --------
+    >>> _pmf_columns(pd.DataFrame(columns=["pmf_1", "pmf_0", "x"]), None)
+    ['pmf_0', 'pmf_1']
+    >>> _pmf_columns(pd.DataFrame(columns=["pmf_0", "pmf_1", "pmf_3"]), None)
+    Traceback (most recent call last):
+    ...
+    offline_eval.errors.LoggedDataError: Missing column(s) pmf_2: the logging pmf needs pmf_0..pmf_3
+    """
+    found: dict[int, str] = {}
+    for column in frame.columns:
+        name = str(column)
+        if not name.startswith(PMF_PREFIX):
+            continue
+        suffix = name[len(PMF_PREFIX) :]
+        if not suffix.isdigit():
+            msg = f"Column {name!r}: pmf columns are named pmf_0, pmf_1, ... (one per action)"
+            raise LoggedDataError(msg)
+        found[int(suffix)] = name
+    if not found:
+        return []
+    width = max(max(found) + 1, n_actions or 0)
+    missing = [f"{PMF_PREFIX}{k}" for k in range(width) if k not in found]
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")  # noqa: PLR2004
+        msg = f"Missing column(s) {shown}: the logging pmf needs pmf_0..pmf_{width - 1}"
+        raise LoggedDataError(msg)
+    return [found[k] for k in range(width)]
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -329,20 +360,83 @@ def _context_frame(
     return ctx.astype(float)
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
 def read_frame(path: str | Path) -> pd.DataFrame:
-    """Read a Parquet (``.parquet``/``.pq``) or CSV file as a frame."""
+    """Read a Parquet (``.parquet``/``.pq``) or CSV file as a frame.
+
+    A file that cannot be read as its suffix says (empty, truncated, Parquet bytes named
+    ``.csv`` or text named ``.parquet``, not UTF-8) or that has no rows is one
+    :class:`LoggedDataError` naming the file and the problem.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"a": [1]}).to_parquet(d / "p.csv")
+    >>> read_frame(d / "p.csv")
+    Traceback (most recent call last):
+    ...
+    offline_eval.errors.LoggedDataError: p.csv is not a CSV file (looks like Parquet); name it .parquet
+    >>> _ = (d / "h.csv").write_text("a,b\\n")
+    >>> read_frame(d / "h.csv")
+    Traceback (most recent call last):
+    ...
+    offline_eval.errors.LoggedDataError: h.csv has column names but no rows
+    """
     p = Path(path)
     if not p.exists():
         msg = f"No such file: {p}"
         raise LoggedDataError(msg)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(p)
-    elif p.suffix.lower() == ".csv":
-        frame = pd.read_csv(p)
-    else:
+    suffix = p.suffix.lower()
+    if p.is_dir() or suffix not in (".parquet", ".pq", ".csv"):
         msg = f"Expected a .parquet or .csv file, got {p.name}"
         raise LoggedDataError(msg)
+    with p.open("rb") as handle:
+        head = handle.read(len(PARQUET_MAGIC))
+    if not head:
+        msg = f"{p.name} is empty (no header, no rows)"
+        raise LoggedDataError(msg)
+    if suffix == ".csv" and head == PARQUET_MAGIC:
+        msg = f"{p.name} is not a CSV file (looks like Parquet); name it .parquet"
+        raise LoggedDataError(msg)
+    if suffix != ".csv" and head != PARQUET_MAGIC:
+        msg = f"{p.name} is not a Parquet file (it does not start with PAR1; a CSV file?)"
+        raise LoggedDataError(msg)
+    frame = _read_checked(p, suffix)
+    if frame.empty and len(frame.columns) > 0:
+        msg = f"{p.name} has column names but no rows"
+        raise LoggedDataError(msg)
+    if frame.empty:
+        msg = f"{p.name} has no columns and no rows"
+        raise LoggedDataError(msg)
     return frame
+
+
+def _read_checked(p: Path, suffix: str) -> pd.DataFrame:
+    """``pd.read_csv``/``pd.read_parquet``; a reader's failure is one line naming the file."""
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(p)
+        return pd.read_parquet(p)
+    except pd.errors.EmptyDataError:
+        msg = f"{p.name} is empty (no header, no rows)"
+        raise LoggedDataError(msg) from None
+    except UnicodeDecodeError:
+        msg = f"{p.name} is not a CSV text file (not UTF-8)"
+        raise LoggedDataError(msg) from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed"
+        msg = f"{p.name} is not a valid CSV file: {first}"
+        raise LoggedDataError(msg) from None
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        msg = f"{p.name} is not a readable {kind} file (truncated or corrupt?): {first}"
+        raise LoggedDataError(msg) from None
 
 
 def read_action_features(path: str | Path) -> tuple[dict[str, str | float], ...]:

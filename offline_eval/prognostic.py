@@ -127,6 +127,13 @@ class PrognosticModel:
         if len(model.coef) != len(model.design_names()) or len(model.mean) != len(model.coef):
             msg = "Prognostic model file: coefficient count does not match its columns"
             raise ExperimentDataError(msg)
+        numbers = (model.intercept, *model.coef, *model.mean, *model.scale)
+        if not all(math.isfinite(v) for v in numbers) or not all(v > 0 for v in model.scale):
+            msg = (
+                "Prognostic model file has non-finite coefficients, means or scales (or a "
+                "scale <= 0); refit it with nbi prognostic fit"
+            )
+            raise ExperimentDataError(msg)
         return model
 
     def save(self, path: Path) -> Path:
@@ -136,11 +143,20 @@ class PrognosticModel:
 
     @classmethod
     def load(cls, path: Path) -> PrognosticModel:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`; a missing or unreadable file, or one that is not
+        a model, is an :class:`ExperimentDataError` naming the file."""
+        if not path.is_file():
+            msg = f"No such prognostic model file: {path}" + (
+                " (a directory)" if path.is_dir() else ""
+            )
+            raise ExperimentDataError(msg)
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            msg = f"Cannot read prognostic model {path.name}: {type(exc).__name__}"
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            msg = f"Cannot read prognostic model {path}: {exc.strerror or type(exc).__name__}"
+            raise ExperimentDataError(msg) from exc
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            msg = f"Cannot read prognostic model {path}: not JSON ({str(exc).splitlines()[0]})"
             raise ExperimentDataError(msg) from exc
         return cls.from_dict(doc)
 

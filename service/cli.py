@@ -7,6 +7,7 @@ nothing heavy runs at import time.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
 import typer
@@ -47,7 +48,54 @@ def build_app() -> typer.Typer:
                 continue
             raise
         getattr(module, attr)(app)
+    rewrap_help(app)
     return app
+
+
+def rewrap(text: str) -> str:
+    """Help text with each paragraph on one line, so the terminal re-wraps it.
+
+    Typer's rich help keeps a docstring's hard line breaks (in the command list and after the
+    first paragraph), which break sentences in the middle at any width. A paragraph that starts
+    with ``\\b`` (click's "keep as is" mark) or lists commands (a line after its first starts
+    with ``nbi ``: an example) keeps its lines.
+
+    Examples
+    --------
+    >>> rewrap("Summary that\\n    goes on.\\n\\n    More\\n    text.")
+    'Summary that goes on.\\n\\nMore text.'
+    >>> rewrap("Usage:\\n\\n\\b\\nnbi a\\nnbi b")
+    'Usage:\\n\\nnbi a\\nnbi b'
+    >>> rewrap("Examples:\\nnbi a --x 1\\nnbi b")
+    'Examples:\\nnbi a --x 1\\nnbi b'
+    """
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph.removeprefix("\b").lstrip("\n"))
+        elif any(line.startswith("nbi ") for line in paragraph.splitlines()[1:]):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in paragraph.splitlines()))
+    return "\n\n".join(paragraphs)
+
+
+def rewrap_help(app: typer.Typer) -> None:
+    """:func:`rewrap` the help of every command and group of ``app``, recursively."""
+    for command in app.registered_commands:
+        doc = command.help
+        if doc is None and command.callback is not None:
+            doc = inspect.getdoc(command.callback)
+        if isinstance(doc, str):
+            command.help = rewrap(doc)
+    for group in app.registered_groups:
+        if isinstance(group.help, str):
+            group.help = rewrap(group.help)
+        sub = group.typer_instance
+        if sub is not None:
+            if isinstance(sub.info.help, str):
+                sub.info.help = rewrap(sub.info.help)
+            rewrap_help(sub)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,8 @@
 
 They work on the configured store (``NBI_*`` settings, like ``nbi serve``), beside a running
 service. Bad input is one ``error:`` line and exit 2; a broken audit trail is one line naming
-the first bad entry and exit 1.
+the first bad entry and exit 1, as is a store that cannot be used (a SQLite file that does not
+exist: never created; an unreachable Redis; a file that is not a database).
 """
 
 from __future__ import annotations
@@ -28,14 +29,33 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+STORE_HELP = (
+    "The store is the service's: NBI_STORE (sqlite, the default, or redis) with "
+    "NBI_SQLITE_PATH (default var/nbi.sqlite3 in the working directory; the file must exist) "
+    "or NBI_REDIS_URL and NBI_REDIS_PREFIX."
+)
+
+
+@contextmanager
+def _opened_settings() -> Iterator[Settings]:
+    """The settings of an existing store; a store that cannot be used is one line, exit 1."""
+    from service.cli_common import load_settings, require_store, store_errors
+
+    settings = load_settings()
+    require_store(settings)
+    with store_errors(settings):
+        yield settings
+
+
 @contextmanager
 def _bad_input() -> Iterator[None]:
     from bandit.errors import BanditError
+    from offline_eval.cli import error_line
 
     try:
         yield
     except (BanditError, ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(error_line(exc)) from None
 
 
 def actor_of(
@@ -60,8 +80,8 @@ _API_KEY = Annotated[
     typer.Option(
         "--api-key",
         envvar="NBI_API_KEY",
-        help="Your API key: the audit trail names its id (never the key); the researcher "
-        "role unlocks --protected.",
+        help="Your API key: the audit trail names its id (never the key). Without one you act "
+        "as the machine's operator.",
         show_envvar=True,
     ),
 ]
@@ -75,39 +95,44 @@ def register(app: typer.Typer) -> None:
 
 
 def _register_audit(app: typer.Typer) -> None:
-    audit = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+    audit = typer.Typer(
+        help=f"The tamper-evident audit trail of the service's store.\n\n{STORE_HELP}",
+        no_args_is_help=True,
+    )
 
-    @audit.command("verify")
+    @audit.command(
+        "verify", help=f"Check the hash chain; exit 1 with the first bad entry.\n\n{STORE_HELP}"
+    )
     def verify() -> None:
-        """Check the hash chain; exit 1 with the first bad entry."""
         from service.audit import open_audit_trail
-        from service.cli_common import load_settings
 
-        trail = open_audit_trail(load_settings())
-        try:
-            result = trail.verify()
-        finally:
-            trail.close()
+        with _opened_settings() as settings:
+            trail = open_audit_trail(settings)
+            try:
+                result = trail.verify()
+            finally:
+                trail.close()
         if not result.ok:
             raise _fail(result.line(), 1)
         typer.echo(result.line())
 
-    @audit.command("show")
+    @audit.command(
+        "show", help=f"Print the entries (JSON lines), then the verification line.\n\n{STORE_HELP}"
+    )
     def show(
         last: Annotated[int, typer.Option(min=0, help="Only the newest N entries (0: all).")] = 0,
     ) -> None:
-        """Print the entries (JSON lines), then the verification line."""
         from service.audit import open_audit_trail
-        from service.cli_common import load_settings
 
-        trail = open_audit_trail(load_settings())
-        try:
-            entries = list(trail.log.stored())
-            for text in entries[-last:] if last else entries:
-                typer.echo(text)
-            result = trail.verify()
-        finally:
-            trail.close()
+        with _opened_settings() as settings:
+            trail = open_audit_trail(settings)
+            try:
+                entries = list(trail.log.stored())
+                for text in entries[-last:] if last else entries:
+                    typer.echo(text)
+                result = trail.verify()
+            finally:
+                trail.close()
         if not result.ok:
             raise _fail(result.line(), 1)
         typer.echo(result.line(), err=True)
@@ -116,7 +141,10 @@ def _register_audit(app: typer.Typer) -> None:
 
 
 def _register_erase(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(
+        help="Erase every record of one citizen from the store (GDPR art. 17), audited; needs "
+        f"an admin key or none (the machine's operator).\n\n{STORE_HELP}"
+    )
     def erase(
         citizen_id: Annotated[str, typer.Argument(help="Raw citizen id (CPR); pseudonymised.")],
         reference: Annotated[
@@ -124,17 +152,14 @@ def _register_erase(app: typer.Typer) -> None:
         ] = None,
         api_key: _API_KEY = None,
     ) -> None:
-        """Erase every record of one citizen from the store (GDPR art. 17), audited."""
         from service.audit import open_audit_trail
-        from service.cli_common import load_settings
         from service.erasure import erase_citizen, make_eraser
         from service.store.factory import make_store
 
-        settings = load_settings()
-        actor, role = actor_of(settings, api_key)
-        if api_key is not None and role != "admin":
-            raise _fail("erasure needs an admin key (or none: the machine's operator)")
-        with _bad_input():
+        with _opened_settings() as settings, _bad_input():
+            actor, role = actor_of(settings, api_key)
+            if api_key is not None and role != "admin":
+                raise _fail("erasure needs an admin key (or none: the machine's operator)")
             store = make_store(settings)
             trail = open_audit_trail(settings)
             eraser = make_eraser(store, settings)
@@ -158,7 +183,13 @@ def _register_erase(app: typer.Typer) -> None:
 
 
 def _register_export(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command(
+        "export",
+        help="Export the service's decisions: the logged-bandit file (nbi evaluate), the trial "
+        "file <stem>.rct.<suffix> (nbi experiment), the shadow-mode decisions "
+        "<stem>.shadow.<suffix> with <stem>.shadow.target.npy (nbi evaluate --target-probs) "
+        f"and, with --protected, the fairness file.\n\n{STORE_HELP}",
+    )
     def export_cmd(  # noqa: PLR0913 (one option per choice)
         out: Annotated[Path, typer.Option("--out", help="Logged-bandit file (.parquet/.csv).")],
         since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD, UTC).")] = None,
@@ -181,22 +212,23 @@ def _register_export(app: typer.Typer) -> None:
         ] = False,
         api_key: _API_KEY = None,
     ) -> None:
-        """Export the service's decisions: the logged-bandit file (nbi evaluate), the trial file
-        <stem>.rct.<suffix> (nbi experiment), the shadow-mode decisions <stem>.shadow.<suffix>
-        with <stem>.shadow.target.npy (nbi evaluate --target-probs) and, with --protected, the
-        fairness file."""
         from service.audit import open_audit_trail
-        from service.cli_common import load_settings
-        from service.export import export_records, parse_day
+        from service.export import SUFFIXES, export_records, parse_day
         from service.runtime import build_catalog
         from service.store.factory import make_store
 
-        settings = load_settings()
-        actor, role = actor_of(settings, api_key)
-        if protected and role != "researcher":
-            raise _fail("--protected needs a researcher API key (--api-key / NBI_API_KEY)")
-        with _bad_input():
+        with _bad_input():  # bad options first (exit 2), then the store
+            if out.suffix.lower() not in SUFFIXES:
+                msg = f"--out must end in .parquet or .csv, got {out.name!r}"
+                raise ValueError(msg)
             first, last = parse_day(since, "--since"), parse_day(until, "--until")
+            if first is not None and last is not None and first > last:
+                msg = "--since must not be after --until"
+                raise ValueError(msg)
+        with _opened_settings() as settings, _bad_input():
+            actor, role = actor_of(settings, api_key)
+            if protected and role != "researcher":
+                raise _fail("--protected needs a researcher API key (--api-key / NBI_API_KEY)")
             store = make_store(settings)
             trail = open_audit_trail(settings)
             try:

@@ -11,6 +11,10 @@
 * :func:`check_startup` builds what start-up would build from the settings alone (catalog,
   policy) so a bad ``NBI_CATALOG_PATH``, ``NBI_POLICY`` or ``NBI_POLICY_PARAMS`` is one line
   too, not a traceback from every worker's lifespan.
+* :func:`require_store` and :func:`store_errors` are for the commands that work on an
+  existing store (``nbi models``, ``audit``, ``export``, ``erase``, ``importance``): a SQLite
+  file that does not exist is refused (never created), and an unreachable Redis, a file that
+  is not a database or an unwritable path is one ``error:`` line, not a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
@@ -123,3 +131,87 @@ def check_startup(settings: Settings) -> None:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         typer.echo(f"error: invalid configuration: {step}: {text}", err=True)
         raise typer.Exit(2) from None
+
+
+STORE_HINT = "the store comes from NBI_STORE, NBI_SQLITE_PATH and NBI_REDIS_URL"
+
+
+def require_store(settings: Settings) -> None:
+    """Exit 1 with ``error: no store at <path>`` if the configured SQLite store file does not
+    exist: commands on an existing store never create one (a mistyped path used to create an
+    empty store, with its parent directories, and report it intact)."""
+    if settings.store != "sqlite":
+        return
+    path = Path(settings.sqlite_path)
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "nothing there; nothing was created"
+        typer.echo(
+            f"error: no store at {path} ({what}); check NBI_SQLITE_PATH / --sqlite-path",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages.
+
+    Examples
+    --------
+    >>> redact_url("redis://:s3cret@cache:6379/0"), redact_url("redis://127.0.0.1:1/0")
+    ('redis://:***@cache:6379/0', 'redis://127.0.0.1:1/0')
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def describe_store_error(exc: BaseException, settings: Settings) -> str | None:
+    """One line for a store that cannot be used (``None``: not a store problem).
+
+    Covers an unreachable or failing Redis, a SQLite file that is not a database (or is
+    locked, read-only...) and a file or directory that cannot be read or written.
+    """
+    import sqlite3
+
+    from offline_eval.cli import error_line
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        text = error_line(exc)
+        if "not a database" in text:
+            return f"{settings.sqlite_path} is not an nbi store ({text}); check NBI_SQLITE_PATH"
+        return f"cannot use the SQLite store {settings.sqlite_path}: {text}"
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    else:
+        where = f"the Redis store at {redact_url(settings.redis_url)}"
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return f"cannot reach {where} ({error_line(exc)}); check NBI_REDIS_URL"
+        if isinstance(exc, RedisError):
+            return f"{where} refused a command: {error_line(exc)}"
+    if isinstance(exc, OSError):
+        return error_line(exc)
+    return None
+
+
+@contextmanager
+def store_errors(settings: Settings, code: int = 1) -> Iterator[None]:
+    """Turn a store that cannot be used (:func:`describe_store_error`) into one ``error:``
+    line and exit ``code``; every other exception passes through."""
+    try:
+        yield
+    except Exception as exc:
+        line = describe_store_error(exc, settings)
+        if line is None:
+            raise
+        typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(code) from None

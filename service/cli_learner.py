@@ -17,7 +17,14 @@ import typer
 def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Settings, store and learner (imports are lazy so ``nbi --help`` stays fast)."""
     from bandit.catalog import default_catalog, load_catalog
-    from service.cli_common import check_bind, check_startup, load_settings, private_files
+    from bandit.errors import InvalidInputError
+    from service.cli_common import (
+        check_bind,
+        check_startup,
+        load_settings,
+        private_files,
+        store_errors,
+    )
     from service.learner import Learner, LearnerConfig
     from service.lifecycle import LifecycleStore, on_candidate
     from service.metrics import ServiceMetrics
@@ -30,7 +37,8 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
     if metrics_host is not None:
         check_bind(settings, metrics_host, "the learner's /metrics")
     private_files()
-    store = make_store(settings)
+    with store_errors(settings):  # not a database, an unwritable path: one line
+        store = make_store(settings)
     catalog = (
         default_catalog() if settings.catalog_path is None else load_catalog(settings.catalog_path)
     )
@@ -38,14 +46,18 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
     def fresh() -> Any:
         return fresh_policy(settings)
 
-    config = LearnerConfig(
-        snapshot_every=settings.snapshot_every,
-        max_deliveries=settings.max_deliveries,
-        delay_strategy=settings.delay_strategy,
-        horizon_weeks=settings.horizon_weeks,
-        report_lag_weeks=settings.report_lag_weeks,
-        **{k: v for k, v in config_kwargs.items() if v is not None},
-    )
+    try:
+        config = LearnerConfig(
+            snapshot_every=settings.snapshot_every,
+            max_deliveries=settings.max_deliveries,
+            delay_strategy=settings.delay_strategy,
+            horizon_weeks=settings.horizon_weeks,
+            report_lag_weeks=settings.report_lag_weeks,
+            **{k: v for k, v in config_kwargs.items() if v is not None},
+        )
+    except InvalidInputError as exc:
+        store.close()
+        _usage(str(exc))
 
     def candidate_published(snapshot: Any, _events: list[str]) -> None:
         # every snapshot is a candidate; auto/guardrail approval per NBI_MODEL_APPROVAL
@@ -63,32 +75,67 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
     return learner, store
 
 
+MAX_PORT = 65_535
+
+
+def _usage(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``nbi learner`` to the root app."""
 
     @app.command()
-    def learner(
-        store: str = typer.Option(None, help="Store backend: redis or sqlite (NBI_STORE)."),
-        redis_url: str = typer.Option(None, help="Redis URL (NBI_REDIS_URL)."),
-        redis_prefix: str = typer.Option(None, help="Redis key prefix (NBI_REDIS_PREFIX)."),
-        sqlite_path: str = typer.Option(None, help="SQLite file (NBI_SQLITE_PATH)."),
-        policy: str = typer.Option(None, help="Policy used when no snapshot exists (NBI_POLICY)."),
-        consumer: str = typer.Option("learner-1", help="Stable consumer name of this worker."),
-        batch_size: int = typer.Option(64, help="Messages read per batch."),
-        block_ms: int = typer.Option(1000, help="Milliseconds a read waits for new messages."),
-        snapshot_every: int = typer.Option(None, help="Updates between snapshots."),
-        snapshot_seconds: float = typer.Option(30.0, help="Max seconds between snapshots."),
-        max_deliveries: int = typer.Option(None, help="Deliveries before dead-lettering."),
-        lease_ms: int = typer.Option(
-            15_000, help="Single-writer lease (ms): other workers wait as hot standbys."
+    def learner(  # noqa: PLR0913 (one option per setting)
+        store: str = typer.Option(
+            None, help="Store backend: redis or sqlite (default: NBI_STORE, else sqlite)."
         ),
-        metrics_port: int = typer.Option(0, help="Serve /metrics on this port (0: off)."),
+        redis_url: str = typer.Option(None, help="Redis URL (default: NBI_REDIS_URL)."),
+        redis_prefix: str = typer.Option(
+            None, help="Redis key prefix (default: NBI_REDIS_PREFIX)."
+        ),
+        sqlite_path: str = typer.Option(
+            None, help="SQLite file (default: NBI_SQLITE_PATH, else var/nbi.sqlite3)."
+        ),
+        policy: str = typer.Option(
+            None, help="Policy used when no snapshot exists (default: NBI_POLICY)."
+        ),
+        consumer: str = typer.Option("learner-1", help="Stable consumer name of this worker."),
+        batch_size: int = typer.Option(64, min=1, help="Messages read per batch (>= 1)."),
+        block_ms: int = typer.Option(
+            1000, min=0, help="Milliseconds a read waits for new messages (0: do not wait)."
+        ),
+        snapshot_every: int = typer.Option(
+            None,
+            min=1,
+            help="Updates between snapshots, >= 1 (default: NBI_SNAPSHOT_EVERY, else 50).",
+        ),
+        snapshot_seconds: float = typer.Option(30.0, help="Max seconds between snapshots (> 0)."),
+        max_deliveries: int = typer.Option(
+            None,
+            min=1,
+            help="Deliveries before dead-lettering, >= 1 (default: NBI_MAX_DELIVERIES, else 5).",
+        ),
+        lease_ms: int = typer.Option(
+            15_000,
+            min=1,
+            help="Single-writer lease (ms, >= 1; longer than --block-ms plus one batch): other "
+            "workers wait as hot standbys.",
+        ),
+        metrics_port: int = typer.Option(
+            0, min=0, max=MAX_PORT, help="Serve /metrics on this port (0: off; up to 65535)."
+        ),
         metrics_host: str = typer.Option("127.0.0.1", help="Interface for /metrics."),
         exit_when_idle: int = typer.Option(
-            0, help="Exit after this many empty reads in a row (0: run until stopped)."
+            0, min=0, help="Exit after this many empty reads in a row (0: run until stopped)."
         ),
     ) -> None:
         """Consume the learning queue, update the policy and publish model snapshots."""
+        import math
+
+        if not (math.isfinite(snapshot_seconds) and snapshot_seconds > 0):
+            _usage(f"--snapshot-seconds must be a number of seconds > 0, got {snapshot_seconds}")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         overrides = {
             "store": store,
@@ -111,9 +158,7 @@ def register(app: typer.Typer) -> None:
             },
         )
         if metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(metrics_port, addr=metrics_host, registry=worker.metrics.registry)
+            _serve_metrics(worker, backend, metrics_port, metrics_host)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -129,3 +174,16 @@ def register(app: typer.Typer) -> None:
             f"dead_lettered={stats.dead_lettered} snapshots={stats.snapshots}",
             err=True,
         )
+
+
+def _serve_metrics(worker: Any, backend: Any, port: int, host: str) -> None:
+    """Start the /metrics server; a port in use or a host that does not resolve is one
+    ``error:`` line (exit 2), the store closed."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=worker.metrics.registry)
+    except OSError as exc:
+        backend.close()
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        _usage(f"cannot serve /metrics on {host}:{port} (--metrics-port/--metrics-host): {reason}")

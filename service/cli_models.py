@@ -4,7 +4,9 @@ model cards (``nbi models card``) and feature importance (``nbi importance``).
 The commands act on the configured store (``NBI_STORE``, ``NBI_SQLITE_PATH`` /
 ``NBI_REDIS_URL``, or the options), exactly as the admin endpoints do: every running replica
 follows within one ``NBI_MODEL_POLL_SECONDS``. A refused or impossible action prints one
-``error:`` line and exits 1 (bad usage: 2); the store is left as it was.
+``error:`` line and exits 1 (bad usage: 2); the store is left as it was. A SQLite store file
+that does not exist is refused, never created; an unreachable Redis or a file that is not a
+store is one line too.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ if TYPE_CHECKING:
     from service.config import Settings
     from service.lifecycle import LifecycleState, LifecycleStore
 
-StoreOpt = typer.Option(None, "--store", help="Store backend: sqlite or redis (NBI_STORE).")
-SqliteOpt = typer.Option(None, "--sqlite-path", help="SQLite file (NBI_SQLITE_PATH).")
-RedisOpt = typer.Option(None, "--redis-url", help="Redis URL (NBI_REDIS_URL).")
+StoreOpt = typer.Option(
+    None, "--store", help="Store backend: sqlite or redis (default: NBI_STORE, else sqlite)."
+)
+SqliteOpt = typer.Option(
+    None,
+    "--sqlite-path",
+    help="The service's SQLite file; it must exist (default: NBI_SQLITE_PATH, else "
+    "var/nbi.sqlite3 in the working directory).",
+)
+RedisOpt = typer.Option(None, "--redis-url", help="Redis URL (default: NBI_REDIS_URL).")
 PrefixOpt = typer.Option(None, "--redis-prefix", help="Redis key prefix (NBI_REDIS_PREFIX).")
 PlotOpt = typer.Option(None, "--plot", help="Also write a PNG plot to this file.")
 ApiKeyOpt = typer.Option(
@@ -41,23 +50,26 @@ ApiKeyOpt = typer.Option(
 def _opened(
     store: str | None, sqlite_path: str | None, redis_url: str | None, redis_prefix: str | None
 ) -> Iterator[tuple[LifecycleStore, Settings, Catalog]]:
-    """Settings, store and catalog; domain errors become one ``error:`` line, exit 1."""
+    """Settings, store and catalog; domain errors and a store that cannot be used (missing
+    SQLite file, unreachable Redis, not a database) become one ``error:`` line, exit 1."""
     from bandit.errors import BanditError
-    from service.cli_common import load_settings
+    from service.cli_common import load_settings, require_store, store_errors
     from service.runtime import build_catalog
     from service.store.factory import make_store
 
     settings = load_settings(
         store=store, sqlite_path=sqlite_path, redis_url=redis_url, redis_prefix=redis_prefix
     )
-    backend: Any = make_store(settings)
-    try:
-        yield backend, settings, build_catalog(settings)
-    except (BanditError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        backend.close()
+    require_store(settings)
+    with store_errors(settings):
+        backend: Any = make_store(settings)
+        try:
+            yield backend, settings, build_catalog(settings)
+        except (BanditError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            backend.close()
 
 
 def _run(
@@ -92,6 +104,21 @@ def _audit(
         trail.append(actor, role, action, target, {**detail, "via": "cli"})
     finally:
         trail.close()
+
+
+def _refuse(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _check_output(path: Path, option: str) -> None:
+    """Exit 1 with one line if ``path`` cannot be written (before any work is done)."""
+    from offline_eval.cli import check_output
+
+    try:
+        check_output(path, option)
+    except ValueError as exc:
+        _refuse(str(exc))
 
 
 def _mark(state: LifecycleState, version: str) -> str:
@@ -256,6 +283,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one nested function per c
         DR with 95 % intervals, effective sample size)."""
         from service.model_compare import compare, format_table, plot_compare
 
+        if plot is not None:
+            _check_output(plot, "--plot")
+
         def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
             report = compare(backend, settings, catalog, candidate)
             for line in format_table(report):
@@ -291,8 +321,15 @@ def _register_card(models: typer.Typer) -> None:
         from service.model_card import build_card
         from service.model_card_render import card_format, write_card
 
-        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
+        if fmt is not None and fmt.lower() not in ("markdown", "md", "html"):
+            _refuse(f"--format must be markdown or html, got {fmt!r}")
+        try:
             card_format(out, fmt)  # a bad format fails before the work
+        except ValueError as exc:
+            _refuse(f"--out: {exc}")
+        _check_output(out, "--out")
+
+        def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:
             card = build_card(
                 backend,  # type: ignore[arg-type]  # both stores keep protected attributes
                 settings,
@@ -350,6 +387,10 @@ def _register_importance(app: typer.Typer) -> None:
         import json
 
         from service.importance import format_importance, model_importance
+
+        for path, option in ((out, "--out"), (plot, "--plot")):
+            if path is not None:
+                _check_output(path, option)
 
         def action(backend: LifecycleStore, _s: Settings, catalog: Catalog) -> None:
             chosen = _chosen_version(backend, version)

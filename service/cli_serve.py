@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-        port: int = typer.Option(8000, help="TCP port."),
+        port: int = typer.Option(8000, min=0, max=65_535, help="TCP port (0..65535)."),
         workers: int = typer.Option(1, min=1, help="Worker processes (use a Redis store for >1)."),
         store: str | None = typer.Option(
             None, help="Decision store: sqlite or redis (default: NBI_STORE or sqlite)."
@@ -57,6 +61,8 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(2)
+        _check_listen(host, port)
+        _check_store(settings)
         configure_logging(settings.log_level)
         metrics_dir = _multiprocess_metrics_dir() if workers > 1 else None
         try:
@@ -72,9 +78,57 @@ def register(app: typer.Typer) -> None:
                 # bounded request heads and slow-client timeouts (431/408)
                 http="service.http_protocol:GuardedHttpToolsProtocol",
             )
+        except SystemExit as exc:
+            if exc.code not in (None, 0):  # uvicorn: 3 = the application did not start
+                typer.echo(
+                    f"error: the service did not start on {host}:{port} (exit {exc.code}); "
+                    "the log above says why",
+                    err=True,
+                )
+            raise
         finally:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Exit 2 with one line if ``host:port`` cannot be bound (in use, no such interface)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        typer.echo(f"error: cannot listen on {host}:{port} (--host/--port): {reason}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _check_store(settings: Settings) -> None:
+    """Open the configured store once before start-up: a SQLite path that cannot be created
+    or is not a database, or a Redis that does not answer, is one ``error:`` line (exit 1)."""
+    from service.cli_common import redact_url, store_errors
+    from service.store.factory import make_store
+
+    with store_errors(settings):
+        store = make_store(settings)
+        try:
+            reachable = store.ping()
+        finally:
+            store.close()
+    if not reachable:
+        where = (
+            f"the Redis store at {redact_url(settings.redis_url)} (NBI_REDIS_URL / --redis-url)"
+            if settings.store == "redis"
+            else f"the SQLite store {settings.sqlite_path}"
+        )
+        typer.echo(f"error: cannot reach {where}", err=True)
+        raise typer.Exit(1)
 
 
 def _multiprocess_metrics_dir() -> str | None:

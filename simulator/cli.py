@@ -27,13 +27,15 @@ def _fail(message: str) -> None:
 
 
 def _guard(func: Callable[[], T]) -> T:
-    """Run ``func``; turn domain errors (bad input) into one clear line and exit 2."""
+    """Run ``func``; turn domain errors (bad input) and files that cannot be written into one
+    clear line and exit 2."""
     from bandit.errors import BanditError
+    from offline_eval.cli import error_line
 
     try:
         return func()
-    except (BanditError, ValueError) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except (BanditError, ValueError, OSError) as exc:
+        _fail(error_line(exc))
         raise  # unreachable: _fail raises
 
 
@@ -153,10 +155,12 @@ def _run(
     if delay not in DELAYS:
         _fail(f"unknown --delay {delay!r}; choose one of {', '.join(DELAYS)}")
     learner = _guard(lambda: build_policy(policy, seed=seed, delay=delay))
+    if out is not None:  # before the run: an unwritable --out fails at once
+        _guard(lambda: _make_out_dir(out))
     from tqdm import tqdm
 
     from simulator.replay import Replay
-    from simulator.report import by_group, summary, weekly_table
+    from simulator.report import summary
 
     replay = (
         Replay(learner, config, weeks=weeks, seed=seed, delay=delay)
@@ -176,21 +180,33 @@ def _run(
         )
     doc = summary(result, lag_weeks=lag)
     if out is not None:
-        from simulator.plots import write_plots
-
-        out.mkdir(parents=True, exist_ok=True)
-        weekly = weekly_table(result)
-        weekly.to_csv(out / "weekly.csv", index=False)
-        by_group(result).to_csv(out / "by_group.csv", index=False)
-        result.decisions.to_csv(out / "decisions.csv", index=False)
-        from bandit.jsonsafe import dumps
-
-        (out / "summary.json").write_text(dumps(doc, indent=2, sort_keys=True, default=str))
-        doc["files"] = [str(p) for p in write_plots(weekly, doc, out)]
+        doc["files"] = _guard(lambda: _write_run(result, doc, out))
     if as_json:
         _emit_json(doc)
     else:
         _print_run(doc)
+
+
+def _make_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"--out {out}: cannot create the directory ({exc.strerror or type(exc).__name__})"
+        raise ValueError(msg) from None
+
+
+def _write_run(result: Any, doc: dict[str, Any], out: Path) -> list[str]:
+    """The run's tables, summary and plots in ``out``; the paths of the plots."""
+    from bandit.jsonsafe import dumps
+    from simulator.plots import write_plots
+    from simulator.report import by_group, weekly_table
+
+    weekly = weekly_table(result)
+    weekly.to_csv(out / "weekly.csv", index=False)
+    by_group(result).to_csv(out / "by_group.csv", index=False)
+    result.decisions.to_csv(out / "decisions.csv", index=False)
+    (out / "summary.json").write_text(dumps(doc, indent=2, sort_keys=True, default=str))
+    return [str(p) for p in write_plots(weekly, doc, out)]
 
 
 def _http_replay(url: str, api_key: str | None, config: Any, weeks: int, seed: int) -> Any:
@@ -272,8 +288,11 @@ def _logs(
 
     if logging not in LOGGING_POLICIES:
         _fail(f"unknown logging policy {logging!r}; choose one of {', '.join(LOGGING_POLICIES)}")
+    if out.is_dir():
+        _fail(f"--out {out} is a directory; give a file name ending in .parquet or .csv")
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         _fail(f"--out must end in .parquet or .csv, got {out.name!r}")
+    _guard(lambda: _check_logs_out(out))
     config = _config(scale=0.25, offers_per_family=offers_per_family, capacity_scale=0.0)
     doc = _guard(lambda: _write_logs(n_rounds, logging, floor, seed, out, config, row_group_rows))
     if as_json:
@@ -290,6 +309,30 @@ def _logs(
                 f"  {row['family']:22} n={row['n']:6d} naive={row['naive']:+.3f} "
                 f"(se {row['naive_se']:.3f}) true={row['true_att']:+.3f}{flag}"
             )
+
+
+SIBLING_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def _check_logs_out(out: Path) -> None:
+    """Refuse an ``--out`` whose directory cannot be written, or whose ground truth
+    (``<stem>.truth.npz`` and ``<stem>.meta.json``: named after the stem, as every reader
+    expects) would replace the one of another log with the same stem (``X.csv`` beside
+    ``X.parquet``)."""
+    from offline_eval.cli import check_output
+
+    check_output(out, "--out")
+    stem = out.with_suffix("")
+    truth = [p for p in (Path(f"{stem}.truth.npz"), Path(f"{stem}.meta.json")) if p.exists()]
+    others = [
+        p for suffix in SIBLING_SUFFIXES if (p := out.with_suffix(suffix)) != out and p.exists()
+    ]
+    if truth and others:
+        msg = (
+            f"--out {out}: {truth[0].name} belongs to {others[0].name} (the ground truth is "
+            "named after the file's stem); choose another name or remove that log first"
+        )
+        raise ValueError(msg)
 
 
 def _write_logs(
@@ -375,8 +418,8 @@ def register(app: typer.Typer) -> None:
     @simulate.command("run")
     def run_cmd(
         policy: str = typer.Option("vw", help="uniform, practice, vw, river, oracle or none."),
-        weeks: int = typer.Option(52, help="Simulated weeks."),
-        seed: int = typer.Option(0, help="Seed (same seed, identical tables)."),
+        weeks: int = typer.Option(52, help=f"Simulated weeks, 1..{MAX_WEEKS}."),
+        seed: int = typer.Option(0, min=0, help="Seed, >= 0 (same seed, identical tables)."),
         scale: float = typer.Option(1.0, help="Inflow scale (1.0 = Copenhagen, 41,000/yr)."),
         compliance: float = typer.Option(0.6, help="P(caseworker follows the recommendation)."),
         control_share: float = typer.Option(0.2, help="Control-arm share."),
@@ -421,8 +464,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay the recommender week by week with delayed outcomes and an RCT control arm.
 
-        With ``--url`` the service decides (group, recommendation) and learns; ``--policy`` is
-        then only a label and the service's own policy is used.
+        With --url the service decides (group, recommendation) and learns; --policy is then
+        only a label and the service's own policy is used.
         """
         _run(
             policy,
@@ -445,10 +488,11 @@ def register(app: typer.Typer) -> None:
 
     @simulate.command("calibrate")
     def calibrate_cmd(
-        n: int = typer.Option(20_000, help="Citizens per target group."),
-        seed: int = typer.Option(0, help="Seed."),
+        n: int = typer.Option(20_000, help="Citizens per target group (at least 100)."),
+        seed: int = typer.Option(0, min=0, help="Seed (>= 0)."),
         business_cycle: float = typer.Option(
-            1.0, help="Global hazard multiplier of the scenario (targets are for 1.0)."
+            1.0,
+            help="Global hazard multiplier of the scenario, in (0, 5] (targets are for 1.0).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
@@ -457,11 +501,18 @@ def register(app: typer.Typer) -> None:
 
     @simulate.command("logs")
     def logs_cmd(
-        out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+        out: Annotated[
+            Path,
+            typer.Option(
+                help="Output file (.parquet or .csv); the ground truth goes beside it as "
+                "<stem>.truth.npz and <stem>.meta.json, so X.csv and X.parquet cannot share a "
+                "directory."
+            ),
+        ],
         n_rounds: int = typer.Option(10_000, help="Number of logged decisions."),
         logging: str = typer.Option("practice", help="Logging policy: practice or uniform."),
         floor: float = typer.Option(0.05, help="Propensity floor of the logger."),
-        seed: int = typer.Option(0, help="Seed."),
+        seed: int = typer.Option(0, min=0, help="Seed (>= 0)."),
         offers_per_family: int = typer.Option(
             1, help="Offers per family in the action set (1 = 11 arms; 0 = the full catalog)."
         ),
@@ -470,7 +521,7 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
-        """Historical logs with known propensities plus the ground truth (.truth.npz).
+        """Historical logs with known propensities plus the ground truth (<stem>.truth.npz).
 
         Parquet logs are simulated and written in row groups, in memory bounded by one week of
         rounds and one row group, so logs of millions of rounds fit; CSV logs are built in memory.

@@ -100,3 +100,37 @@ def test_a_file_that_is_not_the_oversight_json_is_refused(tmp_path: Path):
         ["report", "--fairness", str(audit), "--out", str(out), "--oversight", str(bad)],
     )
     assert res.exit_code != 0 and "GET /v1/oversight" in res.output
+
+
+def test_a_trial_the_fairness_audit_cannot_take_still_gets_its_report(tmp_path: Path):
+    """A continuous outcome is a trial `nbi experiment` analyses but not a 0/1 share the
+    audit compares: the report keeps the trial and says the audit was left out."""
+    rows = 40
+    trial = pd.DataFrame(
+        {
+            "group": ["treatment", "control"] * (rows // 2),
+            "benefit_weeks": [float(10 + (i * 7) % 13) for i in range(rows)],
+            "gender": ["female", "male", "male", "female"] * (rows // 4),
+        }
+    )
+    path = tmp_path / "trial.csv"
+    trial.to_csv(path, index=False)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(
+        build_app(),
+        [
+            "report",
+            "--rct",
+            str(path),
+            "--outcome-col",
+            "benefit_weeks",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "warning: fairness audit left out" in res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["fairness"] is None and "0/1" in doc["fairness_skipped"]
+    assert doc["experiment"] is not None and out.exists()
