@@ -353,11 +353,14 @@ def _fairness_section(rows: list[dict[str, object]]) -> tuple[Section, dict[str,
         if min(int(g["n_treatment"]), int(g["n_control"])) < MIN_FAIRNESS_GROUP:
             small.append(f"{g['attribute']}={g['level']}")
     flagged = report.flagged
-    verdict = (
-        f"Flagged as harmed (one-sided test, Holm-adjusted, alpha {report.alpha:g}): "
-        + (", ".join(flagged) if flagged else "none")
-        + "."
-    )
+    tested = f"{report.n_tested} of {len(report.groups)} groups tested"
+    if report.n_tested == 0:
+        verdict = f"No harm verdict: {tested} (each needs 2 or more decisions in both arms)."
+    else:
+        verdict = (
+            f"Flagged as harmed (one-sided test, Holm-adjusted, alpha {report.alpha:g}; "
+            f"{tested}): " + (", ".join(flagged) if flagged else "none") + "."
+        )
     text = [
         f"Settled decisions of the period this version served live: {len(rows)} "
         f"({int((frame['group'] == 'treatment').sum())} of its treatment decisions, "

@@ -230,3 +230,20 @@ def test_model_card_has_every_section_with_real_numbers(tmp_path: Path) -> None:
     assert 'id="importance"' in page_text and "data:image/png;base64," in page_text
     for f in card.importance.features:  # same seed and data: the card's numbers
         assert f"{f.reward_change:.4f} ± {f.reward_change_sd:.4f}" in page_text
+
+
+def test_the_card_gives_no_harm_verdict_when_no_group_could_be_tested():
+    """Two citizens per arm, every one employed: no group has a test (no variation), so the
+    card must not read "Flagged as harmed: none"."""
+    from service.model_card import _fairness_section
+
+    rows = [
+        {"group": g, "employed": 1, "complied": 1, "gender": s, "origin": None, "age_band": None}
+        for g in ("treatment", "control")
+        for s in ("female", "female", "male", "male")
+    ]
+    section, facts = _fairness_section(rows)  # type: ignore[arg-type]
+    text = " ".join(section.paragraphs)
+    assert "No harm verdict: 0 of 2 groups tested" in text, text
+    assert "Flagged as harmed" not in text
+    assert facts["fairness_flagged"] == 0.0
