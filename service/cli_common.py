@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -35,6 +35,13 @@ from pydantic_settings import SettingsError
 from service.config import Settings
 
 PRIVATE_UMASK = 0o077
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` on stderr and exit ``code`` (2: bad usage; 1: a refused or
+    impossible action, a store that cannot be used)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def private_files() -> None:
@@ -109,17 +116,16 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        typer.echo(f"error: {describe_settings_error(exc)}", err=True)
-        raise typer.Exit(2) from None
+        fail(describe_settings_error(exc))
     except SettingsError as exc:
-        typer.echo(f"error: {describe_source_error(exc)}", err=True)
-        raise typer.Exit(2) from None
+        fail(describe_source_error(exc))
 
 
 def check_startup(settings: Settings) -> None:
     """Build the catalog and a fresh policy as start-up will; exit with one line if either
     cannot be built (missing catalog file, unknown policy, parameters it does not take)."""
     from bandit.errors import BanditError, InvalidInputError
+    from offline_eval.cli import error_line
     from service.runtime import build_catalog, fresh_policy
 
     step = "NBI_CATALOG_PATH"
@@ -128,9 +134,7 @@ def check_startup(settings: Settings) -> None:
         step = "NBI_POLICY / NBI_POLICY_PARAMS"
         fresh_policy(settings)
     except (BanditError, InvalidInputError, TypeError, ValueError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"error: invalid configuration: {step}: {text}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"invalid configuration: {step}: {error_line(exc)}")
 
 
 STORE_HINT = "the store comes from NBI_STORE, NBI_SQLITE_PATH and NBI_REDIS_URL"
@@ -145,11 +149,7 @@ def require_store(settings: Settings) -> None:
     path = Path(settings.sqlite_path)
     if not path.is_file():
         what = "a directory" if path.is_dir() else "nothing there; nothing was created"
-        typer.echo(
-            f"error: no store at {path} ({what}); check NBI_SQLITE_PATH / --sqlite-path",
-            err=True,
-        )
-        raise typer.Exit(1)
+        fail(f"no store at {path} ({what}); check NBI_SQLITE_PATH / --sqlite-path", 1)
 
 
 def redact_url(url: str) -> str:
@@ -213,5 +213,4 @@ def store_errors(settings: Settings, code: int = 1) -> Iterator[None]:
         line = describe_store_error(exc, settings)
         if line is None:
             raise
-        typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(code) from None
+        fail(line, code)

@@ -21,6 +21,7 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
     from service.cli_common import (
         check_bind,
         check_startup,
+        fail,
         load_settings,
         private_files,
         store_errors,
@@ -57,7 +58,7 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
         )
     except InvalidInputError as exc:
         store.close()
-        _usage(str(exc))
+        fail(str(exc))
 
     def candidate_published(snapshot: Any, _events: list[str]) -> None:
         # every snapshot is a candidate; auto/guardrail approval per NBI_MODEL_APPROVAL
@@ -76,11 +77,6 @@ def _build(overrides: dict[str, Any], config_kwargs: dict[str, Any]) -> tuple[An
 
 
 MAX_PORT = 65_535
-
-
-def _usage(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -134,8 +130,10 @@ def register(app: typer.Typer) -> None:
         """Consume the learning queue, update the policy and publish model snapshots."""
         import math
 
+        from service.cli_common import fail
+
         if not (math.isfinite(snapshot_seconds) and snapshot_seconds > 0):
-            _usage(f"--snapshot-seconds must be a number of seconds > 0, got {snapshot_seconds}")
+            fail(f"--snapshot-seconds must be a number of seconds > 0, got {snapshot_seconds}")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         overrides = {
             "store": store,
@@ -181,9 +179,11 @@ def _serve_metrics(worker: Any, backend: Any, port: int, host: str) -> None:
     ``error:`` line (exit 2), the store closed."""
     from prometheus_client import start_http_server
 
+    from service.cli_common import fail
+
     try:
         start_http_server(port, addr=host, registry=worker.metrics.registry)
     except OSError as exc:
         backend.close()
         reason = exc.strerror or str(exc) or type(exc).__name__
-        _usage(f"cannot serve /metrics on {host}:{port} (--metrics-port/--metrics-host): {reason}")
+        fail(f"cannot serve /metrics on {host}:{port} (--metrics-port/--metrics-host): {reason}")

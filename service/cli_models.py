@@ -106,19 +106,15 @@ def _audit(
         trail.close()
 
 
-def _refuse(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
 def _check_output(path: Path, option: str) -> None:
     """Exit 1 with one line if ``path`` cannot be written (before any work is done)."""
     from offline_eval.cli import check_output
+    from service.cli_common import fail
 
     try:
         check_output(path, option)
     except ValueError as exc:
-        _refuse(str(exc))
+        fail(str(exc), 1)
 
 
 def _mark(state: LifecycleState, version: str) -> str:
@@ -318,15 +314,16 @@ def _register_card(models: typer.Typer) -> None:
     ) -> None:
         """Model card of a version: data window, features with their importance, exploration,
         off-policy comparison, fairness audit and known limits, as Markdown or HTML."""
+        from service.cli_common import fail
         from service.model_card import build_card
         from service.model_card_render import card_format, write_card
 
         if fmt is not None and fmt.lower() not in ("markdown", "md", "html"):
-            _refuse(f"--format must be markdown or html, got {fmt!r}")
+            fail(f"--format must be markdown or html, got {fmt!r}", 1)
         try:
             card_format(out, fmt)  # a bad format fails before the work
         except ValueError as exc:
-            _refuse(f"--out: {exc}")
+            fail(f"--out: {exc}", 1)
         _check_output(out, "--out")
 
         def action(backend: LifecycleStore, settings: Settings, catalog: Catalog) -> None:

@@ -104,15 +104,16 @@ def _check_listen(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
             probe.bind(address)
     except OSError as exc:
+        from service.cli_common import fail
+
         reason = exc.strerror or str(exc) or type(exc).__name__
-        typer.echo(f"error: cannot listen on {host}:{port} (--host/--port): {reason}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"cannot listen on {host}:{port} (--host/--port): {reason}")
 
 
 def _check_store(settings: Settings) -> None:
     """Open the configured store once before start-up: a SQLite path that cannot be created
     or is not a database, or a Redis that does not answer, is one ``error:`` line (exit 1)."""
-    from service.cli_common import redact_url, store_errors
+    from service.cli_common import fail, redact_url, store_errors
     from service.store.factory import make_store
 
     with store_errors(settings):
@@ -127,8 +128,7 @@ def _check_store(settings: Settings) -> None:
             if settings.store == "redis"
             else f"the SQLite store {settings.sqlite_path}"
         )
-        typer.echo(f"error: cannot reach {where}", err=True)
-        raise typer.Exit(1)
+        fail(f"cannot reach {where}", 1)
 
 
 def _multiprocess_metrics_dir() -> str | None:
